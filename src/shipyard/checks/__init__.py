@@ -1,0 +1,1 @@
+"""Checks that turn a model and data into evidence."""

@@ -1,0 +1,384 @@
+"""The command line: parse, call the Shipyard service, render. No rules live here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from shipyard.domain.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from shipyard.domain.entities import ModelVersion
+    from shipyard.service import Shipyard
+
+
+class _Group(TyperGroup):
+    """Renders every ShipyardError as one clear message and its exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ShipyardError as exc:
+            render_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+
+
+def render_error(exc: ShipyardError) -> None:
+    console = err_console()
+    console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+    if exc.hint:
+        console.print(exc.hint, highlight=False, soft_wrap=True)
+
+
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def out_console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Shipyard: governed, fast path from a trained model to production traffic.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+pipeline_app = typer.Typer(cls=_Group, help="The governed training pipeline.", no_args_is_help=True)
+models_app = typer.Typer(cls=_Group, help="Registered models and versions.", no_args_is_help=True)
+audit_app = typer.Typer(cls=_Group, help="The tamper-evident audit log.", no_args_is_help=True)
+db_app = typer.Typer(cls=_Group, help="Shipyard's store.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(models_app, name="models")
+app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+
+
+class _State:
+    def __init__(self, project: Path | None, actor: str | None) -> None:
+        self.project = project
+        self.actor = actor
+        self._service: Shipyard | None = None
+
+    def service(self) -> Shipyard:
+        if self._service is None:
+            from shipyard.service import Shipyard
+
+            self._service = Shipyard.open(self.project, actor=self.actor)
+        return self._service
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    project: Annotated[
+        Path | None, typer.Option("--project", "-C", help="Project folder (default: the nearest folder with shipyard.yaml).")
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Who is acting (default: $SHIPYARD_ACTOR, else the OS user).")
+    ] = None,
+) -> None:
+    import logging
+    import os
+
+    # MLflow and Alembic narrate at INFO; the CLI speaks for itself. (MLflow
+    # sets its own level when imported, from this variable.)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    state = _State(project, actor)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def _svc(ctx: typer.Context) -> Shipyard:
+    state: _State = ctx.obj
+    return state.service()
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _short(value: str | None, width: int = 12) -> str:
+    return value[:width] if value else "-"
+
+
+def _metric(version: ModelVersion, name: str) -> str:
+    value = version.metrics.get(name)
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+
+STAGE_STYLE = {"candidate": "cyan", "staging": "yellow", "production": "bold green", "archived": "dim", "rejected": "red"}
+
+
+# -- project ----------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
+) -> None:
+    """Scaffold a project: shipyard.yaml, train.py, a policy and the churn data."""
+    from shipyard.scaffold import init_project
+
+    root = init_project(directory, force=force)
+    out_console().print(
+        f"Created a Shipyard project in [bold]{root}[/]\nNext: [bold]cd {root} && shipyard pipeline run churn[/]"
+    )
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    directory: Annotated[Path | None, typer.Option("--dir", help="Folder for the demo project (default: a new temporary folder).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Reuse --dir even if it is not empty.")] = False,
+) -> None:
+    """Make a fresh project and run the governed loop on the churn example."""
+    from shipyard.demo import run_demo
+
+    state: _State = ctx.obj
+    ok = run_demo(directory, force=force, console=out_console(), actor=state.actor)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Migrate the store's schema to this version of Shipyard."""
+    from shipyard.store import database
+    from shipyard.store.repository import Store
+
+    service = _svc(ctx)
+    store = Store.open(service.settings.store_url, auto_migrate=True)
+    with database.translate_errors(store.url):
+        revision = database.current_revision(store.engine)
+    store.close()
+    out_console().print(f"Store {database.redact(store.url)} is at schema revision {revision}.")
+
+
+# -- pipeline ---------------------------------------------------------------------
+
+
+@contextmanager
+def rich_steps(console: Console) -> Iterator[Any]:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False) as bar:
+
+        @contextmanager
+        def step(name: str) -> Iterator[None]:
+            task = bar.add_task(name, total=1)
+            yield
+            bar.update(task, completed=1, description=f"[green]✓[/] {name}")
+
+        yield step
+
+
+@pipeline_app.command("run")
+def pipeline_run(ctx: typer.Context, model: str, as_json: JsonFlag = False) -> None:
+    """Train, evaluate, log and register a new candidate version of MODEL."""
+    service = _svc(ctx)
+    if as_json:
+        result = service.run_pipeline(model)
+        emit_json(result.to_dict())
+        return
+    console = out_console()
+    with rich_steps(err_console()) as step:
+        result = service.run_pipeline(model, progress=step)
+    v = result.version
+    metrics = "  ".join(f"{k}={val:.4f}" for k, val in result.metrics.items())
+    console.print(f"Registered [bold]{v.model}[/] version [bold]{v.version}[/] as [cyan]{v.stage.value}[/] (run {result.run_id})")
+    console.print(f"holdout ({result.rows_holdout} rows): {metrics}", highlight=False)
+
+
+# -- models -------------------------------------------------------------------------
+
+
+@models_app.command("list")
+def models_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Every model and its versions, with stages and key metrics."""
+    service = _svc(ctx)
+    models = service.models()
+    versions = service.versions()
+    if as_json:
+        emit_json(
+            {
+                "models": [
+                    {**m.to_dict(), "versions": [v.to_dict() for v in versions if v.model == m.name]} for m in models
+                ]
+            }
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title="Models")
+    for column in ("model", "version", "stage", "roc_auc", "accuracy", "data", "registered by", "registered at"):
+        table.add_column(column)
+    for v in versions:
+        style = STAGE_STYLE.get(v.stage.value, "")
+        table.add_row(
+            v.model, str(v.version), f"[{style}]{v.stage.value}[/]", _metric(v, "roc_auc"), _metric(v, "accuracy"),
+            _short(v.data_fingerprint), v.registered_by, v.registered_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console = out_console()
+    console.print(table if versions else "No model is registered yet; run `shipyard pipeline run MODEL`.")
+
+
+@models_app.command("show")
+def models_show(
+    ctx: typer.Context,
+    model: str,
+    version: Annotated[int | None, typer.Argument(help="Version number (default: the latest).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """One version: stage, metrics, data fingerprint, lineage and stage history."""
+    detail = _svc(ctx).describe(model, version)
+    if as_json:
+        emit_json(detail.to_dict())
+        return
+    from rich.table import Table
+
+    v = detail.version
+    console = out_console()
+    style = STAGE_STYLE.get(v.stage.value, "")
+    console.print(f"[bold]{v.model}[/] version [bold]{v.version}[/]: [{style}]{v.stage.value}[/]")
+    facts = Table(show_header=False, box=None)
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("aliases", ", ".join(detail.aliases) or "-")
+    facts.add_row("registered", f"{v.registered_at:%Y-%m-%d %H:%M:%S} by {v.registered_by}")
+    facts.add_row("run", v.run_id or "-")
+    facts.add_row("source", v.source)
+    facts.add_row("data", v.data_uri or "-")
+    facts.add_row("fingerprint", f"sha256:{v.data_fingerprint}" if v.data_fingerprint else "-")
+    facts.add_row("code commit", v.git_commit or "-")
+    for name, value in v.metrics.items():
+        facts.add_row(f"holdout {name}", f"{value:.4f}")
+    console.print(facts)
+    history = Table(title="Stage history")
+    for column in ("at", "from", "to", "actor", "reason"):
+        history.add_column(column)
+    for h in detail.history:
+        history.add_row(f"{h.at:%Y-%m-%d %H:%M:%S}", h.from_stage.value if h.from_stage else "-", h.to_stage.value, h.actor, h.reason)
+    console.print(history)
+
+
+@models_app.command("reconcile")
+def models_reconcile(ctx: typer.Context, model: Annotated[str | None, typer.Argument()] = None) -> None:
+    """Repair MLflow's aliases and stage tags from Shipyard's store."""
+    names = _svc(ctx).reconcile(model)
+    out_console().print(f"MLflow mirror matches the store for: {', '.join(names) or 'no models'}")
+
+
+# -- promote ------------------------------------------------------------------------
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    model: str,
+    version: int,
+    to: Annotated[str, typer.Option("--to", help="Target stage: staging, production, archived or rejected.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Move a version along candidate → staging → production → archived."""
+    outcome = _svc(ctx).promote(model, version, to, reason=reason)
+    if as_json:
+        emit_json(outcome.to_dict())
+        return
+    p = outcome.promotion
+    console = out_console()
+    console.print(f"{p.version.model} version {p.version.version}: {p.from_stage.value} → [bold]{p.version.stage.value}[/]")
+    for old in p.archived:
+        console.print(f"{old.model} version {old.version}: production → archived")
+    if not outcome.mirrored:
+        err_console().print(
+            f"[yellow]warning:[/] the store changed but MLflow's aliases did not: {outcome.mirror_error}\n"
+            "Run `shipyard models reconcile` to repair them."
+        )
+
+
+# -- audit --------------------------------------------------------------------------
+
+
+@audit_app.command("log")
+def audit_log(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option("--model", help="Only events about this model.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Every audited state change, oldest first."""
+    events = _svc(ctx).audit_log(model)
+    if as_json:
+        emit_json({"events": [e.to_dict() for e in events]})
+        return
+    from rich.table import Table
+
+    table = Table(title="Audit log")
+    for column in ("seq", "at", "actor", "action", "subject", "details"):
+        table.add_column(column, overflow="fold")
+    for e in events:
+        details = ", ".join(f"{k}={v}" for k, v in e.details.items() if v not in (None, {}, []) and k != "metrics")
+        table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject, details)
+    out_console().print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Check the hash chain; exit 1 naming the first bad event if it was tampered with."""
+    result = _svc(ctx).audit_verify()
+    if as_json:
+        emit_json(result.to_dict())
+    elif result.ok:
+        out_console().print(f"[green]audit chain verified[/]: {result.events} events, no gap, no edit")
+    else:
+        err_console().print(f"[bold red]audit chain broken at event {result.first_bad_seq}[/]: {result.problem}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", help="Export format.")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: standard output).")] = None,
+) -> None:
+    """Write every audit event, one JSON object per line."""
+    service = _svc(ctx)
+    if output is None:
+        service.audit_export(sys.stdout, fmt=fmt)
+        return
+    with output.open("w", encoding="utf-8") as handle:
+        count = service.audit_export(handle, fmt=fmt)
+    err_console().print(f"wrote {count} events to {output}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,188 @@
+"""shipyard.yaml and SHIPYARD_* environment variables → one typed settings object.
+
+Read once at start-up and passed down; nothing else reads os.environ.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shipyard.domain.errors import InvalidSpec, NotFound
+
+CONFIG_FILE = "shipyard.yaml"
+STATE_DIR = ".shipyard"
+METRICS = ("roc_auc", "accuracy", "f1", "log_loss", "brier")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSpec(_Spec):
+    url: str | None = None
+
+
+class MlflowSpec(_Spec):
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    experiment: str | None = None
+
+
+class DataSpec(_Spec):
+    path: str = Field(description="CSV or Parquet file, relative to the project folder")
+    target: str
+    time_column: str | None = None
+    id_column: str | None = None
+    features: list[str] | None = None
+    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    seed: int = 42
+
+
+class ModelSpec(_Spec):
+    owner: str
+    description: str = ""
+    risk_tier: Literal["low", "medium", "high"] = "medium"
+    train: str = Field(default="train.py:train", description="FILE.py:FUNCTION, relative to the project folder")
+    data: DataSpec
+    primary_metric: Literal["roc_auc", "accuracy", "f1", "log_loss", "brier"] = "roc_auc"
+    policy: str | None = None
+
+    @field_validator("train")
+    @classmethod
+    def _entrypoint(cls, value: str) -> str:
+        path, sep, func = value.rpartition(":")
+        if not sep or not path.endswith(".py") or not func.isidentifier():
+            raise ValueError("expected FILE.py:FUNCTION, e.g. train.py:train")
+        return value
+
+
+class ProjectSpec(_Spec):
+    project: str
+    store: StoreSpec = StoreSpec()
+    mlflow: MlflowSpec = MlflowSpec()
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    root: Path
+    spec: ProjectSpec
+    store_url: str
+    tracking_uri: str
+    registry_uri: str
+    experiment: str
+    actor: str
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    def model(self, name: str) -> ModelSpec:
+        try:
+            return self.spec.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.spec.models)) or "none"
+            raise NotFound(
+                f"model {name!r} is not declared in {self.root / CONFIG_FILE}",
+                hint=f"Declared models: {known}.",
+            ) from None
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.root / path
+
+
+def find_project(start: Path) -> Path:
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise NotFound(
+        f"no {CONFIG_FILE} in {start} or any folder above it",
+        hint="Run inside a Shipyard project, pass --project DIR, or create one with `shipyard init DIR`.",
+    )
+
+
+def load_spec(path: Path) -> ProjectSpec:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"{path} does not exist", hint="Create a project with `shipyard init DIR`.") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InvalidSpec(f"{path}{where}: not valid YAML ({problem})") from None
+    if not isinstance(raw, dict):
+        raise InvalidSpec(f"{path}: expected a mapping with keys project, store, mlflow, models; got {type(raw).__name__}")
+    try:
+        return ProjectSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidSpec(f"{path}: {format_validation_error(exc)}") from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        elif "input" in error and error["type"] not in ("missing",):
+            message = f"{message} (got {error['input']!r})"
+        problems.append(f"{key}: {message}")
+    return "; ".join(problems)
+
+
+def _sqlite_url(root: Path, url: str) -> str:
+    """Relative SQLite paths are relative to the project, not to the working directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(root / url[len(prefix):])
+    return url
+
+
+def default_actor(env: Mapping[str, str]) -> str:
+    if env.get("SHIPYARD_ACTOR"):
+        return env["SHIPYARD_ACTOR"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def load_settings(
+    project: Path | None = None,
+    *,
+    actor: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    env = os.environ if env is None else env
+    root = find_project(project or Path(env.get("SHIPYARD_PROJECT") or Path.cwd()))
+    spec = load_spec(root / CONFIG_FILE)
+    state = root / STATE_DIR
+    store_url = env.get("SHIPYARD_STORE_URL") or spec.store.url or f"sqlite:///{state / 'shipyard.db'}"
+    tracking = env.get("SHIPYARD_TRACKING_URI") or spec.mlflow.tracking_uri or f"sqlite:///{state / 'mlflow.db'}"
+    registry = env.get("SHIPYARD_REGISTRY_URI") or spec.mlflow.registry_uri or tracking
+    return Settings(
+        root=root,
+        spec=spec,
+        store_url=_sqlite_url(root, store_url),
+        tracking_uri=_sqlite_url(root, tracking),
+        registry_uri=_sqlite_url(root, registry),
+        experiment=spec.mlflow.experiment or spec.project,
+        actor=actor or default_actor(env),
+    )
+
+

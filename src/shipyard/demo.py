@@ -1,0 +1,146 @@
+"""`shipyard demo`: the governed loop on the bundled churn example, narrated with Rich."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shipyard.domain.errors import Conflict
+from shipyard.domain.stages import Stage
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from shipyard.service import Shipyard
+
+SCIENTIST = "dana.scientist"
+REVIEWER = "rui.reviewer"
+
+
+def run_demo(directory: Path | None, *, force: bool, console: Console, actor: str | None = None) -> bool:
+    """Run the demo; return whether the audit chain verified at the end."""
+    from shipyard.scaffold import commit_all, init_project
+    from shipyard.service import Shipyard
+
+    started = time.perf_counter()
+    root = Path(tempfile.mkdtemp(prefix="shipyard-demo-")) if directory is None else directory
+    root = init_project(root, force=force)
+    console.rule("[bold]Shipyard demo[/]: churn model, candidate → staging → production")
+    console.print(f"Project: [bold]{root}[/] (shipyard.yaml, train.py, policies/, data/churn.parquet)")
+
+    scientist = Shipyard.open(root, actor=actor or SCIENTIST)
+    reviewer = Shipyard.open(root, actor=actor or REVIEWER)
+    try:
+        first = _train(console, scientist, "1. Train on the first 30 months of customers")
+        _promote(console, reviewer, first, Stage.STAGING, "holdout metrics reviewed")
+        _refuse_skip(console, scientist, reviewer)
+        _promote(console, reviewer, first, Stage.PRODUCTION, "first churn model for the retention team")
+
+        console.print("\n[bold]2. A quarter of new customers arrives[/]; the data file and its fingerprint change")
+        _append_quarter(root / "data" / "churn.parquet")
+        commit_all(root, "Add Q3 2025 customers")
+        second = _train(console, scientist, "   Retrain through the same governed pipeline")
+        _promote(console, reviewer, second, Stage.STAGING, "retrained on fresher data")
+        _promote(console, reviewer, second, Stage.PRODUCTION, "fresher model, same pipeline")
+
+        _summary(console, scientist)
+        _champion_answers(console, scientist)
+        ok = _verify(console, scientist)
+    finally:
+        scientist.close()
+        reviewer.close()
+    console.print(f"\nDemo finished in {time.perf_counter() - started:.1f} s. Explore it: [bold]cd {root} && shipyard models list[/]")
+    return ok
+
+
+def _train(console: Console, service: Shipyard, title: str) -> int:
+    console.print(f"\n[bold]{title}[/] (actor {service.actor})")
+    from shipyard.cli import rich_steps
+
+    with rich_steps(console) as step:
+        result = service.run_pipeline("churn", progress=step)
+    m = result.metrics
+    console.print(
+        f"   churn v{result.version.version} registered as [cyan]candidate[/]: "
+        f"roc_auc {m['roc_auc']:.3f}, accuracy {m['accuracy']:.3f}, f1 {m['f1']:.3f} "
+        f"on the {result.rows_holdout} most recent customers",
+        highlight=False,
+    )
+    return result.version.version
+
+
+def _promote(console: Console, service: Shipyard, version: int, to: Stage, reason: str) -> None:
+    outcome = service.promote("churn", version, to, reason=reason)
+    p = outcome.promotion
+    archived = "".join(f"; v{old.version} production → archived" for old in p.archived)
+    console.print(f"   {service.actor}: churn v{version} {p.from_stage.value} → [bold]{to.value}[/]{archived}")
+
+
+def _refuse_skip(console: Console, scientist: Shipyard, service: Shipyard) -> None:
+    """Show the stage machine refusing a shortcut: a fresh candidate cannot jump to production."""
+    candidate = scientist.run_pipeline("churn")
+    try:
+        service.promote("churn", candidate.version.version, Stage.PRODUCTION, reason="skip the queue")
+    except Conflict as exc:
+        console.print(f"   [red]refused[/]: {exc.message}. {exc.hint}")
+    service.promote("churn", candidate.version.version, Stage.REJECTED, reason="duplicate of v1, trained on the same data")
+    console.print(f"   churn v{candidate.version.version} (same data as v1) → [red]rejected[/]")
+
+
+def _append_quarter(path: Path) -> None:
+    from datetime import date
+
+    import pandas as pd
+
+    from shipyard.examples.churn.generator import generate
+
+    current = pd.read_parquet(path)
+    fresh = generate(5_000, seed=8, start=date(2025, 7, 1), end=date(2025, 9, 30), id_offset=len(current))
+    pd.concat([current, fresh], ignore_index=True).to_parquet(path, index=False)
+
+
+def _summary(console: Console, service: Shipyard) -> None:
+    from rich.table import Table
+
+    table = Table(title="churn versions")
+    for column in ("version", "stage", "roc_auc", "accuracy", "data sha256", "registered by"):
+        table.add_column(column)
+    for v in service.versions("churn"):
+        table.add_row(
+            str(v.version), v.stage.value, f"{v.metrics['roc_auc']:.3f}", f"{v.metrics['accuracy']:.3f}",
+            (v.data_fingerprint or "-")[:12], v.registered_by,
+        )
+    console.print()
+    console.print(table)
+
+
+def _champion_answers(console: Console, service: Shipyard) -> None:
+    """Play a plain MLflow client: it finds the champion through the alias Shipyard maintains."""
+    import mlflow
+    import pandas as pd
+
+    from shipyard.examples.churn.generator import generate
+
+    mlflow.set_tracking_uri(service.settings.tracking_uri)
+    mlflow.set_registry_uri(service.settings.registry_uri)
+    champion = mlflow.pyfunc.load_model("models:/churn@production")
+    sample = generate(3, seed=99).drop(columns=["customer_id", "signup_date", "churned"])
+    predictions = champion.predict(pd.DataFrame(sample))
+    aliases = service.registry.aliases("churn")
+    console.print(
+        f"MLflow aliases: {', '.join(f'@{a} → v{v}' for a, v in sorted(aliases.items()))}; "
+        f"mlflow.pyfunc.load_model('models:/churn@production') predicts {[int(p) for p in predictions]} for 3 new customers",
+        highlight=False,
+    )
+
+
+def _verify(console: Console, service: Shipyard) -> bool:
+    result = service.audit_verify()
+    events = service.audit_log("churn")
+    if result.ok:
+        console.print(f"[green]audit verify: chain intact[/] ({result.events} events, e.g. #{events[-1].seq} {events[-1].action} by {events[-1].actor})")
+    else:
+        console.print(f"[red]audit verify failed at event {result.first_bad_seq}[/]: {result.problem}")
+    return result.ok

@@ -1,0 +1,1 @@
+"""Entities, the stage machine and errors: pure, no I/O."""

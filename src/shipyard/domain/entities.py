@@ -1,0 +1,115 @@
+"""Entities: frozen, typed, keyword-built, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shipyard.domain.stages import Stage
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Model:
+    name: str
+    owner: str
+    created_at: datetime
+    created_by: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "created_at": _iso(self.created_at)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelVersion:
+    model: str
+    version: int
+    stage: Stage
+    run_id: str | None
+    source: str
+    data_uri: str | None
+    data_fingerprint: str | None
+    git_commit: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    registered_by: str
+    registered_at: datetime
+    updated_at: datetime
+
+    @property
+    def subject(self) -> str:
+        return f"{self.model}/{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stage"] = self.stage.value
+        data["registered_at"] = _iso(self.registered_at)
+        data["updated_at"] = _iso(self.updated_at)
+        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageChange:
+    model: str
+    version: int
+    from_stage: Stage | None
+    to_stage: Stage
+    actor: str
+    reason: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "from_stage": self.from_stage.value if self.from_stage else None,
+            "to_stage": self.to_stage.value,
+            "actor": self.actor,
+            "reason": self.reason,
+            "at": _iso(self.at),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Promotion:
+    """What one promote call changed: the version moved and any version it displaced."""
+
+    version: ModelVersion
+    from_stage: Stage
+    archived: tuple[ModelVersion, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version.to_dict(),
+            "from_stage": self.from_stage.value,
+            "archived": [v.to_dict() for v in self.archived],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEvent:
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "at": _iso(self.at)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditVerification:
+    ok: bool
+    events: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,254 @@
+"""The MLflow facade: tracking runs, model files and the registry mirror.
+
+Wraps ``MlflowClient`` (never the fluent API, which keeps global state) and
+translates MLflow's errors into Shipyard's at this edge.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.domain.errors import BackendUnavailable, NotFound, ShipyardError
+from shipyard.domain.stages import Stage
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+STAGE_TAG = "shipyard.stage"
+MODEL_ARTIFACT = "model"
+# Aliases that follow the stage of a version; @challenger belongs to rollouts.
+STAGE_ALIASES: dict[str, Stage] = {"production": Stage.PRODUCTION, "champion": Stage.PRODUCTION, "staging": Stage.STAGING}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggedRun:
+    run_id: str
+    artifact_uri: str
+    model_source: str
+
+
+@contextmanager
+def translate_errors(what: str, uri: str) -> Iterator[None]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except ShipyardError:
+        raise
+    except MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        if code == "RESOURCE_DOES_NOT_EXIST":
+            raise NotFound(f"{what}: {exc.message}") from exc
+        raise BackendUnavailable(
+            f"{what} failed against MLflow at {uri}: {exc.message}",
+            hint="Check the MLflow tracking URI (SHIPYARD_TRACKING_URI or mlflow.tracking_uri in shipyard.yaml).",
+        ) from exc
+    except OSError as exc:
+        raise BackendUnavailable(f"{what} failed against MLflow at {uri}: {exc}") from exc
+
+
+class Registry:
+    def __init__(self, tracking_uri: str, registry_uri: str, artifact_root: Path | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri
+        self.artifact_root = artifact_root
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            with translate_errors("connecting", self.tracking_uri):
+                self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        return self._client
+
+    # -- tracking ---------------------------------------------------------------
+
+    def experiment_id(self, name: str) -> str:
+        with translate_errors(f"opening experiment {name!r}", self.tracking_uri):
+            found = self.client.get_experiment_by_name(name)
+            if found is not None:
+                return str(found.experiment_id)
+            location = self.artifact_root.resolve().as_uri() if self.artifact_root is not None else None
+            return str(self.client.create_experiment(name, artifact_location=location))
+
+    def start_run(self, experiment_id: str, *, run_name: str, tags: Mapping[str, str]) -> str:
+        with translate_errors("starting a run", self.tracking_uri):
+            run = self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+            return str(run.info.run_id)
+
+    def log_run_data(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.utils.time import get_current_time_millis
+
+        now = get_current_time_millis()
+        with translate_errors("logging run data", self.tracking_uri):
+            self.client.log_batch(
+                run_id,
+                metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+                params=[Param(key, _param_value(value)) for key, value in params.items()],
+                tags=[RunTag(key, value) for key, value in (tags or {}).items()],
+            )
+
+    def log_dataset(self, run_id: str, *, name: str, uri: str, digest: str, frame: pd.DataFrame, context: str) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        from mlflow.types.utils import _infer_schema
+
+        with _quiet_schema_hints():
+            schema = json.dumps({"mlflow_colspec": _infer_schema(frame.head(100)).to_dict()})
+        dataset = Dataset(
+            name=name,
+            digest=digest[:36],
+            source_type="local" if uri.startswith("file:") else "uri",
+            source=json.dumps({"uri": uri}),
+            schema=schema,
+            profile=json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}),
+        )
+        with translate_errors("logging the dataset", self.tracking_uri):
+            self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+
+    def log_sklearn_model(self, run_id: str, model: Any, *, example: pd.DataFrame) -> str:
+        """Save with skops, signature, input example and exact requirements; return the model's URI."""
+        import tempfile
+
+        import mlflow.sklearn
+        import skops.io
+        from mlflow.models import infer_signature
+
+        with _quiet_schema_hints():
+            signature = infer_signature(example, model.predict(example))
+        # The model was trained in this process a moment ago, so the types it is
+        # made of are trusted by construction; skops still refuses any others at load.
+        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+        with tempfile.TemporaryDirectory() as tmp, translate_errors("logging the model", self.tracking_uri):
+            path = Path(tmp) / MODEL_ARTIFACT
+            with _quiet_schema_hints():
+                mlflow.sklearn.save_model(
+                    model,
+                    str(path),
+                    signature=signature,
+                    input_example=example.head(5),
+                    serialization_format="skops",
+                    skops_trusted_types=trusted,
+                    pip_requirements=model_requirements(model),
+                )
+            self.client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
+            return f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+
+    def finish_run(self, run_id: str, *, failed: bool = False) -> None:
+        with translate_errors("closing the run", self.tracking_uri):
+            self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+
+    def run_summary(self, run_id: str) -> dict[str, Any]:
+        with translate_errors(f"reading run {run_id}", self.tracking_uri):
+            run = self.client.get_run(run_id)
+        return {
+            "run_id": run_id,
+            "experiment_id": run.info.experiment_id,
+            "status": run.info.status,
+            "artifact_uri": run.info.artifact_uri,
+            "params": dict(run.data.params),
+            "metrics": dict(run.data.metrics),
+        }
+
+    # -- registry ---------------------------------------------------------------
+
+    def register_version(
+        self, name: str, *, source: str, run_id: str, description: str, tags: Mapping[str, str]
+    ) -> int:
+        from mlflow.exceptions import MlflowException
+
+        with translate_errors(f"registering {name}", self.registry_uri):
+            try:
+                self.client.get_registered_model(name)
+            except MlflowException as exc:
+                if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                self.client.create_registered_model(name, description=description)
+            version = self.client.create_model_version(name, source, run_id=run_id, tags=dict(tags))
+            return int(version.version)
+
+    def mirror(self, name: str, stages: Mapping[int, Stage], changed: list[int] | None = None) -> None:
+        """Make MLflow's version tags and aliases say what the store says."""
+        with translate_errors(f"mirroring stages of {name}", self.registry_uri):
+            for version in stages if changed is None else changed:
+                self.client.set_model_version_tag(name, str(version), STAGE_TAG, stages[version].value)
+            current = self.client.get_registered_model(name).aliases or {}
+            for alias, stage in STAGE_ALIASES.items():
+                holders = [version for version, s in stages.items() if s is stage]
+                target = str(max(holders)) if holders else None
+                if target is not None and str(current.get(alias)) != target:
+                    self.client.set_registered_model_alias(name, alias, target)
+                elif target is None and alias in current:
+                    self.client.delete_registered_model_alias(name, alias)
+
+    def aliases(self, name: str) -> dict[str, int]:
+        with translate_errors(f"reading aliases of {name}", self.registry_uri):
+            return {alias: int(v) for alias, v in (self.client.get_registered_model(name).aliases or {}).items()}
+
+    def version_tags(self, name: str, version: int) -> dict[str, str]:
+        with translate_errors(f"reading {name}/{version}", self.registry_uri):
+            return dict(self.client.get_model_version(name, str(version)).tags)
+
+
+@contextmanager
+def _quiet_schema_hints() -> Iterator[None]:
+    # MLflow hints that integer columns cannot hold missing values; Shipyard's
+    # signature is inferred from real rows on purpose, so the hint is noise here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
+        yield
+
+
+def _param_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:6000]
+
+
+def model_requirements(model: Any) -> list[str]:
+    """Pin exactly the distributions whose classes the model is made of.
+
+    MLflow's own inference imports the model in a subprocess (≈5 s a model) and
+    also pins whatever else the process had imported; walking the pickle graph
+    is exact and takes milliseconds.
+    """
+    import importlib.metadata as md
+    import io
+
+    modules: set[str] = {"skops", "pandas", "numpy"}
+
+    class _Walker(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            owner = obj if isinstance(obj, type) else type(obj)
+            modules.add(owner.__module__.partition(".")[0])
+            return NotImplemented
+
+    _Walker(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL).dump(model)
+    by_module = md.packages_distributions()
+    pins: set[str] = {f"mlflow=={md.version('mlflow')}"}
+    for module in modules:
+        if module in sys.stdlib_module_names or module in ("builtins", "mlflow"):
+            continue
+        for dist in by_module.get(module, []):
+            try:
+                pins.add(f"{dist}=={md.version(dist)}")
+            except md.PackageNotFoundError:
+                continue
+    return sorted(pins, key=str.lower)

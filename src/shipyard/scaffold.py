@@ -1,0 +1,62 @@
+"""`shipyard init`: lay out a new project from the bundled churn example."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from shipyard.domain.errors import Conflict
+
+EXAMPLE = Path(__file__).parent / "examples" / "churn"
+
+
+def init_project(target: Path, *, force: bool = False, git: bool = True) -> Path:
+    """Write shipyard.yaml, train.py, the policy and the churn data into ``target``."""
+    target = target.resolve()
+    if target.exists() and any(target.iterdir()):
+        if not force:
+            raise Conflict(
+                f"{target} already exists and is not empty",
+                hint="Pick a new folder, or pass --force to overwrite Shipyard's files in it.",
+            )
+    template = EXAMPLE / "template"
+    target.mkdir(parents=True, exist_ok=True)
+    for source in template.rglob("*"):
+        if source.is_dir() or "__pycache__" in source.parts:
+            continue
+        relative = source.relative_to(template)
+        name = ".gitignore" if relative.as_posix() == "gitignore" else relative.as_posix()
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+    (target / "data").mkdir(exist_ok=True)
+    shutil.copyfile(EXAMPLE / "churn.parquet", target / "data" / "churn.parquet")
+    if git:
+        commit_all(target, "Start a Shipyard project from the churn example")
+    return target
+
+
+def commit_all(folder: Path, message: str) -> str | None:
+    """Commit everything in ``folder`` (initialising a repository); None when git is missing."""
+    if shutil.which("git") is None:
+        return None
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Shipyard",
+        "GIT_AUTHOR_EMAIL": "shipyard@localhost",
+        "GIT_COMMITTER_NAME": "Shipyard",
+        "GIT_COMMITTER_EMAIL": "shipyard@localhost",
+    }
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, env=env, check=False)
+
+    if not (folder / ".git").exists() and git("init", "-q", "-b", "main").returncode != 0:
+        return None
+    git("add", "-A")
+    if git("commit", "-q", "-m", message).returncode != 0:
+        return None
+    head = git("rev-parse", "HEAD")
+    return head.stdout.strip() if head.returncode == 0 else None

@@ -1,0 +1,1 @@
+"""Shipyard's own store: tables, migrations, repositories and the audit chain."""

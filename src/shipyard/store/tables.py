@@ -1,0 +1,145 @@
+"""Tables of Shipyard's store. Rows become entities through ``to_entity()``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shipyard.domain.entities import AuditEvent, Model, ModelVersion, StageChange
+from shipyard.domain.stages import Stage
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything Shipyard writes is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+    def to_entity(self) -> Model:
+        return Model(name=self.name, owner=self.owner, created_at=as_utc(self.created_at), created_by=self.created_by)
+
+
+class VersionRow(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_name", "version", name="uq_model_versions_model_version"),
+        # At most one champion per model, enforced by the database itself.
+        Index(
+            "uq_model_versions_one_production",
+            "model_name",
+            unique=True,
+            sqlite_where=text("stage = 'production'"),
+            postgresql_where=text("stage = 'production'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(200), ForeignKey("models.name"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(20))
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source: Mapped[str] = mapped_column(Text)
+    data_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    data_fingerprint: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    git_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    registered_by: Mapped[str] = mapped_column(String(200))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def to_entity(self) -> ModelVersion:
+        return ModelVersion(
+            model=self.model_name,
+            version=self.version,
+            stage=Stage(self.stage),
+            run_id=self.run_id,
+            source=self.source,
+            data_uri=self.data_uri,
+            data_fingerprint=self.data_fingerprint,
+            git_commit=self.git_commit,
+            metrics=dict(self.metrics or {}),
+            registered_by=self.registered_by,
+            registered_at=as_utc(self.registered_at),
+            updated_at=as_utc(self.updated_at),
+        )
+
+
+class StageChangeRow(Base):
+    __tablename__ = "stage_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    from_stage: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    to_stage: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def to_entity(self) -> StageChange:
+        return StageChange(
+            model=self.model_name,
+            version=self.version,
+            from_stage=Stage(self.from_stage) if self.from_stage else None,
+            to_stage=Stage(self.to_stage),
+            actor=self.actor,
+            reason=self.reason,
+            at=as_utc(self.at),
+        )
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    subject: Mapped[str] = mapped_column(String(300), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    def to_entity(self) -> AuditEvent:
+        return AuditEvent(
+            seq=self.seq,
+            at=as_utc(self.at),
+            actor=self.actor,
+            action=self.action,
+            subject=self.subject,
+            details=dict(self.details or {}),
+            prev_hash=self.prev_hash,
+            hash=self.hash,
+        )
+
+
+class AuditHeadRow(Base):
+    """One row: the chain's last sequence number and hash.
+
+    Every writing transaction locks it first, which serializes writers (so the
+    chain never forks) and lets ``verify`` notice events cut from the end.
+    """
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
