@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
-from shipyard.domain.errors import BackendUnavailable, InvalidSpec
+from shipyard.domain.errors import BackendUnavailable, Conflict, InvalidSpec
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -82,6 +82,9 @@ def translate_errors(url: str) -> Iterator[None]:
     """Turn driver and SQLAlchemy errors into BackendUnavailable naming the store."""
     try:
         yield
+    except IntegrityError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        raise Conflict(f"the change conflicts with what store {redact(url)} holds: {reason}") from exc
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
         raise BackendUnavailable(

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shipyard.domain.entities import AuditEvent, AuditVerification, Model, ModelVersion, Promotion, StageChange
@@ -62,8 +61,12 @@ class Store:
         """Connect, and migrate the embedded default (or refuse an out-of-date shared store)."""
         engine = database.make_engine(url)
         migrate = database.is_sqlite(url) if auto_migrate is None else auto_migrate
-        with database.translate_errors(url):
-            database.ensure_schema(engine, url, auto_migrate=migrate)
+        try:
+            with database.translate_errors(url):
+                database.ensure_schema(engine, url, auto_migrate=migrate)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine, url)
 
     def close(self) -> None:
@@ -103,50 +106,49 @@ class Store:
         metrics: dict[str, float],
         details: dict[str, Any] | None = None,
     ) -> ModelVersion:
-        try:
-            with self.write(actor) as tx:
-                if tx.session.get(ModelRow, model) is None:
-                    tx.session.add(ModelRow(name=model, owner=owner, created_at=tx.now, created_by=actor))
-                    tx.audit("model.created", model, {"owner": owner})
-                row = VersionRow(
-                    model_name=model,
-                    version=version,
-                    stage=Stage.CANDIDATE.value,
-                    run_id=run_id,
-                    source=source,
-                    data_uri=data_uri,
-                    data_fingerprint=data_fingerprint,
-                    git_commit=git_commit,
-                    metrics=metrics,
-                    registered_by=actor,
-                    registered_at=tx.now,
-                    updated_at=tx.now,
+        with self.write(actor) as tx:
+            if self._find_version(tx.session, model, version) is not None:
+                raise Conflict(f"version {model}/{version} is already registered in the store")
+            if tx.session.get(ModelRow, model) is None:
+                tx.session.add(ModelRow(name=model, owner=owner, created_at=tx.now, created_by=actor))
+                tx.audit("model.created", model, {"owner": owner})
+            row = VersionRow(
+                model_name=model,
+                version=version,
+                stage=Stage.CANDIDATE.value,
+                run_id=run_id,
+                source=source,
+                data_uri=data_uri,
+                data_fingerprint=data_fingerprint,
+                git_commit=git_commit,
+                metrics=metrics,
+                registered_by=actor,
+                registered_at=tx.now,
+                updated_at=tx.now,
+            )
+            tx.session.add(row)
+            tx.session.add(
+                StageChangeRow(
+                    model_name=model, version=version, from_stage=None, to_stage=Stage.CANDIDATE.value,
+                    actor=actor, reason="registered", at=tx.now,
                 )
-                tx.session.add(row)
-                tx.session.add(
-                    StageChangeRow(
-                        model_name=model, version=version, from_stage=None, to_stage=Stage.CANDIDATE.value,
-                        actor=actor, reason="registered", at=tx.now,
-                    )
-                )
-                tx.audit(
-                    "version.registered",
-                    f"{model}/{version}",
-                    {
-                        "stage": Stage.CANDIDATE.value,
-                        "run_id": run_id,
-                        "source": source,
-                        "data_uri": data_uri,
-                        "data_fingerprint": data_fingerprint,
-                        "git_commit": git_commit,
-                        "metrics": metrics,
-                        **(details or {}),
-                    },
-                )
-                tx.session.flush()
-                return row.to_entity()
-        except IntegrityError as exc:
-            raise Conflict(f"version {model}/{version} is already registered in the store") from exc
+            )
+            tx.audit(
+                "version.registered",
+                f"{model}/{version}",
+                {
+                    "stage": Stage.CANDIDATE.value,
+                    "run_id": run_id,
+                    "source": source,
+                    "data_uri": data_uri,
+                    "data_fingerprint": data_fingerprint,
+                    "git_commit": git_commit,
+                    "metrics": metrics,
+                    **(details or {}),
+                },
+            )
+            tx.session.flush()
+            return row.to_entity()
 
     def transition(self, *, actor: str, model: str, version: int, to: Stage, reason: str) -> Promotion:
         """Move a version along the stage machine; promoting to production archives the champion."""
@@ -180,10 +182,13 @@ class Store:
         )
         tx.audit("version.stage_changed", f"{row.model_name}/{row.version}", {"from": before, "to": to.value, "reason": reason})
 
+    @staticmethod
+    def _find_version(session: Session, model: str, version: int) -> VersionRow | None:
+        query = select(VersionRow).where(VersionRow.model_name == model, VersionRow.version == version)
+        return session.scalars(query).one_or_none()
+
     def _version_row(self, session: Session, model: str, version: int) -> VersionRow:
-        row = session.scalars(
-            select(VersionRow).where(VersionRow.model_name == model, VersionRow.version == version)
-        ).one_or_none()
+        row = self._find_version(session, model, version)
         if row is not None:
             return row
         if session.get(ModelRow, model) is None:
@@ -245,4 +250,7 @@ class Store:
         with self.read() as session:
             head = session.get(AuditHeadRow, 1)
             rows = session.scalars(select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=1000))
-            return verify_chain((row.to_entity() for row in rows), (head.seq, head.hash) if head is not None else None)
+            try:
+                return verify_chain((row.to_entity() for row in rows), (head.seq, head.hash) if head is not None else None)
+            finally:
+                rows.close()  # verification may stop early; release the server-side cursor now

@@ -1,0 +1,100 @@
+"""Shared fixtures: fresh stores on SQLite and a real PostgreSQL, and scaffolded projects."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shipyard.store.repository import Store
+
+# Where the test PostgreSQL is; CI starts it (see .ci/run). Each test gets a new database.
+PG_ADMIN_URL = os.environ.get("SHIPYARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _pg_admin_available() -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> str:
+    problem = _pg_admin_available()
+    if problem is not None:
+        message = f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {problem}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: PostgreSQL tests must run, not skip)")
+        pytest.skip(message)
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: str) -> Iterator[str]:
+    """A brand-new, empty PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"shipyard_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(postgres_admin).set(drivername="postgresql+psycopg", database=name)
+    yield url.render_as_string(hide_password=False)
+    with psycopg.connect(postgres_admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shipyard.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = Store.open(store_url, auto_migrate=True)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A freshly scaffolded churn project (no training yet)."""
+    from shipyard.scaffold import init_project
+
+    return init_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A churn project with two trained candidate versions, built once per session."""
+    from shipyard.scaffold import init_project
+    from shipyard.service import Shipyard
+
+    root = init_project(tmp_path_factory.mktemp("trained") / "project")
+    with Shipyard.open(root, actor="alice", env={}) as service:
+        service.run_pipeline("churn")
+        service.run_pipeline("churn")
+    return root
+
+
+@pytest.fixture
+def trained_project(trained_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained project: its stores can be changed freely.
+
+    MLflow records artifact locations as absolute paths, so the copy reads the
+    template's model files; tests never change those.
+    """
+    target = tmp_path / "trained"
+    shutil.copytree(trained_template, target)
+    return target

@@ -1,0 +1,112 @@
+"""The audit chain finds every kind of tampering, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from shipyard.domain.stages import Stage
+from shipyard.store.audit import GENESIS, event_hash
+from shipyard.store.repository import Store
+
+
+@pytest.fixture
+def chained(store: Store) -> Store:
+    """Five events: created, registered ×2, two stage changes."""
+    for version in (1, 2):
+        store.register_version(
+            actor="alice", model="churn", owner="o", version=version, source="s", run_id=None,
+            data_uri=None, data_fingerprint=None, git_commit=None, metrics={"roc_auc": 0.8},
+        )
+    store.transition(actor="bob", model="churn", version=1, to=Stage.STAGING, reason="ok")
+    store.transition(actor="bob", model="churn", version=1, to=Stage.PRODUCTION, reason="ok")
+    assert [e.seq for e in store.audit_events()] == [1, 2, 3, 4, 5]
+    return store
+
+
+def sql(store: Store, statement: str, **params: object) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def test_intact_chain_verifies(chained: Store) -> None:
+    result = chained.verify_audit()
+    assert result.ok and result.events == 5 and result.first_bad_seq is None
+
+
+def test_hashes_link_and_cover_content(chained: Store) -> None:
+    events = chained.audit_events()
+    assert events[0].prev_hash == GENESIS
+    for before, after in zip(events, events[1:]):
+        assert after.prev_hash == before.hash
+    third = events[2]
+    assert third.hash == event_hash(
+        seq=third.seq, at=third.at, actor=third.actor, action=third.action,
+        subject=third.subject, details=third.details, prev_hash=third.prev_hash,
+    )
+
+
+def test_edited_actor_is_named(chained: Store) -> None:
+    sql(chained, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 3")
+    result = chained.verify_audit()
+    assert not result.ok and result.first_bad_seq == 3
+    assert "edited" in (result.problem or "")
+
+
+def test_edited_details_are_named(chained: Store) -> None:
+    sql(chained, """UPDATE audit_events SET details = '{"from": "staging", "to": "production", "reason": "forged"}' WHERE seq = 5""")
+    result = chained.verify_audit()
+    assert (result.ok, result.first_bad_seq) == (False, 5)
+
+
+def test_edited_time_is_named(chained: Store) -> None:
+    sql(chained, "UPDATE audit_events SET at = :at WHERE seq = 2", at=datetime(2020, 1, 1, tzinfo=UTC))
+    assert chained.verify_audit().first_bad_seq == 2
+
+
+def test_deleted_event_is_named(chained: Store) -> None:
+    sql(chained, "DELETE FROM audit_events WHERE seq = 2")
+    result = chained.verify_audit()
+    assert (result.ok, result.first_bad_seq) == (False, 2)
+    assert "deleted" in (result.problem or "")
+
+
+def test_events_cut_from_the_end_are_found(chained: Store) -> None:
+    sql(chained, "DELETE FROM audit_events WHERE seq >= 4")
+    result = chained.verify_audit()
+    assert (result.ok, result.first_bad_seq) == (False, 4)
+
+
+def test_inserted_event_is_named(chained: Store) -> None:
+    # Make room after event 2 and forge an event there with a self-consistent hash.
+    sql(chained, "UPDATE audit_events SET seq = seq + 100 WHERE seq >= 3")
+    sql(chained, "UPDATE audit_events SET seq = seq - 99 WHERE seq >= 103")
+    events = chained.audit_events()
+    prev = events[1].hash
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    forged = event_hash(seq=3, at=at, actor="mallory", action="version.stage_changed", subject="churn/2", details={}, prev_hash=prev)
+    sql(
+        chained,
+        "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev_hash, hash) "
+        "VALUES (3, :at, 'mallory', 'version.stage_changed', 'churn/2', '{}', :prev, :hash)",
+        at=at, prev=prev, hash=forged,
+    )
+    result = chained.verify_audit()
+    assert not result.ok
+    assert result.first_bad_seq == 4  # the forged event links back, but the next one no longer does
+
+
+def test_reordered_events_are_named(chained: Store) -> None:
+    sql(chained, "UPDATE audit_events SET seq = 1000 WHERE seq = 3")
+    sql(chained, "UPDATE audit_events SET seq = 3 WHERE seq = 4")
+    sql(chained, "UPDATE audit_events SET seq = 4 WHERE seq = 1000")
+    result = chained.verify_audit()
+    assert (result.ok, result.first_bad_seq) == (False, 3)
+
+
+def test_chain_continues_after_verify(chained: Store) -> None:
+    chained.transition(actor="bob", model="churn", version=2, to=Stage.REJECTED, reason="worse")
+    result = chained.verify_audit()
+    assert result.ok and result.events == 6

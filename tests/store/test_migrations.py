@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+
+from shipyard.domain.errors import BackendUnavailable
+from shipyard.store import database
+from shipyard.store.repository import Store
+from shipyard.store.tables import Base
+
+
+def test_migrations_match_the_tables(store_url: str) -> None:
+    """What Alembic builds is exactly what the ORM expects (no drift between the two)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    engine = database.make_engine(store_url)
+    database.upgrade(engine)
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    engine.dispose()
+    assert diffs == []
+
+
+def test_upgrade_downgrade_upgrade(store_url: str) -> None:
+    engine = database.make_engine(store_url)
+    database.upgrade(engine)
+    assert database.current_revision(engine) == database.head_revision()
+    database.downgrade(engine, "base")
+    assert database.current_revision(engine) is None
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    database.upgrade(engine)
+    assert {"models", "model_versions", "stage_changes", "audit_events", "audit_head"} <= set(inspect(engine).get_table_names())
+    engine.dispose()
+
+
+def test_embedded_sqlite_is_migrated_on_open(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/fresh/shipyard.db"
+    store = Store.open(url)
+    assert database.current_revision(store.engine) == database.head_revision()
+    assert store.verify_audit().ok
+    store.close()
+
+
+def test_shared_store_out_of_date_is_refused_with_the_command(postgres_url: str) -> None:
+    with pytest.raises(BackendUnavailable) as caught:
+        Store.open(postgres_url)
+    assert "has no Shipyard schema" in caught.value.message
+    assert "shipyard db upgrade" in (caught.value.hint or "")
+    Store.open(postgres_url, auto_migrate=True).close()
+    Store.open(postgres_url).close()  # now current: opens without migrating
+
+
+def test_unreachable_store_names_url_and_reason() -> None:
+    with pytest.raises(BackendUnavailable) as caught:
+        Store.open("postgresql+psycopg://nobody:secret@127.0.0.1:1/shipyard")
+    message = caught.value.message
+    assert "127.0.0.1:1" in message and "secret" not in message
+    assert "failed:" in message
+
+
+def test_bad_store_url_is_a_spec_error() -> None:
+    from shipyard.domain.errors import InvalidSpec
+
+    with pytest.raises(InvalidSpec, match="not a database URL"):
+        Store.open("not a url")
