@@ -231,16 +231,23 @@ def models_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             }
         )
         return
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="Models")
-    for column in ("model", "version", "stage", "roc_auc", "accuracy", "data", "registered by", "registered at"):
-        table.add_column(column)
+    table = Table(title="Models", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    table.add_column("model", no_wrap=True)
+    table.add_column("v", justify="right")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("roc_auc", justify="right", no_wrap=True)
+    table.add_column("accuracy", justify="right", no_wrap=True)
+    table.add_column("data", no_wrap=True)
+    table.add_column("registered", no_wrap=True)
+    table.add_column("by", overflow="fold", min_width=12)
     for v in versions:
         style = STAGE_STYLE.get(v.stage.value, "")
         table.add_row(
             v.model, str(v.version), f"[{style}]{v.stage.value}[/]", _metric(v, "roc_auc"), _metric(v, "accuracy"),
-            _short(v.data_fingerprint), v.registered_by, v.registered_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _short(v.data_fingerprint, 8), f"{v.registered_at:%Y-%m-%d}", v.registered_by,
         )
     console = out_console()
     console.print(table if versions else "No model is registered yet; run `shipyard pipeline run MODEL`.")
@@ -337,13 +344,26 @@ def audit_log(
         return
     from rich.table import Table
 
-    table = Table(title="Audit log")
-    for column in ("seq", "at", "actor", "action", "subject", "details"):
-        table.add_column(column, overflow="fold")
+    from rich import box
+
+    table = Table(title="Audit log", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("seq", "at", "action", "subject"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("actor", overflow="fold")
+    table.add_column("details", overflow="fold", ratio=1)
     for e in events:
-        details = ", ".join(f"{k}={v}" for k, v in e.details.items() if v not in (None, {}, []) and k != "metrics")
-        table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject, details)
+        table.add_row(str(e.seq), f"{e.at:%m-%d %H:%M:%S}", e.action, e.subject, e.actor, _summarize(e.details))
     out_console().print(table)
+
+
+def _summarize(details: dict[str, Any]) -> str:
+    """The gist of an event's details for a table; --json and export carry all of it."""
+    if "from" in details and "to" in details:
+        return f"{details['from']} → {details['to']}: {details.get('reason', '')}"
+    if "run_id" in details:
+        parts = [("run", details.get("run_id")), ("data", details.get("data_fingerprint")), ("commit", details.get("git_commit"))]
+        return " ".join(f"{name} {str(value)[:8]}" for name, value in parts if value)
+    return ", ".join(f"{k}={v}" for k, v in details.items() if v not in (None, {}, []))
 
 
 @audit_app.command("verify")

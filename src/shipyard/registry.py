@@ -130,7 +130,7 @@ class Registry:
 
         import mlflow.sklearn
         import skops.io
-        from mlflow.models import infer_signature
+        from mlflow.models import Model, infer_signature
 
         with _quiet_schema_hints():
             signature = infer_signature(example, model.predict(example))
@@ -143,6 +143,7 @@ class Registry:
                 mlflow.sklearn.save_model(
                     model,
                     str(path),
+                    mlflow_model=Model(run_id=run_id, artifact_path=MODEL_ARTIFACT),
                     signature=signature,
                     input_example=example.head(5),
                     serialization_format="skops",

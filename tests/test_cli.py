@@ -1,0 +1,191 @@
+"""The command line: JSON for scripts, one clear message for every user error."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shipyard.cli import app
+
+SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> object:
+    result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return result
+
+
+def ok_json(*args: str, env: dict[str, str] | None = None) -> object:
+    result = run(*args, "--json", env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_init_scaffolds_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    target = tmp_path / "new"
+    result = run("init", str(target))
+    assert result.exit_code == 0, result.output
+    for name in ("shipyard.yaml", "train.py", "policies/churn.yaml", "data/churn.parquet", ".gitignore"):
+        assert (target / name).is_file(), name
+    again = run("init", str(target))
+    assert again.exit_code == 4
+    assert "already exists and is not empty" in again.stderr and "--force" in again.stderr
+    assert "Traceback" not in again.output
+
+
+def test_json_documents(trained_project: Path) -> None:
+    p = ["--project", str(trained_project), "--actor", "rui"]
+    listing = ok_json(*p, "models", "list")
+    [model] = listing["models"]
+    assert model["name"] == "churn" and [v["stage"] for v in model["versions"]] == ["candidate", "candidate"]
+    assert set(model["versions"][0]["metrics"]) == {"roc_auc", "accuracy", "f1", "log_loss", "brier"}
+
+    promoted = ok_json(*p, "promote", "churn", "1", "--to", "staging", "--reason", "reviewed")
+    assert promoted["version"]["stage"] == "staging" and promoted["from_stage"] == "candidate" and promoted["mirrored"]
+
+    shown = ok_json(*p, "models", "show", "churn", "1")
+    assert shown["stage"] == "staging" and shown["aliases"] == ["staging"]
+    assert shown["registered_by"] == "alice" and len(shown["data_fingerprint"]) == 64
+    assert [h["to_stage"] for h in shown["history"]] == ["candidate", "staging"]
+    latest = ok_json(*p, "models", "show", "churn")
+    assert latest["version"] == 2
+
+    log = ok_json(*p, "audit", "log", "--model", "churn")
+    assert log["events"][-1]["actor"] == "rui" and log["events"][-1]["details"]["reason"] == "reviewed"
+    assert ok_json(*p, "audit", "verify") == {"ok": True, "events": 4, "first_bad_seq": None, "problem": None}
+
+
+def test_human_output(trained_project: Path) -> None:
+    p = ["--project", str(trained_project)]
+    listing = run(*p, "models", "list")
+    assert listing.exit_code == 0 and "candidate" in listing.stdout
+    shown = run(*p, "models", "show", "churn", "2")
+    assert shown.exit_code == 0 and "holdout roc_auc" in shown.stdout
+    promoted = run(*p, "promote", "churn", "2", "--to", "staging", "--reason", "ok")
+    assert promoted.exit_code == 0 and "candidate → staging" in promoted.stdout
+    verified = run(*p, "audit", "verify")
+    assert verified.exit_code == 0 and "audit chain verified" in verified.stdout
+
+
+def test_actor_from_environment(trained_project: Path) -> None:
+    result = run("--project", str(trained_project), "promote", "churn", "1", "--to", "rejected", "--reason", "worse",
+                 env={"SHIPYARD_ACTOR": "env-actor"})
+    assert result.exit_code == 0, result.output
+    log = ok_json("--project", str(trained_project), "audit", "log")
+    assert log["events"][-1]["actor"] == "env-actor"
+
+
+def test_audit_export_jsonl(trained_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "audit.jsonl"
+    result = run("--project", str(trained_project), "audit", "export", "--format", "jsonl", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [e["seq"] for e in lines] == [1, 2, 3]
+    assert {"seq", "at", "actor", "action", "subject", "details", "prev_hash", "hash"} <= set(lines[0])
+    to_stdout = run("--project", str(trained_project), "audit", "export")
+    assert to_stdout.stdout.count("\n") == 3
+    bad = run("--project", str(trained_project), "audit", "export", "--format", "xml")
+    assert bad.exit_code == 2 and "expected jsonl" in bad.stderr
+
+
+def test_edited_audit_row_fails_verify_and_names_it(trained_project: Path) -> None:
+    with sqlite3.connect(trained_project / ".shipyard" / "shipyard.db") as conn:
+        conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
+    result = run("--project", str(trained_project), "audit", "verify")
+    assert result.exit_code == 1
+    assert "broken at event 2" in result.stderr and "edited" in result.stderr
+    as_json = run("--project", str(trained_project), "audit", "verify", "--json")
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["first_bad_seq"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [
+        (["models", "show", "fraud"], 3, "unknown model 'fraud'"),
+        (["models", "show", "churn", "7"], 3, "has no version 7"),
+        (["promote", "churn", "1", "--to", "production", "--reason", "x"], 4, "cannot move from candidate to production"),
+        (["promote", "churn", "1", "--to", "heaven", "--reason", "x"], 2, "unknown stage 'heaven'"),
+        (["pipeline", "run", "fraud"], 3, "model 'fraud' is not declared"),
+        (["audit", "log", "--model", "fraud"], 3, "unknown model 'fraud'"),
+    ],
+)
+def test_user_errors_are_one_message(trained_project: Path, args: list[str], code: int, expected: str) -> None:
+    result = run("--project", str(trained_project), *args)
+    assert result.exit_code == code, result.output
+    assert expected in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_malformed_config_is_named(trained_project: Path) -> None:
+    (trained_project / "shipyard.yaml").write_text("project: p\nmodels:\n  churn:\n    owner: x\n")
+    result = run("--project", str(trained_project), "models", "list")
+    assert result.exit_code == 2
+    assert "shipyard.yaml" in result.stderr and "models.churn.data: required key is missing" in result.stderr
+
+
+def test_unreachable_store_is_named(trained_project: Path) -> None:
+    env = {"SHIPYARD_STORE_URL": "postgresql+psycopg://shipyard:hunter2@127.0.0.1:1/nowhere"}
+    result = run("--project", str(trained_project), "models", "list", env=env)
+    assert result.exit_code == 6
+    assert "127.0.0.1:1/nowhere" in result.stderr and "hunter2" not in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_real_process_renders_errors_without_traceback(tmp_path: Path) -> None:
+    done = subprocess.run([SHIPYARD, "--project", str(tmp_path), "models", "list"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert "no shipyard.yaml" in done.stderr and "shipyard init" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_db_upgrade_on_a_shared_store(trained_project: Path, postgres_url: str) -> None:
+    env = {"SHIPYARD_STORE_URL": postgres_url}
+    refused = run("--project", str(trained_project), "models", "list", env=env)
+    assert refused.exit_code == 6 and "shipyard db upgrade" in refused.stderr
+    upgraded = run("--project", str(trained_project), "db", "upgrade", env=env)
+    assert upgraded.exit_code == 0 and "schema revision 0001" in upgraded.stdout
+    listing = run("--project", str(trained_project), "models", "list", "--json", env=env)
+    assert listing.exit_code == 0 and json.loads(listing.stdout) == {"models": []}
+
+
+def test_two_cli_processes_race_to_production_on_postgresql(trained_project: Path, postgres_url: str) -> None:
+    """Two real `shipyard promote` processes at once: one champion, a verified chain, MLflow agreeing."""
+    from shipyard.service import Shipyard
+
+    env = {**os.environ, "SHIPYARD_STORE_URL": postgres_url}
+    with Shipyard.open(trained_project, actor="setup", env={"SHIPYARD_STORE_URL": postgres_url}) as service:
+        from shipyard.store.repository import Store
+
+        Store.open(postgres_url, auto_migrate=True).close()
+        local = Store.open(f"sqlite:///{trained_project / '.shipyard' / 'shipyard.db'}")
+        for v in local.list_versions("churn"):  # the trained versions, now tracked by the shared store
+            service.store.register_version(
+                actor=v.registered_by, model="churn", owner="team", version=v.version, source=v.source, run_id=v.run_id,
+                data_uri=v.data_uri, data_fingerprint=v.data_fingerprint, git_commit=v.git_commit, metrics=v.metrics,
+            )
+            service.promote("churn", v.version, "staging", reason="ready")
+        local.close()
+
+        procs = [
+            subprocess.Popen(
+                [SHIPYARD, "--project", str(trained_project), "--actor", f"deployer{v}", "promote", "churn", str(v),
+                 "--to", "production", "--reason", "race", "--json"],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for v in (1, 2)
+        ]
+        outputs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        stages = {v.version: v.stage.value for v in service.store.list_versions("churn")}
+        assert sorted(stages.values()) == ["archived", "production"]
+        champion = next(v for v, s in stages.items() if s == "production")
+        assert service.audit_verify().ok
+        service.reconcile("churn")
+        assert service.registry.aliases("churn") == {"production": champion, "champion": champion}

@@ -1,0 +1,33 @@
+"""`shipyard demo` end to end, in a real process, on the embedded default."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
+
+
+def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    done = subprocess.run([SHIPYARD, "demo", "--dir", str(root)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = " ".join(done.stdout.split())
+    assert "churn v1 candidate → staging" in out
+    assert "churn v1 staging → production" in out
+    assert "refused: churn/2 cannot move from candidate to production" in out
+    assert "churn v3 staging → production; v1 production → archived" in out
+    assert "@production → v3" in out
+    assert "audit verify: chain intact" in out
+    assert "Traceback" not in done.stderr
+
+    listing = subprocess.run([SHIPYARD, "-C", str(root), "models", "list", "--json"], capture_output=True, text=True, check=True)
+    stages = {v["version"]: v["stage"] for v in json.loads(listing.stdout)["models"][0]["versions"]}
+    assert stages == {1: "archived", 2: "rejected", 3: "production"}
+    fingerprints = {v["data_fingerprint"] for v in json.loads(listing.stdout)["models"][0]["versions"]}
+    assert len(fingerprints) == 2  # new data arrived before v3
+
+    again = subprocess.run([SHIPYARD, "demo", "--dir", str(root)], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 4 and "--force" in again.stderr

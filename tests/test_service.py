@@ -1,0 +1,99 @@
+"""Promotion through the service: the store decides, MLflow mirrors it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shipyard.domain.errors import Conflict, InvalidSpec, NotFound
+from shipyard.domain.stages import Stage
+from shipyard.registry import Registry
+from shipyard.service import Shipyard
+
+
+def open_service(root: Path, actor: str = "rui", **env: str) -> Shipyard:
+    return Shipyard.open(root, actor=actor, env=dict(env))
+
+
+def test_promotions_are_mirrored_to_aliases_and_tags(trained_project: Path) -> None:
+    with open_service(trained_project) as service:
+        service.promote("churn", 1, "staging", reason="looks good")
+        assert service.registry.aliases("churn") == {"staging": 1}
+        service.promote("churn", 1, Stage.PRODUCTION, reason="ship it")
+        assert service.registry.aliases("churn") == {"production": 1, "champion": 1}
+        service.promote("churn", 2, "staging", reason="retrained")
+        outcome = service.promote("churn", 2, "production", reason="better")
+        assert outcome.mirrored and [v.version for v in outcome.promotion.archived] == [1]
+        assert service.registry.aliases("churn") == {"production": 2, "champion": 2}
+        assert service.registry.version_tags("churn", 1)["shipyard.stage"] == "archived"
+        assert service.registry.version_tags("churn", 2)["shipyard.stage"] == "production"
+        detail = service.describe("churn", 2)
+        assert detail.aliases == ["champion", "production"]
+        assert [h.to_stage for h in detail.history] == [Stage.CANDIDATE, Stage.STAGING, Stage.PRODUCTION]
+        assert detail.run is not None and detail.run["status"] == "FINISHED"
+
+
+def test_plain_mlflow_client_loads_the_champion_by_alias(trained_project: Path) -> None:
+    import mlflow
+
+    with open_service(trained_project) as service:
+        service.promote("churn", 2, "staging", reason="ok")
+        service.promote("churn", 2, "production", reason="ok")
+        uri = service.settings.tracking_uri
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        champion = mlflow.pyfunc.load_model("models:/churn@production")
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    assert champion.metadata.run_id == service.store.get_version("churn", 2).run_id
+
+
+def test_reason_is_required(trained_project: Path) -> None:
+    with open_service(trained_project) as service, pytest.raises(InvalidSpec, match="needs a reason"):
+        service.promote("churn", 1, "staging", reason="  ")
+
+
+def test_illegal_and_unknown_moves(trained_project: Path) -> None:
+    with open_service(trained_project) as service:
+        with pytest.raises(Conflict, match="cannot move from candidate to production"):
+            service.promote("churn", 1, "production", reason="skip")
+        with pytest.raises(NotFound, match="has no version 9"):
+            service.promote("churn", 9, "staging", reason="x")
+        with pytest.raises(InvalidSpec, match="unknown stage 'live'"):
+            service.promote("churn", 1, "live", reason="x")
+
+
+def test_mirror_failure_is_reported_and_reconcile_repairs_it(trained_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A registry that really cannot be reached: nothing listens on port 1.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    with open_service(trained_project) as service:
+        down = Registry("http://127.0.0.1:1", "http://127.0.0.1:1")
+        broken = Shipyard(service.settings, store=service.store, registry=down)
+        outcome = broken.promote("churn", 1, "staging", reason="while MLflow is down")
+        assert not outcome.mirrored and "127.0.0.1:1" in (outcome.mirror_error or "")
+        assert service.store.get_version("churn", 1).stage is Stage.STAGING  # the store is the truth
+        assert service.registry.aliases("churn") == {}
+        assert service.reconcile() == ["churn"]
+        assert service.registry.aliases("churn") == {"staging": 1}
+        assert service.registry.version_tags("churn", 1)["shipyard.stage"] == "staging"
+
+
+def test_actor_is_recorded_on_every_event(trained_project: Path) -> None:
+    with open_service(trained_project, actor="zoe") as service:
+        service.promote("churn", 1, "staging", reason="ok")
+        events = service.audit_log("churn")
+    assert events[-1].actor == "zoe"
+    assert {e.actor for e in events[:-1]} == {"alice"}
+
+
+def test_unknown_model_in_project(trained_project: Path) -> None:
+    with open_service(trained_project) as service:
+        with pytest.raises(NotFound, match="model 'fraud' is not declared"):
+            service.run_pipeline("fraud")
+        with pytest.raises(NotFound, match="unknown model 'fraud'"):
+            service.audit_log("fraud")
