@@ -65,8 +65,7 @@ def test_lower_layers_never_import_higher_ones(path: Path) -> None:
 def test_import_shipyard_and_cli_stay_light() -> None:
     """`shipyard --help` must not pay for mlflow, sklearn, pandas or SQLAlchemy."""
     code = (
-        "import sys, json; import shipyard.cli, shipyard.service; "
-        "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
+        "import sys, json; import shipyard.cli, shipyard.service; print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
     )
     loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout))
     heavy = {"mlflow", "sklearn", "pandas", "numpy", "scipy", "pyarrow", "skops", "alembic"}

@@ -75,8 +75,18 @@ def test_human_output(trained_project: Path) -> None:
 
 
 def test_actor_from_environment(trained_project: Path) -> None:
-    result = run("--project", str(trained_project), "promote", "churn", "1", "--to", "rejected", "--reason", "worse",
-                 env={"SHIPYARD_ACTOR": "env-actor"})
+    result = run(
+        "--project",
+        str(trained_project),
+        "promote",
+        "churn",
+        "1",
+        "--to",
+        "rejected",
+        "--reason",
+        "worse",
+        env={"SHIPYARD_ACTOR": "env-actor"},
+    )
     assert result.exit_code == 0, result.output
     log = ok_json("--project", str(trained_project), "audit", "log")
     assert log["events"][-1]["actor"] == "env-actor"
@@ -167,17 +177,41 @@ def test_two_cli_processes_race_to_production_on_postgresql(trained_project: Pat
         local = Store.open(f"sqlite:///{trained_project / '.shipyard' / 'shipyard.db'}")
         for v in local.list_versions("churn"):  # the trained versions, now tracked by the shared store
             service.store.register_version(
-                actor=v.registered_by, model="churn", owner="team", version=v.version, source=v.source, run_id=v.run_id,
-                data_uri=v.data_uri, data_fingerprint=v.data_fingerprint, git_commit=v.git_commit, metrics=v.metrics,
+                actor=v.registered_by,
+                model="churn",
+                owner="team",
+                version=v.version,
+                source=v.source,
+                run_id=v.run_id,
+                data_uri=v.data_uri,
+                data_fingerprint=v.data_fingerprint,
+                git_commit=v.git_commit,
+                metrics=v.metrics,
             )
             service.promote("churn", v.version, "staging", reason="ready")
         local.close()
 
         procs = [
             subprocess.Popen(
-                [SHIPYARD, "--project", str(trained_project), "--actor", f"deployer{v}", "promote", "churn", str(v),
-                 "--to", "production", "--reason", "race", "--json"],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                [
+                    SHIPYARD,
+                    "--project",
+                    str(trained_project),
+                    "--actor",
+                    f"deployer{v}",
+                    "promote",
+                    "churn",
+                    str(v),
+                    "--to",
+                    "production",
+                    "--reason",
+                    "race",
+                    "--json",
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for v in (1, 2)
         ]

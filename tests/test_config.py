@@ -60,7 +60,7 @@ def test_project_is_found_from_a_subfolder(tmp_path: Path) -> None:
 
 
 def test_no_project_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(NotFound, match="no shipyard.yaml") as caught:
+    with pytest.raises(NotFound, match=r"no shipyard\.yaml") as caught:
         load_settings(tmp_path, env={})
     assert "shipyard init" in (caught.value.hint or "")
 
@@ -72,7 +72,10 @@ def test_no_project_says_how_to_make_one(tmp_path: Path) -> None:
         ("- just\n- a list\n", "expected a mapping"),
         ("models: {}\n", "project: required key is missing"),
         (MINIMAL + "colour: blue\n", "colour: unknown key"),
-        (MINIMAL.replace("data: {path: data.parquet, target: y}", "data: {path: data.parquet}"), "models.churn.data.target: required key is missing"),
+        (
+            MINIMAL.replace("data: {path: data.parquet, target: y}", "data: {path: data.parquet}"),
+            "models.churn.data.target: required key is missing",
+        ),
         (MINIMAL.replace("target: y}", "target: y, holdout_fraction: 1.5}"), "models.churn.data.holdout_fraction"),
         (MINIMAL + "    train: train\n", "models.churn.train: Value error, expected FILE.py:FUNCTION"),
         (MINIMAL + "    risk_tier: extreme\n", "models.churn.risk_tier"),

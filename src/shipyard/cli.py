@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 class _Group(TyperGroup):
     """Renders every ShipyardError as one clear message and its exit code; never a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
         try:
             return super().invoke(ctx)
         except ShipyardError as exc:
@@ -144,15 +143,15 @@ def init(
     from shipyard.scaffold import init_project
 
     root = init_project(directory, force=force)
-    out_console().print(
-        f"Created a Shipyard project in [bold]{root}[/]\nNext: [bold]cd {root} && shipyard pipeline run churn[/]"
-    )
+    out_console().print(f"Created a Shipyard project in [bold]{root}[/]\nNext: [bold]cd {root} && shipyard pipeline run churn[/]")
 
 
 @app.command()
 def demo(
     ctx: typer.Context,
-    directory: Annotated[Path | None, typer.Option("--dir", help="Folder for the demo project (default: a new temporary folder).")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Folder for the demo project (default: a new temporary folder).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Reuse --dir even if it is not empty.")] = False,
 ) -> None:
     """Make a fresh project and run the governed loop on the churn example."""
@@ -185,7 +184,9 @@ def db_upgrade(ctx: typer.Context) -> None:
 def rich_steps(console: Console) -> Iterator[Any]:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False) as bar:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=False
+    ) as bar:
 
         @contextmanager
         def step(name: str) -> Iterator[None]:
@@ -223,13 +224,7 @@ def models_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     models = service.models()
     versions = service.versions()
     if as_json:
-        emit_json(
-            {
-                "models": [
-                    {**m.to_dict(), "versions": [v.to_dict() for v in versions if v.model == m.name]} for m in models
-                ]
-            }
-        )
+        emit_json({"models": [{**m.to_dict(), "versions": [v.to_dict() for v in versions if v.model == m.name]} for m in models]})
         return
     from rich import box
     from rich.table import Table
@@ -246,8 +241,14 @@ def models_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     for v in versions:
         style = STAGE_STYLE.get(v.stage.value, "")
         table.add_row(
-            v.model, str(v.version), f"[{style}]{v.stage.value}[/]", _metric(v, "roc_auc"), _metric(v, "accuracy"),
-            _short(v.data_fingerprint, 8), f"{v.registered_at:%Y-%m-%d}", v.registered_by,
+            v.model,
+            str(v.version),
+            f"[{style}]{v.stage.value}[/]",
+            _metric(v, "roc_auc"),
+            _metric(v, "accuracy"),
+            _short(v.data_fingerprint, 8),
+            f"{v.registered_at:%Y-%m-%d}",
+            v.registered_by,
         )
     console = out_console()
     console.print(table if versions else "No model is registered yet; run `shipyard pipeline run MODEL`.")
@@ -288,7 +289,9 @@ def models_show(
     for column in ("at", "from", "to", "actor", "reason"):
         history.add_column(column)
     for h in detail.history:
-        history.add_row(f"{h.at:%Y-%m-%d %H:%M:%S}", h.from_stage.value if h.from_stage else "-", h.to_stage.value, h.actor, h.reason)
+        history.add_row(
+            f"{h.at:%Y-%m-%d %H:%M:%S}", h.from_stage.value if h.from_stage else "-", h.to_stage.value, h.actor, h.reason
+        )
     console.print(history)
 
 
@@ -342,9 +345,8 @@ def audit_log(
     if as_json:
         emit_json({"events": [e.to_dict() for e in events]})
         return
-    from rich.table import Table
-
     from rich import box
+    from rich.table import Table
 
     table = Table(title="Audit log", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("seq", "at", "action", "subject"):

@@ -149,7 +149,7 @@ def _sqlite_url(root: Path, url: str) -> str:
     """Relative SQLite paths are relative to the project, not to the working directory."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        return prefix + str(root / url[len(prefix):])
+        return prefix + str(root / url[len(prefix) :])
     return url
 
 
@@ -184,5 +184,3 @@ def load_settings(
         experiment=spec.mlflow.experiment or spec.project,
         actor=actor or default_actor(env),
     )
-
-

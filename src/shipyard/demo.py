@@ -51,7 +51,9 @@ def run_demo(directory: Path | None, *, force: bool, console: Console, actor: st
     finally:
         scientist.close()
         reviewer.close()
-    console.print(f"\nDemo finished in {time.perf_counter() - started:.1f} s. Explore it: [bold]cd {root} && shipyard models list[/]")
+    console.print(
+        f"\nDemo finished in {time.perf_counter() - started:.1f} s. Explore it: [bold]cd {root} && shipyard models list[/]"
+    )
     return ok
 
 
@@ -109,8 +111,12 @@ def _summary(console: Console, service: Shipyard) -> None:
         table.add_column(column)
     for v in service.versions("churn"):
         table.add_row(
-            str(v.version), v.stage.value, f"{v.metrics['roc_auc']:.3f}", f"{v.metrics['accuracy']:.3f}",
-            (v.data_fingerprint or "-")[:12], v.registered_by,
+            str(v.version),
+            v.stage.value,
+            f"{v.metrics['roc_auc']:.3f}",
+            f"{v.metrics['accuracy']:.3f}",
+            (v.data_fingerprint or "-")[:12],
+            v.registered_by,
         )
     console.print()
     console.print(table)
@@ -140,7 +146,10 @@ def _verify(console: Console, service: Shipyard) -> bool:
     result = service.audit_verify()
     events = service.audit_log("churn")
     if result.ok:
-        console.print(f"[green]audit verify: chain intact[/] ({result.events} events, e.g. #{events[-1].seq} {events[-1].action} by {events[-1].actor})")
+        last = events[-1]
+        console.print(
+            f"[green]audit verify: chain intact[/] ({result.events} events, e.g. #{last.seq} {last.action} by {last.actor})"
+        )
     else:
         console.print(f"[red]audit verify failed at event {result.first_bad_seq}[/]: {result.problem}")
     return result.ok

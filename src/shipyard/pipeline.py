@@ -121,7 +121,7 @@ def split(spec: ModelSpec, frame: pd.DataFrame) -> Split:
     import numpy as np
 
     data = spec.data
-    n_holdout = max(1, int(round(len(frame) * data.holdout_fraction)))
+    n_holdout = max(1, round(len(frame) * data.holdout_fraction))
     if n_holdout >= len(frame):
         raise InvalidSpec(f"dataset has {len(frame)} rows; too few to hold out {data.holdout_fraction:.0%} and train")
     if data.time_column:
@@ -139,7 +139,7 @@ def check_binary_target(spec: ModelSpec, parts: Split) -> None:
     target = spec.data.target
     for name, part in (("training", parts.train), ("holdout", parts.holdout)):
         values = set(part[target].dropna().unique().tolist())
-        if not values <= {0, 1, True, False} or len(values) < 2:
+        if not values <= {0, 1} or len(values) < 2:
             raise InvalidSpec(
                 f"target {target!r} in the {name} rows has values {sorted(map(str, values))[:5]}; "
                 "expected both classes of a binary 0/1 label",
@@ -283,7 +283,12 @@ def run(
             data_fingerprint=dataset.fingerprint,
             git_commit=git.commit,
             metrics=metrics,
-            details={"git_dirty": git.dirty, "split": parts.method, "rows_train": len(parts.train), "rows_holdout": len(parts.holdout)},
+            details={
+                "git_dirty": git.dirty,
+                "split": parts.method,
+                "rows_train": len(parts.train),
+                "rows_holdout": len(parts.holdout),
+            },
         )
     return PipelineResult(
         version=version,
@@ -293,4 +298,3 @@ def run(
         rows_holdout=len(parts.holdout),
         seconds=time.perf_counter() - started,
     )
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import pickle
 import sys
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -96,9 +97,8 @@ class Registry:
         tags: Mapping[str, str] | None = None,
     ) -> None:
         from mlflow.entities import Metric, Param, RunTag
-        from mlflow.utils.time import get_current_time_millis
 
-        now = get_current_time_millis()
+        now = int(time.time() * 1000)
         with translate_errors("logging run data", self.tracking_uri):
             self.client.log_batch(
                 run_id,
@@ -171,9 +171,7 @@ class Registry:
 
     # -- registry ---------------------------------------------------------------
 
-    def register_version(
-        self, name: str, *, source: str, run_id: str, description: str, tags: Mapping[str, str]
-    ) -> int:
+    def register_version(self, name: str, *, source: str, run_id: str, description: str, tags: Mapping[str, str]) -> int:
         from mlflow.exceptions import MlflowException
 
         with translate_errors(f"registering {name}", self.registry_uri):

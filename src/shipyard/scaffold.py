@@ -15,12 +15,11 @@ EXAMPLE = Path(__file__).parent / "examples" / "churn"
 def init_project(target: Path, *, force: bool = False, git: bool = True) -> Path:
     """Write shipyard.yaml, train.py, the policy and the churn data into ``target``."""
     target = target.resolve()
-    if target.exists() and any(target.iterdir()):
-        if not force:
-            raise Conflict(
-                f"{target} already exists and is not empty",
-                hint="Pick a new folder, or pass --force to overwrite Shipyard's files in it.",
-            )
+    if target.exists() and any(target.iterdir()) and not force:
+        raise Conflict(
+            f"{target} already exists and is not empty",
+            hint="Pick a new folder, or pass --force to overwrite Shipyard's files in it.",
+        )
     template = EXAMPLE / "template"
     target.mkdir(parents=True, exist_ok=True)
     for source in template.rglob("*"):

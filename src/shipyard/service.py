@@ -89,7 +89,9 @@ class Shipyard:
             from shipyard.registry import Registry
 
             uri = self.settings.tracking_uri
-            artifacts = self.settings.state_dir / "artifacts" if uri.startswith(("sqlite:", "file:")) or "://" not in uri else None
+            artifacts = (
+                self.settings.state_dir / "artifacts" if uri.startswith(("sqlite:", "file:")) or "://" not in uri else None
+            )
             self._registry = Registry(uri, self.settings.registry_uri, artifact_root=artifacts)
         return self._registry
 
@@ -99,9 +101,7 @@ class Shipyard:
         from shipyard import pipeline
 
         self.settings.model(model)  # unknown model → NotFound before any heavy import
-        result = pipeline.run(
-            self.settings, self.store, self.registry, model, progress=progress or pipeline.no_progress
-        )
+        result = pipeline.run(self.settings, self.store, self.registry, model, progress=progress or pipeline.no_progress)
         self._mirror(model, changed=[result.version.version])
         return result
 
@@ -131,9 +131,7 @@ class Shipyard:
                 aliases = sorted(a for a, v in self.registry.aliases(model).items() if v == found.version)
             except ShipyardError as exc:
                 run = {"error": exc.message}
-        return VersionDetail(
-            version=found, history=self.store.stage_history(model, found.version), run=run, aliases=aliases
-        )
+        return VersionDetail(version=found, history=self.store.stage_history(model, found.version), run=run, aliases=aliases)
 
     # -- changing stage ---------------------------------------------------------
 

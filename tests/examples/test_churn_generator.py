@@ -15,8 +15,17 @@ def test_bundled_parquet_is_the_generator_output() -> None:
 def test_schema_and_seed() -> None:
     frame = generator.generate(500, seed=1)
     assert list(frame.columns) == [
-        "customer_id", "signup_date", "tenure_months", "contract_type", "monthly_charges", "payment_method",
-        "internet_service", "support_calls", "gender", "senior_citizen", "churned",
+        "customer_id",
+        "signup_date",
+        "tenure_months",
+        "contract_type",
+        "monthly_charges",
+        "payment_method",
+        "internet_service",
+        "support_calls",
+        "gender",
+        "senior_citizen",
+        "churned",
     ]
     assert frame["customer_id"].is_unique
     assert set(frame["churned"].unique()) == {0, 1}

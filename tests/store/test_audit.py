@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -17,8 +18,16 @@ def chained(store: Store) -> Store:
     """Five events: created, registered ×2, two stage changes."""
     for version in (1, 2):
         store.register_version(
-            actor="alice", model="churn", owner="o", version=version, source="s", run_id=None,
-            data_uri=None, data_fingerprint=None, git_commit=None, metrics={"roc_auc": 0.8},
+            actor="alice",
+            model="churn",
+            owner="o",
+            version=version,
+            source="s",
+            run_id=None,
+            data_uri=None,
+            data_fingerprint=None,
+            git_commit=None,
+            metrics={"roc_auc": 0.8},
         )
     store.transition(actor="bob", model="churn", version=1, to=Stage.STAGING, reason="ok")
     store.transition(actor="bob", model="churn", version=1, to=Stage.PRODUCTION, reason="ok")
@@ -39,12 +48,17 @@ def test_intact_chain_verifies(chained: Store) -> None:
 def test_hashes_link_and_cover_content(chained: Store) -> None:
     events = chained.audit_events()
     assert events[0].prev_hash == GENESIS
-    for before, after in zip(events, events[1:]):
+    for before, after in itertools.pairwise(events):
         assert after.prev_hash == before.hash
     third = events[2]
     assert third.hash == event_hash(
-        seq=third.seq, at=third.at, actor=third.actor, action=third.action,
-        subject=third.subject, details=third.details, prev_hash=third.prev_hash,
+        seq=third.seq,
+        at=third.at,
+        actor=third.actor,
+        action=third.action,
+        subject=third.subject,
+        details=third.details,
+        prev_hash=third.prev_hash,
     )
 
 
@@ -56,7 +70,10 @@ def test_edited_actor_is_named(chained: Store) -> None:
 
 
 def test_edited_details_are_named(chained: Store) -> None:
-    sql(chained, """UPDATE audit_events SET details = '{"from": "staging", "to": "production", "reason": "forged"}' WHERE seq = 5""")
+    sql(
+        chained,
+        """UPDATE audit_events SET details = '{"from": "staging", "to": "production", "reason": "forged"}' WHERE seq = 5""",
+    )
     result = chained.verify_audit()
     assert (result.ok, result.first_bad_seq) == (False, 5)
 
@@ -86,12 +103,16 @@ def test_inserted_event_is_named(chained: Store) -> None:
     events = chained.audit_events()
     prev = events[1].hash
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    forged = event_hash(seq=3, at=at, actor="mallory", action="version.stage_changed", subject="churn/2", details={}, prev_hash=prev)
+    forged = event_hash(
+        seq=3, at=at, actor="mallory", action="version.stage_changed", subject="churn/2", details={}, prev_hash=prev
+    )
     sql(
         chained,
         "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev_hash, hash) "
         "VALUES (3, :at, 'mallory', 'version.stage_changed', 'churn/2', '{}', :prev, :hash)",
-        at=at, prev=prev, hash=forged,
+        at=at,
+        prev=prev,
+        hash=forged,
     )
     result = chained.verify_audit()
     assert not result.ok

@@ -33,15 +33,23 @@ def test_racing_promotions_leave_one_champion_and_a_valid_chain(store: Store) ->
     versions = list(range(1, 2 * ROUNDS + 1))
     for v in versions:
         store.register_version(
-            actor="alice", model="churn", owner="o", version=v, source="s", run_id=None,
-            data_uri=None, data_fingerprint=None, git_commit=None, metrics={},
+            actor="alice",
+            model="churn",
+            owner="o",
+            version=v,
+            source="s",
+            run_id=None,
+            data_uri=None,
+            data_fingerprint=None,
+            git_commit=None,
+            metrics={},
         )
         store.transition(actor="alice", model="churn", version=v, to=Stage.STAGING, reason="ready")
 
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     for round_ in range(ROUNDS):
-        pair = versions[2 * round_: 2 * round_ + 2]
+        pair = versions[2 * round_ : 2 * round_ + 2]
         barrier = ctx.Barrier(len(pair))
         procs = [ctx.Process(target=_promote_at_barrier, args=(store.url, v, barrier, results)) for v in pair]
         for p in procs:
@@ -87,8 +95,16 @@ def _register_many(url: str, model: str, barrier: Any) -> None:
         barrier.wait(timeout=60)
         for v in range(1, 6):
             store.register_version(
-                actor=model, model=model, owner="o", version=v, source="s", run_id=None,
-                data_uri=None, data_fingerprint=None, git_commit=None, metrics={},
+                actor=model,
+                model=model,
+                owner="o",
+                version=v,
+                source="s",
+                run_id=None,
+                data_uri=None,
+                data_fingerprint=None,
+                git_commit=None,
+                metrics={},
             )
     finally:
         store.close()

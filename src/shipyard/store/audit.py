@@ -23,9 +23,7 @@ def canonical_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event_hash(
-    *, seq: int, at: datetime, actor: str, action: str, subject: str, details: dict[str, Any], prev_hash: str
-) -> str:
+def event_hash(*, seq: int, at: datetime, actor: str, action: str, subject: str, details: dict[str, Any], prev_hash: str) -> str:
     payload = {
         "seq": seq,
         "at": canonical_time(at),

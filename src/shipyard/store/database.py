@@ -89,7 +89,8 @@ def translate_errors(url: str) -> Iterator[None]:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
         raise BackendUnavailable(
             f"store {redact(url)} failed: {reason}",
-            hint="Check that the database is running and reachable, and the URL (SHIPYARD_STORE_URL or store.url in shipyard.yaml).",
+            hint="Check that the database is running and reachable, and the URL "
+            "(SHIPYARD_STORE_URL or store.url in shipyard.yaml).",
         ) from exc
     except SQLAlchemyError as exc:
         raise BackendUnavailable(f"store {redact(url)} failed: {exc}") from exc

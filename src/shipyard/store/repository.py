@@ -77,17 +77,19 @@ class Store:
     @contextmanager
     def write(self, actor: str) -> Iterator[Tx]:
         """One writing transaction: lock the audit head, do the change, audit it, commit."""
-        with database.translate_errors(self.url):
-            with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
-                with Session(bind=conn, expire_on_commit=False) as session, session.begin():
-                    head = session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
-                    yield Tx(session, head, actor)
+        with (
+            database.translate_errors(self.url),
+            self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
+            Session(bind=conn, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            head = session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
+            yield Tx(session, head, actor)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with database.translate_errors(self.url):
-            with Session(self.engine) as session:
-                yield session
+        with database.translate_errors(self.url), Session(self.engine) as session:
+            yield session
 
     # -- models and versions ------------------------------------------------
 
@@ -129,8 +131,13 @@ class Store:
             tx.session.add(row)
             tx.session.add(
                 StageChangeRow(
-                    model_name=model, version=version, from_stage=None, to_stage=Stage.CANDIDATE.value,
-                    actor=actor, reason="registered", at=tx.now,
+                    model_name=model,
+                    version=version,
+                    from_stage=None,
+                    to_stage=Stage.CANDIDATE.value,
+                    actor=actor,
+                    reason="registered",
+                    at=tx.now,
                 )
             )
             tx.audit(
@@ -176,8 +183,13 @@ class Store:
         row.updated_at = tx.now
         tx.session.add(
             StageChangeRow(
-                model_name=row.model_name, version=row.version, from_stage=before, to_stage=to.value,
-                actor=tx.actor, reason=reason, at=tx.now,
+                model_name=row.model_name,
+                version=row.version,
+                from_stage=before,
+                to_stage=to.value,
+                actor=tx.actor,
+                reason=reason,
+                at=tx.now,
             )
         )
         tx.audit("version.stage_changed", f"{row.model_name}/{row.version}", {"from": before, "to": to.value, "reason": reason})
@@ -193,7 +205,9 @@ class Store:
             return row
         if session.get(ModelRow, model) is None:
             raise NotFound(f"unknown model {model!r}", hint=self._known_models_hint(session))
-        known = session.scalars(select(VersionRow.version).where(VersionRow.model_name == model).order_by(VersionRow.version)).all()
+        known = session.scalars(
+            select(VersionRow.version).where(VersionRow.model_name == model).order_by(VersionRow.version)
+        ).all()
         raise NotFound(
             f"model {model!r} has no version {version}",
             hint=f"Known versions: {', '.join(map(str, known)) or 'none'}.",
