@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
+from factories import register
 from shipyard.domain.stages import Stage
 from shipyard.store.audit import GENESIS, event_hash
 from shipyard.store.repository import Store
@@ -17,18 +18,7 @@ from shipyard.store.repository import Store
 def chained(store: Store) -> Store:
     """Five events: created, registered ×2, two stage changes."""
     for version in (1, 2):
-        store.register_version(
-            actor="alice",
-            model="churn",
-            owner="o",
-            version=version,
-            source="s",
-            run_id=None,
-            data_uri=None,
-            data_fingerprint=None,
-            git_commit=None,
-            metrics={"roc_auc": 0.8},
-        )
+        register(store, version)
     store.transition(actor="bob", model="churn", version=1, to=Stage.STAGING, reason="ok")
     store.transition(actor="bob", model="churn", version=1, to=Stage.PRODUCTION, reason="ok")
     assert [e.seq for e in store.audit_events()] == [1, 2, 3, 4, 5]

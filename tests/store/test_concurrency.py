@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from factories import register
 from shipyard.domain.errors import Conflict
 from shipyard.domain.stages import Stage
 from shipyard.store.repository import Store
@@ -32,18 +33,7 @@ def _promote_at_barrier(url: str, version: int, barrier: Any, results: Any) -> N
 def test_racing_promotions_leave_one_champion_and_a_valid_chain(store: Store) -> None:
     versions = list(range(1, 2 * ROUNDS + 1))
     for v in versions:
-        store.register_version(
-            actor="alice",
-            model="churn",
-            owner="o",
-            version=v,
-            source="s",
-            run_id=None,
-            data_uri=None,
-            data_fingerprint=None,
-            git_commit=None,
-            metrics={},
-        )
+        register(store, v)
         store.transition(actor="alice", model="churn", version=v, to=Stage.STAGING, reason="ready")
 
     ctx = mp.get_context("spawn")
@@ -94,17 +84,6 @@ def _register_many(url: str, model: str, barrier: Any) -> None:
     try:
         barrier.wait(timeout=60)
         for v in range(1, 6):
-            store.register_version(
-                actor=model,
-                model=model,
-                owner="o",
-                version=v,
-                source="s",
-                run_id=None,
-                data_uri=None,
-                data_fingerprint=None,
-                git_commit=None,
-                metrics={},
-            )
+            register(store, v, model=model, actor=model)
     finally:
         store.close()

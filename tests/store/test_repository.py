@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from factories import register
 from shipyard.domain.errors import Conflict, NotFound
 from shipyard.domain.stages import Stage
 from shipyard.store.repository import Store
-
-
-def register(store: Store, version: int, model: str = "churn", actor: str = "alice", **extra: Any) -> None:
-    store.register_version(
-        actor=actor,
-        model=model,
-        owner="team@example.com",
-        version=version,
-        source=f"file:///artifacts/{version}/model",
-        run_id=f"run{version}",
-        data_uri="file:///data/churn.parquet",
-        data_fingerprint="ab" * 32,
-        git_commit="c0ffee",
-        metrics={"roc_auc": 0.8 + version / 100},
-        **extra,
-    )
 
 
 def to_production(store: Store, version: int, actor: str = "bob") -> None:
