@@ -217,6 +217,8 @@ def run(
         features = feature_columns(spec, dataset.frame, str(data_path))
         parts = split(spec, dataset.frame)
         check_binary_target(spec, parts)
+        # Reach MLflow before training, so an unreachable server fails fast.
+        experiment = registry.experiment_id(settings.experiment)
     with progress("train"):
         train = load_train_function(settings.root, spec.train)
         train_frame = parts.train[[*features, spec.data.target]].reset_index(drop=True)
@@ -235,7 +237,6 @@ def run(
 
     git = git_info(settings.root)
     with progress("log to MLflow"):
-        experiment = registry.experiment_id(settings.experiment)
         tags = {
             "shipyard.model": model_name,
             "shipyard.data.uri": dataset.uri,
