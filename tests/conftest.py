@@ -67,21 +67,55 @@ def store(store_url: str) -> Iterator[Store]:
     opened.close()
 
 
+# Who holds which role in test projects (the churn example's own people are replaced).
+PRINCIPALS = {
+    "alice": ["scientist", "deployer"],
+    "bob": ["scientist"],
+    "rui": ["deployer"],
+    "zoe": ["deployer"],
+    "vera": ["approver"],
+    "walt": ["approver"],
+    "ada": ["admin"],
+    "val": ["viewer"],
+}
+
+
+def declare_principals(root: Path, principals: dict[str, list[str]] | None) -> None:
+    """Rewrite the project's principals (None: no roles declared, every actor holds all but admin) and commit."""
+    import yaml
+
+    from shipyard.scaffold import commit_all
+
+    config = root / "shipyard.yaml"
+    data = yaml.safe_load(config.read_text())
+    if principals is None:
+        data.pop("principals", None)
+    else:
+        data["principals"] = principals
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    commit_all(root, "Declare test principals")
+
+
+def make_project(root: Path, example: str = "churn") -> Path:
+    from shipyard.scaffold import init_project
+
+    project = init_project(root, example=example)
+    declare_principals(project, PRINCIPALS)
+    return project
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A freshly scaffolded churn project (no training yet)."""
-    from shipyard.scaffold import init_project
-
-    return init_project(tmp_path / "project")
+    return make_project(tmp_path / "project")
 
 
 @pytest.fixture(scope="session")
 def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A churn project with two trained candidate versions, built once per session."""
-    from shipyard.scaffold import init_project
+    """A churn project with two trained candidate versions (by alice), built once per session."""
     from shipyard.service import Shipyard
 
-    root = init_project(tmp_path_factory.mktemp("trained") / "project")
+    root = make_project(tmp_path_factory.mktemp("trained") / "project")
     with Shipyard.open(root, actor="alice", env={}) as service:
         service.run_pipeline("churn")
         service.run_pipeline("churn")

@@ -20,6 +20,8 @@ LAYERS: dict[str, int] = {
     "store": 2,
     "registry": 3,
     "checks": 4,
+    "policy": 4,
+    "evidence": 4,
     "pipeline": 4,
     "scaffold": 4,
     "service": 5,

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shipyard.cli import app
+from shipyard.store.database import head_revision
 
 SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
 
@@ -58,18 +59,21 @@ def test_json_documents(trained_project: Path) -> None:
     assert latest["version"] == 2
 
     log = ok_json(*p, "audit", "log", "--model", "churn")
+    assert [e["action"] for e in log["events"][-2:]] == ["gate.evaluated", "version.stage_changed"]
     assert log["events"][-1]["actor"] == "rui" and log["events"][-1]["details"]["reason"] == "reviewed"
-    assert ok_json(*p, "audit", "verify") == {"ok": True, "events": 4, "first_bad_seq": None, "problem": None}
+    everything = ok_json(*p, "audit", "log")["events"]
+    assert ok_json(*p, "audit", "verify") == {"ok": True, "events": len(everything), "first_bad_seq": None, "problem": None}
 
 
 def test_human_output(trained_project: Path) -> None:
-    p = ["--project", str(trained_project)]
+    p = ["--project", str(trained_project), "--actor", "alice"]
     listing = run(*p, "models", "list")
     assert listing.exit_code == 0 and "candidate" in listing.stdout
     shown = run(*p, "models", "show", "churn", "2")
     assert shown.exit_code == 0 and "holdout roc_auc" in shown.stdout
     promoted = run(*p, "promote", "churn", "2", "--to", "staging", "--reason", "ok")
     assert promoted.exit_code == 0 and "candidate → staging" in promoted.stdout
+    assert "Gate staging for churn/2: passed" in " ".join(promoted.stdout.split())
     verified = run(*p, "audit", "verify")
     assert verified.exit_code == 0 and "audit chain verified" in verified.stdout
 
@@ -85,11 +89,11 @@ def test_actor_from_environment(trained_project: Path) -> None:
         "rejected",
         "--reason",
         "worse",
-        env={"SHIPYARD_ACTOR": "env-actor"},
+        env={"SHIPYARD_ACTOR": "zoe"},
     )
     assert result.exit_code == 0, result.output
     log = ok_json("--project", str(trained_project), "audit", "log")
-    assert log["events"][-1]["actor"] == "env-actor"
+    assert log["events"][-1]["actor"] == "zoe"
 
 
 def test_audit_export_jsonl(trained_project: Path, tmp_path: Path) -> None:
@@ -97,10 +101,10 @@ def test_audit_export_jsonl(trained_project: Path, tmp_path: Path) -> None:
     result = run("--project", str(trained_project), "audit", "export", "--format", "jsonl", "--output", str(out))
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [e["seq"] for e in lines] == [1, 2, 3]
+    assert [e["seq"] for e in lines] == list(range(1, len(lines) + 1)) and len(lines) >= 5
     assert {"seq", "at", "actor", "action", "subject", "details", "prev_hash", "hash"} <= set(lines[0])
     to_stdout = run("--project", str(trained_project), "audit", "export")
-    assert to_stdout.stdout.count("\n") == 3
+    assert to_stdout.stdout.count("\n") == len(lines)
     bad = run("--project", str(trained_project), "audit", "export", "--format", "xml")
     assert bad.exit_code == 2 and "expected jsonl" in bad.stderr
 
@@ -127,7 +131,7 @@ def test_edited_audit_row_fails_verify_and_names_it(trained_project: Path) -> No
     ],
 )
 def test_user_errors_are_one_message(trained_project: Path, args: list[str], code: int, expected: str) -> None:
-    result = run("--project", str(trained_project), *args)
+    result = run("--project", str(trained_project), "--actor", "alice", *args)
     assert result.exit_code == code, result.output
     assert expected in result.stderr
     assert "Traceback" not in result.output
@@ -159,8 +163,8 @@ def test_db_upgrade_on_a_shared_store(trained_project: Path, postgres_url: str) 
     env = {"SHIPYARD_STORE_URL": postgres_url}
     refused = run("--project", str(trained_project), "models", "list", env=env)
     assert refused.exit_code == 6 and "shipyard db upgrade" in refused.stderr
-    upgraded = run("--project", str(trained_project), "db", "upgrade", env=env)
-    assert upgraded.exit_code == 0 and "schema revision 0001" in upgraded.stdout
+    upgraded = run("--project", str(trained_project), "--actor", "rui", "db", "upgrade", env=env)
+    assert upgraded.exit_code == 0 and f"schema revision {head_revision()}" in upgraded.stdout
     listing = run("--project", str(trained_project), "models", "list", "--json", env=env)
     assert listing.exit_code == 0 and json.loads(listing.stdout) == {"models": []}
 
@@ -170,7 +174,7 @@ def test_two_cli_processes_race_to_production_on_postgresql(trained_project: Pat
     from shipyard.service import Shipyard
 
     env = {**os.environ, "SHIPYARD_STORE_URL": postgres_url}
-    with Shipyard.open(trained_project, actor="setup", env={"SHIPYARD_STORE_URL": postgres_url}) as service:
+    with Shipyard.open(trained_project, actor="alice", env={"SHIPYARD_STORE_URL": postgres_url}) as service:
         from shipyard.store.repository import Store
 
         Store.open(postgres_url, auto_migrate=True).close()
@@ -187,9 +191,14 @@ def test_two_cli_processes_race_to_production_on_postgresql(trained_project: Pat
                 data_fingerprint=v.data_fingerprint,
                 git_commit=v.git_commit,
                 metrics=v.metrics,
+                evidence=local.evidence("churn", v.version),
+                schema=local.reference_schema("churn"),
             )
             service.promote("churn", v.version, "staging", reason="ready")
         local.close()
+        with Shipyard.open(trained_project, actor="vera", env={"SHIPYARD_STORE_URL": postgres_url}) as approver:
+            for v in (1, 2):
+                approver.approve("churn", v, "production", comment="ok")
 
         procs = [
             subprocess.Popen(
@@ -198,7 +207,7 @@ def test_two_cli_processes_race_to_production_on_postgresql(trained_project: Pat
                     "--project",
                     str(trained_project),
                     "--actor",
-                    f"deployer{v}",
+                    actor,
                     "promote",
                     "churn",
                     str(v),
@@ -213,7 +222,7 @@ def test_two_cli_processes_race_to_production_on_postgresql(trained_project: Pat
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for v in (1, 2)
+            for v, actor in ((1, "rui"), (2, "zoe"))
         ]
         outputs = [p.communicate(timeout=120) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], outputs

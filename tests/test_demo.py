@@ -18,6 +18,12 @@ def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path) -> 
     assert "churn v1 candidate → staging" in out
     assert "churn v1 staging → production" in out
     assert "refused: churn/2 cannot move from candidate to production" in out
+    assert "Gate staging for churn/1: passed" in out
+    assert "blocked: ops.deployer → production: churn/1 may not enter production: 1 blocking rule failed" in out
+    assert "approvals (approver): observed 0; expected ≥ 1 approval by approver" in out
+    assert "refused: dana.scientist may not approve churn/1 for production" in out
+    assert "rui.reviewer (approver) approved churn v1 for production" in out
+    assert "Gate production for churn/3: passed" in out
     assert "churn v3 staging → production; v1 production → archived" in out
     assert "@production → v3" in out
     assert "audit verify: chain intact" in out

@@ -130,7 +130,7 @@ def test_bad_project_inputs_are_named(
     project: Path, file: str, old: str, new: str, error: type[Exception], expected: str
 ) -> None:
     _break(project, old, new, file)
-    with Shipyard.open(project, env={}) as service:
+    with Shipyard.open(project, actor="alice", env={}) as service:
         with pytest.raises(error) as caught:
             service.run_pipeline("churn")
         assert expected in str(caught.value)

@@ -16,13 +16,20 @@ def open_service(root: Path, actor: str = "rui", **env: str) -> Shipyard:
     return Shipyard.open(root, actor=actor, env=dict(env))
 
 
+def approve(root: Path, version: int, actor: str = "vera") -> None:
+    with open_service(root, actor=actor) as approver:
+        approver.approve("churn", version, "production", comment="reviewed")
+
+
 def test_promotions_are_mirrored_to_aliases_and_tags(trained_project: Path) -> None:
     with open_service(trained_project) as service:
         service.promote("churn", 1, "staging", reason="looks good")
         assert service.registry.aliases("churn") == {"staging": 1}
+        approve(trained_project, 1)
         service.promote("churn", 1, Stage.PRODUCTION, reason="ship it")
         assert service.registry.aliases("churn") == {"production": 1, "champion": 1}
         service.promote("churn", 2, "staging", reason="retrained")
+        approve(trained_project, 2)
         outcome = service.promote("churn", 2, "production", reason="better")
         assert outcome.mirrored and [v.version for v in outcome.promotion.archived] == [1]
         assert service.registry.aliases("churn") == {"production": 2, "champion": 2}
@@ -31,6 +38,10 @@ def test_promotions_are_mirrored_to_aliases_and_tags(trained_project: Path) -> N
         detail = service.describe("churn", 2)
         assert detail.aliases == ["champion", "production"]
         assert [h.to_stage for h in detail.history] == [Stage.CANDIDATE, Stage.STAGING, Stage.PRODUCTION]
+        assert [g["stage"] for g in detail.gate_reports] == ["staging", "production"]
+        assert all(g["passed"] for g in detail.gate_reports)
+        assert [a.actor for a in detail.approvals] == ["vera"]
+        assert detail.evidence is not None and detail.evidence["comparison"]["champion_version"] == 1
         assert detail.run is not None and detail.run["status"] == "FINISHED"
 
 
@@ -39,6 +50,7 @@ def test_plain_mlflow_client_loads_the_champion_by_alias(trained_project: Path) 
 
     with open_service(trained_project) as service:
         service.promote("churn", 2, "staging", reason="ok")
+        approve(trained_project, 2)
         service.promote("churn", 2, "production", reason="ok")
         uri = service.settings.tracking_uri
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
@@ -87,8 +99,8 @@ def test_actor_is_recorded_on_every_event(trained_project: Path) -> None:
     with open_service(trained_project, actor="zoe") as service:
         service.promote("churn", 1, "staging", reason="ok")
         events = service.audit_log("churn")
-    assert events[-1].actor == "zoe"
-    assert {e.actor for e in events[:-1]} == {"alice"}
+    assert [(e.action, e.actor) for e in events[-2:]] == [("gate.evaluated", "zoe"), ("version.stage_changed", "zoe")]
+    assert {e.actor for e in events[:-2]} == {"alice"}
 
 
 def test_unknown_model_in_project(trained_project: Path) -> None:

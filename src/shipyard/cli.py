@@ -62,10 +62,14 @@ pipeline_app = typer.Typer(cls=_Group, help="The governed training pipeline.", n
 models_app = typer.Typer(cls=_Group, help="Registered models and versions.", no_args_is_help=True)
 audit_app = typer.Typer(cls=_Group, help="The tamper-evident audit log.", no_args_is_help=True)
 db_app = typer.Typer(cls=_Group, help="Shipyard's store.", no_args_is_help=True)
+gate_app = typer.Typer(cls=_Group, help="Policy gates.", no_args_is_help=True)
+evidence_app = typer.Typer(cls=_Group, help="Evidence about versions.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
+app.add_typer(gate_app, name="gate")
+app.add_typer(evidence_app, name="evidence")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 
@@ -136,14 +140,22 @@ STAGE_STYLE = {"candidate": "cyan", "staging": "yellow", "production": "bold gre
 
 @app.command()
 def init(
+    ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
+    example: Annotated[str, typer.Option("--example", help="churn (synthetic) or arrests (real data, for fairness).")] = "churn",
 ) -> None:
-    """Scaffold a project: shipyard.yaml, train.py, a policy and the churn data."""
+    """Scaffold a project: shipyard.yaml, train.py, a policy and the example's data."""
+    from shipyard.config import default_actor
     from shipyard.scaffold import init_project
 
-    root = init_project(directory, force=force)
-    out_console().print(f"Created a Shipyard project in [bold]{root}[/]\nNext: [bold]cd {root} && shipyard pipeline run churn[/]")
+    state: _State = ctx.obj
+    actor = state.actor or default_actor()
+    root = init_project(directory, force=force, example=example, actor=actor)
+    out_console().print(
+        f"Created a Shipyard project in [bold]{root}[/] ({actor} is a scientist and deployer there)\n"
+        f"Next: [bold]cd {root} && shipyard pipeline run {example}[/]"
+    )
 
 
 @app.command()
@@ -157,8 +169,7 @@ def demo(
     """Make a fresh project and run the governed loop on the churn example."""
     from shipyard.demo import run_demo
 
-    state: _State = ctx.obj
-    ok = run_demo(directory, force=force, console=out_console(), actor=state.actor)
+    ok = run_demo(directory, force=force, console=out_console())
     if not ok:
         raise typer.Exit(1)
 
@@ -166,15 +177,11 @@ def demo(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Migrate the store's schema to this version of Shipyard."""
-    from shipyard.store import database
-    from shipyard.store.repository import Store
+    from shipyard.store.database import redact
 
     service = _svc(ctx)
-    store = Store.open(service.settings.store_url, auto_migrate=True)
-    with database.translate_errors(store.url):
-        revision = database.current_revision(store.engine)
-    store.close()
-    out_console().print(f"Store {database.redact(store.url)} is at schema revision {revision}.")
+    revision = service.upgrade_store()
+    out_console().print(f"Store {redact(service.settings.store_url)} is at schema revision {revision}.")
 
 
 # -- pipeline ---------------------------------------------------------------------
@@ -284,6 +291,8 @@ def models_show(
     facts.add_row("code commit", v.git_commit or "-")
     for name, value in v.metrics.items():
         facts.add_row(f"holdout {name}", f"{value:.4f}")
+    for label, text in evidence_lines(detail.evidence):
+        facts.add_row(label, text)
     console.print(facts)
     history = Table(title="Stage history")
     for column in ("at", "from", "to", "actor", "reason"):
@@ -293,6 +302,51 @@ def models_show(
             f"{h.at:%Y-%m-%d %H:%M:%S}", h.from_stage.value if h.from_stage else "-", h.to_stage.value, h.actor, h.reason
         )
     console.print(history)
+
+
+def evidence_lines(evidence: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A few lines that say what the evidence found; `evidence show` prints all of it."""
+    if not evidence:
+        return [("evidence", "none collected")]
+    lines = []
+    comparison = evidence.get("comparison")
+    if comparison:
+        boot = comparison["bootstrap"]
+        lines.append(
+            (
+                "vs champion",
+                f"v{comparison['champion_version']}: {comparison['metric']} {boot['improvement']:+.4f} "
+                f"(CI {boot['ci_low']:+.4f} … {boot['ci_high']:+.4f})",
+            )
+        )
+    for column, report in (evidence.get("fairness") or {}).items():
+        lines.append(
+            (
+                f"fairness {column}",
+                f"parity diff {report['demographic_parity_difference']:.4f}, "
+                f"equalized odds diff {report['equalized_odds_difference']:.4f}",
+            )
+        )
+    validation = evidence.get("data_validation") or {}
+    if validation:
+        lines.append(
+            (
+                "data validation",
+                "passed"
+                if validation.get("passed")
+                else f"{len(validation.get('violations', []))} violations, {validation.get('failing_rows', 0)} rows",
+            )
+        )
+    robustness = evidence.get("robustness") or {}
+    if robustness:
+        bad = [n for n, p in robustness.get("probes", {}).items() if not p.get("ok")]
+        lines.append(("robustness", "all probes passed" if not bad else f"failed: {', '.join(bad)}"))
+    lineage = evidence.get("lineage") or {}
+    if lineage:
+        lines.append(("trained by", str(lineage.get("trained_by"))))
+        lines.append(("work tree", {True: "clean", False: "uncommitted changes", None: "unknown"}[lineage.get("git_clean")]))
+    lines.append(("artifacts", ", ".join(evidence.get("artifacts", [])) or "-"))
+    return lines
 
 
 @models_app.command("reconcile")
@@ -312,16 +366,22 @@ def promote(
     version: int,
     to: Annotated[str, typer.Option("--to", help="Target stage: staging, production, archived or rejected.")],
     reason: Annotated[str, typer.Option("--reason", help="Why; kept in the audit log.")],
+    break_glass: Annotated[
+        bool, typer.Option("--break-glass", help="Admins only, where the policy allows: promote despite a blocked gate.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Move a version along candidate → staging → production → archived."""
-    outcome = _svc(ctx).promote(model, version, to, reason=reason)
+    """Move a version along candidate → staging → production → archived, through the target stage's gate."""
+    outcome = _svc(ctx).promote(model, version, to, reason=reason, break_glass=break_glass)
     if as_json:
         emit_json(outcome.to_dict())
         return
     p = outcome.promotion
     console = out_console()
-    console.print(f"{p.version.model} version {p.version.version}: {p.from_stage.value} → [bold]{p.version.stage.value}[/]")
+    if outcome.gate is not None:
+        print_gate(console, outcome.gate.to_dict())
+    flag = " [bold red](break-glass)[/]" if break_glass else ""
+    console.print(f"{p.version.model} version {p.version.version}: {p.from_stage.value} → [bold]{p.version.stage.value}[/]{flag}")
     for old in p.archived:
         console.print(f"{old.model} version {old.version}: production → archived")
     if not outcome.mirrored:
@@ -329,6 +389,106 @@ def promote(
             f"[yellow]warning:[/] the store changed but MLflow's aliases did not: {outcome.mirror_error}\n"
             "Run `shipyard models reconcile` to repair them."
         )
+
+
+# -- gates, approvals, evidence ----------------------------------------------------------
+
+OUTCOME_STYLE = {"passed": "green", "failed": "bold red", "warned": "yellow", "error": "bold red"}
+
+
+def print_gate(console: Console, report: dict[str, Any]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    verdict = "[green]passed[/]" if report["passed"] else "[bold red]blocked[/]"
+    title = f"Gate {report['stage']} for {report['model']}/{report['version']}: {verdict}"
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    table.add_column("rule", overflow="fold")
+    table.add_column("result", no_wrap=True)
+    table.add_column("observed", overflow="fold", ratio=2)
+    table.add_column("expected", overflow="fold", ratio=1)
+    table.add_column("message", overflow="fold", ratio=1)
+    for r in report["results"]:
+        style = OUTCOME_STYLE.get(r["outcome"], "")
+        table.add_row(r["name"], f"[{style}]{r['outcome']}[/]", str(r["observed"]), str(r["expected"]), r["message"] or "")
+    console.print(table if report["results"] else f"{title}: the policy has no rules for {report['stage']}")
+
+
+@gate_app.command("check")
+def gate_check(
+    ctx: typer.Context,
+    model: str,
+    version: int,
+    to: Annotated[str, typer.Option("--to", help="Stage whose gate to evaluate: staging or production.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Evaluate a gate without changing anything; exit 1 when it blocks."""
+    report = _svc(ctx).gate(model, version, to).to_dict()
+    if as_json:
+        emit_json(report)
+    else:
+        print_gate(out_console(), report)
+    if not report["passed"]:
+        raise typer.Exit(1)
+
+
+def _sign_off(ctx: typer.Context, model: str, version: int, to: str, comment: str, decision: str, as_json: bool) -> None:
+    approval = _svc(ctx).approve(model, version, to, comment=comment, decision=decision)
+    if as_json:
+        emit_json(approval.to_dict())
+        return
+    word = "approved" if decision == "approve" else "[red]rejected[/]"
+    out_console().print(f"{approval.actor} ({', '.join(approval.roles)}) {word} {model}/{version} for {approval.stage}")
+
+
+ToStage = Annotated[str, typer.Option("--to", help="The gated stage the sign-off is for: staging or production.")]
+Comment = Annotated[str, typer.Option("--comment", help="Kept in the audit log.")]
+
+
+@app.command()
+def approve(ctx: typer.Context, model: str, version: int, to: ToStage, comment: Comment = "", as_json: JsonFlag = False) -> None:
+    """Sign off a version for a stage (needs the role the policy asks for; not its registrant or trainer)."""
+    _sign_off(ctx, model, version, to, comment, "approve", as_json)
+
+
+@app.command()
+def reject(ctx: typer.Context, model: str, version: int, to: ToStage, comment: Comment = "", as_json: JsonFlag = False) -> None:
+    """Record a rejection: the approvals rule then blocks until that approver approves."""
+    _sign_off(ctx, model, version, to, comment, "reject", as_json)
+
+
+@app.command()
+def register(
+    ctx: typer.Context,
+    model: str,
+    run_id: Annotated[str, typer.Option("--run-id", help="The MLflow run that logged the model.")],
+    artifact_path: Annotated[str, typer.Option("--artifact-path", help="Where in the run the model is.")] = "model",
+    as_json: JsonFlag = False,
+) -> None:
+    """Adopt a model logged by an existing MLflow run as a governed candidate, with full evidence."""
+    service = _svc(ctx)
+    if as_json:
+        emit_json(service.register(model, run_id, artifact_path=artifact_path).to_dict())
+        return
+    with rich_steps(err_console()) as step:
+        result = service.register(model, run_id, artifact_path=artifact_path, progress=step)
+    v = result.version
+    out_console().print(
+        f"Registered [bold]{v.model}[/] version [bold]{v.version}[/] from run {run_id} as [cyan]{v.stage.value}[/]"
+    )
+
+
+@evidence_app.command("show")
+def evidence_show(ctx: typer.Context, model: str, version: int) -> None:
+    """Print a version's evidence as JSON."""
+    emit_json(_svc(ctx).evidence(model, version))
+
+
+@evidence_app.command("collect")
+def evidence_collect(ctx: typer.Context, model: str, version: int) -> None:
+    """Collect a version's evidence again (after a policy change, or against a new champion)."""
+    found = _svc(ctx).collect_evidence(model, version)
+    out_console().print(f"Collected evidence for {model}/{version}: {', '.join(sorted(found))}")
 
 
 # -- audit --------------------------------------------------------------------------

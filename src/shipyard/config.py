@@ -19,6 +19,8 @@ from shipyard.domain.errors import InvalidSpec, NotFound
 CONFIG_FILE = "shipyard.yaml"
 STATE_DIR = ".shipyard"
 METRICS = ("roc_auc", "accuracy", "f1", "log_loss", "brier")
+ROLES = ("viewer", "scientist", "approver", "deployer", "admin")
+Role = Literal["viewer", "scientist", "approver", "deployer", "admin"]
 
 
 class _Spec(BaseModel):
@@ -43,6 +45,9 @@ class DataSpec(_Spec):
     features: list[str] | None = None
     holdout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: int = 42
+    positive_label: str | int | bool | None = Field(
+        default=None, description="target value that counts as the positive class, when the target is not 0/1"
+    )
 
 
 class ModelSpec(_Spec):
@@ -68,6 +73,9 @@ class ProjectSpec(_Spec):
     store: StoreSpec = StoreSpec()
     mlflow: MlflowSpec = MlflowSpec()
     models: dict[str, ModelSpec] = Field(default_factory=dict)
+    principals: dict[str, list[Role]] | None = Field(
+        default=None, description="actor → roles; without it every actor holds every role but admin"
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,7 +161,9 @@ def _sqlite_url(root: Path, url: str) -> str:
     return url
 
 
-def default_actor(env: Mapping[str, str]) -> str:
+def default_actor(env: Mapping[str, str] | None = None) -> str:
+    """$SHIPYARD_ACTOR, else the OS user."""
+    env = os.environ if env is None else env
     if env.get("SHIPYARD_ACTOR"):
         return env["SHIPYARD_ACTOR"]
     try:

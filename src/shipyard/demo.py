@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.domain.errors import Conflict
+from shipyard.domain.errors import Conflict, GateBlocked, PermissionDenied
 from shipyard.domain.stages import Stage
 
 if TYPE_CHECKING:
@@ -17,9 +18,10 @@ if TYPE_CHECKING:
 
 SCIENTIST = "dana.scientist"
 REVIEWER = "rui.reviewer"
+DEPLOYER = "ops.deployer"
 
 
-def run_demo(directory: Path | None, *, force: bool, console: Console, actor: str | None = None) -> bool:
+def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
     """Run the demo; return whether the audit chain verified at the end."""
     from shipyard.scaffold import commit_all, init_project
     from shipyard.service import Shipyard
@@ -27,30 +29,36 @@ def run_demo(directory: Path | None, *, force: bool, console: Console, actor: st
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="shipyard-demo-")) if directory is None else directory
     root = init_project(root, force=force)
-    console.rule("[bold]Shipyard demo[/]: churn model, candidate → staging → production")
-    console.print(f"Project: [bold]{root}[/] (shipyard.yaml, train.py, policies/, data/churn.parquet)")
+    console.rule("[bold]Shipyard demo[/]: churn model, candidate → staging → production, through gates")
+    console.print(f"Project: [bold]{root}[/] (shipyard.yaml, train.py, policies/churn.yaml, data/churn.parquet)")
+    console.print(f"People: {SCIENTIST} (scientist), {REVIEWER} (approver), {DEPLOYER} (deployer)")
 
-    scientist = Shipyard.open(root, actor=actor or SCIENTIST)
-    reviewer = Shipyard.open(root, actor=actor or REVIEWER)
+    scientist = Shipyard.open(root, actor=SCIENTIST)
+    reviewer = Shipyard.open(root, actor=REVIEWER)
+    deployer = Shipyard.open(root, actor=DEPLOYER)
     try:
         first = _train(console, scientist, "1. Train on the first 30 months of customers")
-        _promote(console, reviewer, first, Stage.STAGING, "holdout metrics reviewed")
-        _refuse_skip(console, scientist, reviewer)
-        _promote(console, reviewer, first, Stage.PRODUCTION, "first churn model for the retention team")
+        _promote(console, scientist, first, Stage.STAGING, "holdout metrics reviewed")
+        _refuse_skip(console, scientist, deployer)
+        _blocked(console, deployer, first, Stage.PRODUCTION, "first churn model for the retention team")
+        _refused(console, lambda: scientist.approve("churn", first, Stage.PRODUCTION, comment="looks good to me"))
+        _approve(console, reviewer, first)
+        _promote(console, deployer, first, Stage.PRODUCTION, "first churn model for the retention team")
 
         console.print("\n[bold]2. A quarter of new customers arrives[/]; the data file and its fingerprint change")
         _append_quarter(root / "data" / "churn.parquet")
         commit_all(root, "Add Q3 2025 customers")
         second = _train(console, scientist, "   Retrain through the same governed pipeline")
-        _promote(console, reviewer, second, Stage.STAGING, "retrained on fresher data")
-        _promote(console, reviewer, second, Stage.PRODUCTION, "fresher model, same pipeline")
+        _promote(console, scientist, second, Stage.STAGING, "retrained on fresher data")
+        _approve(console, reviewer, second)
+        _promote(console, deployer, second, Stage.PRODUCTION, "fresher model, not worse than the champion")
 
         _summary(console, scientist)
         _champion_answers(console, scientist)
         ok = _verify(console, scientist)
     finally:
-        scientist.close()
-        reviewer.close()
+        for service in (scientist, reviewer, deployer):
+            service.close()
     console.print(
         f"\nDemo finished in {time.perf_counter() - started:.1f} s. Explore it: [bold]cd {root} && shipyard models list[/]"
     )
@@ -74,20 +82,48 @@ def _train(console: Console, service: Shipyard, title: str) -> int:
 
 
 def _promote(console: Console, service: Shipyard, version: int, to: Stage, reason: str) -> None:
+    from shipyard.cli import print_gate
+
     outcome = service.promote("churn", version, to, reason=reason)
     p = outcome.promotion
+    if outcome.gate is not None:
+        print_gate(console, outcome.gate.to_dict())
     archived = "".join(f"; v{old.version} production → archived" for old in p.archived)
     console.print(f"   {service.actor}: churn v{version} {p.from_stage.value} → [bold]{to.value}[/]{archived}")
 
 
-def _refuse_skip(console: Console, scientist: Shipyard, service: Shipyard) -> None:
+def _blocked(console: Console, service: Shipyard, version: int, to: Stage, reason: str) -> None:
+    try:
+        service.promote("churn", version, to, reason=reason)
+    except GateBlocked as exc:
+        console.print(f"   [bold red]blocked[/]: {service.actor} → {to.value}: {exc.message}")
+        console.print("   " + (exc.hint or "").replace("\n", "\n   "), highlight=False)
+        return
+    raise AssertionError("the demo expected this promotion to be blocked")
+
+
+def _refused(console: Console, action: Callable[[], object]) -> None:
+    try:
+        action()
+    except PermissionDenied as exc:
+        console.print(f"   [red]refused[/]: {exc.message}")
+        return
+    raise AssertionError("the demo expected this action to be refused")
+
+
+def _approve(console: Console, service: Shipyard, version: int) -> None:
+    approval = service.approve("churn", version, Stage.PRODUCTION, comment="evidence and model card reviewed")
+    console.print(f"   {approval.actor} ({', '.join(approval.roles)}) approved churn v{version} for production")
+
+
+def _refuse_skip(console: Console, scientist: Shipyard, deployer: Shipyard) -> None:
     """Show the stage machine refusing a shortcut: a fresh candidate cannot jump to production."""
     candidate = scientist.run_pipeline("churn")
     try:
-        service.promote("churn", candidate.version.version, Stage.PRODUCTION, reason="skip the queue")
+        deployer.promote("churn", candidate.version.version, Stage.PRODUCTION, reason="skip the queue")
     except Conflict as exc:
         console.print(f"   [red]refused[/]: {exc.message}. {exc.hint}")
-    service.promote("churn", candidate.version.version, Stage.REJECTED, reason="duplicate of v1, trained on the same data")
+    scientist.promote("churn", candidate.version.version, Stage.REJECTED, reason="duplicate of v1, trained on the same data")
     console.print(f"   churn v{candidate.version.version} (same data as v1) → [red]rejected[/]")
 
 

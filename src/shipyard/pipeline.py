@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import subprocess
 import sys
 import time
@@ -18,11 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.checks.evaluation import binary_metrics, positive_scores
+from shipyard import evidence as evidence_mod
 from shipyard.config import ModelSpec, Settings
 from shipyard.domain.entities import ModelVersion
 from shipyard.domain.errors import InvalidSpec, NotFound, ShipyardError
-from shipyard.registry import Registry
+from shipyard.evidence import Champion, Lineage
+from shipyard.policy.spec import EMPTY as EMPTY_POLICY
+from shipyard.policy.spec import Policy, load_policy
+from shipyard.registry import MODEL_ARTIFACT, Registry
 from shipyard.store.repository import Store
 
 if TYPE_CHECKING:
@@ -198,6 +202,160 @@ def _estimator_params(model: Any) -> dict[str, Any]:
     return dict(list(sorted(params.items()))[:90])
 
 
+def policy_for(settings: Settings, model_name: str) -> Policy:
+    spec = settings.model(model_name)
+    return load_policy(settings.resolve(spec.policy)) if spec.policy else EMPTY_POLICY
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    """The configured data, labelled and split: what training and every check see."""
+
+    dataset: Dataset
+    features: list[str]
+    parts: Split
+    path: Path
+
+
+def prepare(settings: Settings, spec: ModelSpec) -> Prepared:
+    data_path = settings.resolve(spec.data.path)
+    dataset = load_dataset(data_path)
+    features = feature_columns(spec, dataset.frame, str(data_path))
+    frame = dataset.frame
+    if spec.data.positive_label is not None:
+        frame = frame.copy()
+        frame[spec.data.target] = (frame[spec.data.target] == spec.data.positive_label).astype("int64")
+    parts = split(spec, frame)
+    check_binary_target(spec, parts)
+    return Prepared(
+        dataset=Dataset(frame=frame, uri=dataset.uri, fingerprint=dataset.fingerprint),
+        features=features,
+        parts=parts,
+        path=data_path,
+    )
+
+
+def current_champion(store: Store, registry: Registry, model_name: str, *, excluding: int | None = None) -> Champion | None:
+    from shipyard.domain.stages import Stage
+
+    try:
+        versions = store.list_versions(model_name)
+    except NotFound:
+        return None
+    for version in versions:
+        if version.stage is Stage.PRODUCTION and version.version != excluding:
+            return Champion(version=version.version, model=registry.load_sklearn(version.source))
+    return None
+
+
+def gather_evidence(
+    settings: Settings,
+    store: Store,
+    registry: Registry,
+    model_name: str,
+    *,
+    model: Any,
+    prepared: Prepared,
+    lineage: Lineage,
+    version: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Evidence for a model on the configured data, and the reference schema it was validated against."""
+    from shipyard.checks import data
+
+    spec = settings.model(model_name)
+    schema = store.reference_schema(model_name) if _model_known(store, model_name) else None
+    if schema is None:
+        schema = data.infer_schema(prepared.dataset.frame, id_column=spec.data.id_column)
+    parts = prepared.parts
+    full = prepared.dataset.frame
+    found = evidence_mod.collect(
+        model=model,
+        spec=spec,
+        policy=policy_for(settings, model_name),
+        frame=full.drop(columns=[spec.data.target]),
+        holdout=parts.holdout,
+        features=prepared.features,
+        target=full[spec.data.target],
+        holdout_target=parts.holdout[spec.data.target],
+        schema=schema,
+        lineage=lineage,
+        champion=current_champion(store, registry, model_name, excluding=version),
+        split_method=parts.method,
+        train_rows=len(parts.train),
+    )
+    return found, schema
+
+
+def _model_known(store: Store, model_name: str) -> bool:
+    try:
+        store.get_model(model_name)
+    except NotFound:
+        return False
+    return True
+
+
+def log_governance_artifacts(
+    settings: Settings, registry: Registry, model_name: str, run_id: str, evidence: dict[str, Any], schema: dict[str, Any]
+) -> list[str]:
+    """Model card, lineage, reference schema and evidence next to the model; returns the run's artifact names."""
+    from shipyard.checks import modelcard
+
+    spec = settings.model(model_name)
+    registry.log_text(run_id, modelcard.render(model_name, spec, evidence), "model_card.md")
+    registry.log_text(run_id, json.dumps(evidence["lineage"], indent=2, sort_keys=True), "lineage.json")
+    registry.log_text(run_id, json.dumps(schema, indent=2, sort_keys=True), "data_schema.json")
+    registry.log_text(run_id, json.dumps(evidence, indent=2, sort_keys=True, default=str), "evidence.json")
+    names = set(registry.artifact_names(run_id))
+    model_dir = set(registry.artifact_names(run_id, MODEL_ARTIFACT)) if MODEL_ARTIFACT in names else set()
+    return sorted(names | model_dir)
+
+
+def _register(
+    settings: Settings,
+    store: Store,
+    registry: Registry,
+    model_name: str,
+    *,
+    source: str,
+    run_id: str,
+    prepared: Prepared,
+    evidence: dict[str, Any],
+    schema: dict[str, Any],
+    git: GitInfo,
+    how: str,
+) -> ModelVersion:
+    spec = settings.model(model_name)
+    actor = settings.actor
+    number = registry.register_version(
+        model_name,
+        source=source,
+        run_id=run_id,
+        description=spec.description,
+        tags={"shipyard.registered_by": actor, "shipyard.data.fingerprint": prepared.dataset.fingerprint},
+    )
+    return store.register_version(
+        actor=actor,
+        model=model_name,
+        owner=spec.owner,
+        version=number,
+        source=source,
+        run_id=run_id,
+        data_uri=prepared.dataset.uri,
+        data_fingerprint=prepared.dataset.fingerprint,
+        git_commit=git.commit,
+        metrics=evidence["metrics"]["holdout"],
+        details={
+            "how": how,
+            "git_dirty": git.dirty,
+            "split": prepared.parts.method,
+            "rows_train": len(prepared.parts.train),
+            "rows_holdout": len(prepared.parts.holdout),
+        },
+        evidence=evidence,
+        schema=schema,
+    )
+
+
 def run(
     settings: Settings,
     store: Store,
@@ -212,11 +370,9 @@ def run(
     actor = settings.actor
 
     with progress("load data"):
-        data_path = settings.resolve(spec.data.path)
-        dataset = load_dataset(data_path)
-        features = feature_columns(spec, dataset.frame, str(data_path))
-        parts = split(spec, dataset.frame)
-        check_binary_target(spec, parts)
+        policy_for(settings, model_name)  # a bad policy fails before any work
+        prepared = prepare(settings, spec)
+        parts, features, dataset = prepared.parts, prepared.features, prepared.dataset
         # Reach MLflow before training, so an unreachable server fails fast.
         experiment = registry.experiment_id(settings.experiment)
     with progress("train"):
@@ -230,24 +386,33 @@ def run(
             raise InvalidSpec(f"{spec.train} raised {_user_error(exc, settings.resolve(spec.train.rpartition(':')[0]))}") from exc
         if model is None:
             raise InvalidSpec(f"{spec.train} returned None; expected a fitted model")
-    with progress("evaluate"):
-        holdout_x = parts.holdout[features].reset_index(drop=True)
-        scores = positive_scores(model, holdout_x)
-        metrics = binary_metrics(parts.holdout[spec.data.target].to_numpy(), scores)
 
     git = git_info(settings.root)
-    with progress("log to MLflow"):
-        tags = {
-            "shipyard.model": model_name,
-            "shipyard.data.uri": dataset.uri,
-            "shipyard.data.fingerprint": dataset.fingerprint,
-            "mlflow.user": actor,
-        }
-        if git.commit:
-            tags["mlflow.source.git.commit"] = git.commit
-            tags["shipyard.git.dirty"] = str(git.dirty).lower()
-        run_id = registry.start_run(experiment, run_name=f"{model_name}-train", tags=tags)
-        try:
+    tags = {
+        "shipyard.model": model_name,
+        "shipyard.data.uri": dataset.uri,
+        "shipyard.data.fingerprint": dataset.fingerprint,
+        "mlflow.user": actor,
+    }
+    if git.commit:
+        tags["mlflow.source.git.commit"] = git.commit
+        tags["shipyard.git.dirty"] = str(git.dirty).lower()
+    run_id = registry.start_run(experiment, run_name=f"{model_name}-train", tags=tags)
+    lineage = Lineage(
+        data_sources=[dataset.uri],
+        data_fingerprint=dataset.fingerprint,
+        git_commit=git.commit,
+        git_clean=None if git.dirty is None else not git.dirty,
+        trained_by=actor,
+        run_id=run_id,
+    )
+    try:
+        with progress("evaluate and check"):
+            evidence, schema = gather_evidence(
+                settings, store, registry, model_name, model=model, prepared=prepared, lineage=lineage
+            )
+            metrics = evidence["metrics"]["holdout"]
+        with progress("log to MLflow"):
             params = {
                 **_estimator_params(model),
                 "shipyard.split": parts.method,
@@ -258,38 +423,32 @@ def run(
             }
             registry.log_run_data(run_id, params=params, metrics={f"holdout_{k}": v for k, v in metrics.items()})
             registry.log_dataset(
-                run_id, name=data_path.name, uri=dataset.uri, digest=dataset.fingerprint, frame=dataset.frame, context="training"
+                run_id,
+                name=prepared.path.name,
+                uri=dataset.uri,
+                digest=dataset.fingerprint,
+                frame=dataset.frame,
+                context="training",
             )
-            source = registry.log_sklearn_model(run_id, model, example=holdout_x.head(5))
-        except BaseException:
-            registry.finish_run(run_id, failed=True)
-            raise
-        registry.finish_run(run_id)
+            source = registry.log_sklearn_model(run_id, model, example=parts.holdout[features].head(5).reset_index(drop=True))
+            evidence["artifacts"] = log_governance_artifacts(settings, registry, model_name, run_id, evidence, schema)
+    except BaseException:
+        registry.finish_run(run_id, failed=True)
+        raise
+    registry.finish_run(run_id)
     with progress("register"):
-        number = registry.register_version(
+        version = _register(
+            settings,
+            store,
+            registry,
             model_name,
             source=source,
             run_id=run_id,
-            description=spec.description,
-            tags={"shipyard.registered_by": actor, "shipyard.data.fingerprint": dataset.fingerprint},
-        )
-        version = store.register_version(
-            actor=actor,
-            model=model_name,
-            owner=spec.owner,
-            version=number,
-            source=source,
-            run_id=run_id,
-            data_uri=dataset.uri,
-            data_fingerprint=dataset.fingerprint,
-            git_commit=git.commit,
-            metrics=metrics,
-            details={
-                "git_dirty": git.dirty,
-                "split": parts.method,
-                "rows_train": len(parts.train),
-                "rows_holdout": len(parts.holdout),
-            },
+            prepared=prepared,
+            evidence=evidence,
+            schema=schema,
+            git=git,
+            how="trained",
         )
     return PipelineResult(
         version=version,
@@ -299,3 +458,94 @@ def run(
         rows_holdout=len(parts.holdout),
         seconds=time.perf_counter() - started,
     )
+
+
+def adopt(
+    settings: Settings,
+    store: Store,
+    registry: Registry,
+    model_name: str,
+    run_id: str,
+    *,
+    artifact_path: str = MODEL_ARTIFACT,
+    progress: StepReporter = no_progress,
+) -> PipelineResult:
+    """Register a model that an existing MLflow run logged, with the same evidence as a trained one."""
+    started = time.perf_counter()
+    spec = settings.model(model_name)
+    with progress("load run and data"):
+        policy_for(settings, model_name)
+        facts = registry.run_facts(run_id)
+        source = f"{facts['artifact_uri'].rstrip('/')}/{artifact_path.strip('/')}"
+        model = registry.load_sklearn(source)
+        prepared = prepare(settings, spec)
+    tags = facts["tags"]
+    commit = tags.get("mlflow.source.git.commit")
+    dirty = tags.get("shipyard.git.dirty")
+    git = GitInfo(commit=commit, dirty=None if dirty is None else dirty == "true")
+    lineage = Lineage(
+        data_sources=facts["data_sources"] or [prepared.dataset.uri],
+        data_fingerprint=prepared.dataset.fingerprint,
+        git_commit=commit,
+        git_clean=None if git.dirty is None else not git.dirty,
+        trained_by=tags.get("mlflow.user"),
+        run_id=run_id,
+    )
+    with progress("evaluate and check"):
+        evidence, schema = gather_evidence(settings, store, registry, model_name, model=model, prepared=prepared, lineage=lineage)
+    with progress("log evidence to the run"):
+        evidence["artifacts"] = log_governance_artifacts(settings, registry, model_name, run_id, evidence, schema)
+    with progress("register"):
+        version = _register(
+            settings,
+            store,
+            registry,
+            model_name,
+            source=source,
+            run_id=run_id,
+            prepared=prepared,
+            evidence=evidence,
+            schema=schema,
+            git=git,
+            how="adopted",
+        )
+    return PipelineResult(
+        version=version,
+        run_id=run_id,
+        metrics=evidence["metrics"]["holdout"],
+        rows_train=len(prepared.parts.train),
+        rows_holdout=len(prepared.parts.holdout),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def refresh_evidence(
+    settings: Settings, store: Store, registry: Registry, version: ModelVersion, *, save: bool = True
+) -> dict[str, Any]:
+    """Collect a registered version's evidence again, on the model's configured data and current champion.
+
+    With ``save=False`` nothing is written anywhere (``gate check`` changes nothing).
+    """
+    spec = settings.model(version.model)
+    old = store.evidence(version.model, version.version) or {}
+    model = registry.load_sklearn(version.source)
+    prepared = prepare(settings, spec)
+    lineage_facts = old.get("lineage") or {}
+    lineage = Lineage(
+        data_sources=lineage_facts.get("data_sources") or [version.data_uri or prepared.dataset.uri],
+        data_fingerprint=lineage_facts.get("data_fingerprint") or version.data_fingerprint or prepared.dataset.fingerprint,
+        git_commit=lineage_facts.get("git_commit", version.git_commit),
+        git_clean=lineage_facts.get("git_clean"),
+        trained_by=lineage_facts.get("trained_by"),
+        run_id=version.run_id or "",
+    )
+    evidence, schema = gather_evidence(
+        settings, store, registry, version.model, model=model, prepared=prepared, lineage=lineage, version=version.version
+    )
+    evidence["holdout_fingerprint"] = prepared.dataset.fingerprint
+    evidence["artifacts"] = old.get("artifacts", [])
+    if save:
+        if version.run_id:
+            evidence["artifacts"] = log_governance_artifacts(settings, registry, version.model, version.run_id, evidence, schema)
+        store.save_evidence(actor=settings.actor, model=version.model, version=version.version, data=evidence)
+    return evidence

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.domain.errors import BackendUnavailable, NotFound, ShipyardError
+from shipyard.domain.errors import BackendUnavailable, InvalidSpec, NotFound, ShipyardError
 from shipyard.domain.stages import Stage
 
 if TYPE_CHECKING:
@@ -152,6 +152,52 @@ class Registry:
                 )
             self.client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
             return f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        with translate_errors(f"logging {artifact_file}", self.tracking_uri):
+            self.client.log_text(run_id, text, artifact_file)
+
+    def artifact_names(self, run_id: str, path: str | None = None) -> list[str]:
+        with translate_errors(f"listing artifacts of run {run_id}", self.tracking_uri):
+            return [Path(info.path).name for info in self.client.list_artifacts(run_id, path)]
+
+    def load_sklearn(self, source: str) -> Any:
+        """Load a scikit-learn model logged at ``source`` (trusting only the types its MLmodel lists)."""
+        import mlflow.sklearn
+        from mlflow.exceptions import MlflowException
+
+        with translate_errors(f"loading the model at {source}", self.tracking_uri):
+            try:
+                return mlflow.sklearn.load_model(source)
+            except MlflowException as exc:
+                if "flavor" in exc.message.lower():
+                    raise InvalidSpec(
+                        f"the model at {source} is not a scikit-learn model: {exc.message}",
+                        hint="Shipyard governs models logged with the scikit-learn flavor (mlflow.sklearn.log_model).",
+                    ) from exc
+                raise
+
+    def run_facts(self, run_id: str) -> dict[str, Any]:
+        """Tags, artifact location and dataset inputs of a run that trained a model elsewhere."""
+        import json
+
+        with translate_errors(f"reading run {run_id}", self.tracking_uri):
+            run = self.client.get_run(run_id)
+        sources = []
+        for dataset_input in run.inputs.dataset_inputs if run.inputs else []:
+            try:
+                uri = json.loads(dataset_input.dataset.source).get("uri")
+            except (ValueError, AttributeError):
+                uri = None
+            if uri:
+                sources.append(uri)
+        return {
+            "run_id": run_id,
+            "artifact_uri": run.info.artifact_uri,
+            "status": run.info.status,
+            "tags": dict(run.data.tags),
+            "data_sources": sources,
+        }
 
     def finish_run(self, run_id: str, *, failed: bool = False) -> None:
         with translate_errors("closing the run", self.tracking_uri):

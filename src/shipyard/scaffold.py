@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from shipyard.domain.errors import Conflict
+from shipyard.domain.errors import Conflict, InvalidSpec
 
-EXAMPLE = Path(__file__).parent / "examples" / "churn"
+EXAMPLES = Path(__file__).parent / "examples"
+EXAMPLE = EXAMPLES / "churn"
+KNOWN = ("churn", "arrests")
 
 
-def init_project(target: Path, *, force: bool = False, git: bool = True) -> Path:
-    """Write shipyard.yaml, train.py, the policy and the churn data into ``target``."""
+def init_project(
+    target: Path, *, force: bool = False, git: bool = True, example: str = "churn", actor: str | None = None
+) -> Path:
+    """Write shipyard.yaml, train.py, the policy and the example's data into ``target``.
+
+    ``actor`` (whoever runs init) is added to the principals as a scientist and deployer.
+    """
+    if example not in KNOWN:
+        raise InvalidSpec(f"unknown example {example!r}; expected one of: {', '.join(KNOWN)}")
     target = target.resolve()
     if target.exists() and any(target.iterdir()) and not force:
         raise Conflict(
             f"{target} already exists and is not empty",
             hint="Pick a new folder, or pass --force to overwrite Shipyard's files in it.",
         )
-    template = EXAMPLE / "template"
+    template = EXAMPLES / example / "template"
     target.mkdir(parents=True, exist_ok=True)
     for source in template.rglob("*"):
         if source.is_dir() or "__pycache__" in source.parts:
@@ -31,10 +41,26 @@ def init_project(target: Path, *, force: bool = False, git: bool = True) -> Path
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, destination)
     (target / "data").mkdir(exist_ok=True)
-    shutil.copyfile(EXAMPLE / "churn.parquet", target / "data" / "churn.parquet")
+    if example == "churn":
+        shutil.copyfile(EXAMPLE / "churn.parquet", target / "data" / "churn.parquet")
+    else:
+        from shipyard.examples.arrests import write_data
+
+        write_data(target / "data" / "arrests.parquet")
+    if actor:
+        _add_principal(target / "shipyard.yaml", actor)
     if git:
         commit_all(target, "Start a Shipyard project from the churn example")
     return target
+
+
+def _add_principal(config: Path, actor: str) -> None:
+    import yaml
+
+    text = config.read_text(encoding="utf-8")
+    principals = (yaml.safe_load(text) or {}).get("principals") or {}
+    if actor not in principals:
+        config.write_text(text.rstrip() + f"\n  {json.dumps(actor)}: [scientist, deployer]\n", encoding="utf-8")
 
 
 def commit_all(folder: Path, message: str) -> str | None:

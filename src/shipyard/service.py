@@ -14,15 +14,18 @@ from typing import IO, TYPE_CHECKING, Any
 
 from shipyard.config import Settings, load_settings
 from shipyard.domain.entities import AuditEvent, AuditVerification, Model, ModelVersion, Promotion, StageChange
-from shipyard.domain.errors import InvalidSpec, ShipyardError
-from shipyard.domain.stages import Stage
-from shipyard.store.repository import Store
+from shipyard.domain.errors import Conflict, GateBlocked, InvalidSpec, PermissionDenied, ShipyardError
+from shipyard.domain.governance import Approval, GateReport
+from shipyard.domain.stages import Stage, check_transition
+from shipyard.policy.access import Access
+from shipyard.store.repository import ANY_CHAMPION, ChampionChanged, Store
 
 if TYPE_CHECKING:
     from shipyard.pipeline import PipelineResult, StepReporter
     from shipyard.registry import Registry
 
 log = logging.getLogger("shipyard")
+GATED = (Stage.STAGING, Stage.PRODUCTION)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,9 +33,15 @@ class PromotionOutcome:
     promotion: Promotion
     mirrored: bool
     mirror_error: str | None = None
+    gate: GateReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.promotion.to_dict(), "mirrored": self.mirrored, "mirror_error": self.mirror_error}
+        return {
+            **self.promotion.to_dict(),
+            "mirrored": self.mirrored,
+            "mirror_error": self.mirror_error,
+            "gate": self.gate.to_dict() if self.gate is not None else None,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +50,9 @@ class VersionDetail:
     history: list[StageChange]
     run: dict[str, Any] | None = None
     aliases: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] | None = None
+    approvals: list[Approval] = field(default_factory=list)
+    gate_reports: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +60,9 @@ class VersionDetail:
             "history": [h.to_dict() for h in self.history],
             "run": self.run,
             "aliases": self.aliases,
+            "evidence": self.evidence,
+            "approvals": [a.to_dict() for a in self.approvals],
+            "gate_reports": self.gate_reports,
         }
 
 
@@ -78,6 +93,10 @@ class Shipyard:
         return self.settings.actor
 
     @property
+    def access(self) -> Access:
+        return Access(self.settings.spec.principals)
+
+    @property
     def store(self) -> Store:
         if self._store is None:
             self._store = Store.open(self.settings.store_url)
@@ -101,9 +120,42 @@ class Shipyard:
         from shipyard import pipeline
 
         self.settings.model(model)  # unknown model → NotFound before any heavy import
+        self.access.require(self.actor, "train", what=f"train {model}")
         result = pipeline.run(self.settings, self.store, self.registry, model, progress=progress or pipeline.no_progress)
         self._mirror(model, changed=[result.version.version])
         return result
+
+    def register(
+        self, model: str, run_id: str, *, artifact_path: str = "model", progress: StepReporter | None = None
+    ) -> PipelineResult:
+        """Adopt a model logged by an existing MLflow run as a governed candidate."""
+        from shipyard import pipeline
+
+        self.settings.model(model)
+        self.access.require(self.actor, "train", what=f"register a version of {model}")
+        result = pipeline.adopt(
+            self.settings,
+            self.store,
+            self.registry,
+            model,
+            run_id,
+            artifact_path=artifact_path,
+            progress=progress or pipeline.no_progress,
+        )
+        self._mirror(model, changed=[result.version.version])
+        return result
+
+    def collect_evidence(self, model: str, version: int) -> dict[str, Any]:
+        """Collect a version's evidence again (new policy columns, a new champion)."""
+        from shipyard import pipeline
+
+        found = self.store.get_version(model, version)
+        self.access.require(self.actor, "train", what=f"collect evidence for {found.subject}")
+        return pipeline.refresh_evidence(self.settings, self.store, self.registry, found)
+
+    def evidence(self, model: str, version: int) -> dict[str, Any] | None:
+        self.store.get_version(model, version)
+        return self.store.evidence(model, version)
 
     # -- reading ------------------------------------------------------------------
 
@@ -131,27 +183,167 @@ class Shipyard:
                 aliases = sorted(a for a, v in self.registry.aliases(model).items() if v == found.version)
             except ShipyardError as exc:
                 run = {"error": exc.message}
-        return VersionDetail(version=found, history=self.store.stage_history(model, found.version), run=run, aliases=aliases)
+        return VersionDetail(
+            version=found,
+            history=self.store.stage_history(model, found.version),
+            run=run,
+            aliases=aliases,
+            evidence=self.store.evidence(model, found.version),
+            approvals=self.store.approvals(model, found.version),
+            gate_reports=self.store.gate_reports(model, found.version),
+        )
 
     # -- changing stage ---------------------------------------------------------
 
-    def promote(self, model: str, version: int, to: Stage | str, *, reason: str) -> PromotionOutcome:
+    def promote(self, model: str, version: int, to: Stage | str, *, reason: str, break_glass: bool = False) -> PromotionOutcome:
+        """Move a version; moves into staging or production pass that stage's gate first."""
         target = Stage.parse(to) if isinstance(to, str) else to
         if not reason or not reason.strip():
             raise InvalidSpec("a promotion needs a reason", hint="Pass --reason TEXT: it is kept in the audit log.")
         current = self.store.get_version(model, version)
-        self._check_gate(current, target)
-        promotion = self.store.transition(actor=self.actor, model=model, version=version, to=target, reason=reason.strip())
+        self.access.require(self.actor, f"promote:{target.value}", what=f"move {current.subject} to {target.value}")
+        check_transition(current.subject, current.stage, target)
+        if break_glass:
+            self._allow_break_glass(model)
+        for attempt in range(3):
+            report = self._enforce_gate(current, target, break_glass=break_glass)
+            try:
+                promotion = self.store.transition(
+                    actor=self.actor,
+                    model=model,
+                    version=version,
+                    to=target,
+                    reason=reason.strip(),
+                    gate=report,
+                    break_glass=break_glass,
+                    champion_seen=report.champion if report is not None and target is Stage.PRODUCTION else ANY_CHAMPION,
+                )
+                break
+            except ChampionChanged:
+                # Another promotion won the race: judge again against the new champion.
+                if attempt == 2:
+                    raise
+                current = self.store.get_version(model, version)
+                check_transition(current.subject, current.stage, target)
         changed = [promotion.version.version, *(v.version for v in promotion.archived)]
         error = self._mirror(model, changed=changed)
-        return PromotionOutcome(promotion=promotion, mirrored=error is None, mirror_error=error)
+        return PromotionOutcome(promotion=promotion, mirrored=error is None, mirror_error=error, gate=report)
 
-    def _check_gate(self, version: ModelVersion, target: Stage) -> None:
-        """Where governance plugs in: raise GateBlocked to refuse a move.
+    def _allow_break_glass(self, model: str) -> None:
+        from shipyard.pipeline import policy_for
 
-        The foundation has no gates yet, so every legal move passes; the stage
-        machine in the store still refuses illegal ones.
-        """
+        self.access.require(self.actor, "break_glass", what="promote with --break-glass")
+        if not policy_for(self.settings, model).break_glass.allowed:
+            raise PermissionDenied(
+                f"the policy of {model} does not allow break-glass promotions",
+                hint="Set break_glass: {allowed: true} in the model's policy file to allow them for admins.",
+            )
+
+    def gate(self, model: str, version: int, stage: Stage | str) -> GateReport:
+        """Evaluate the gate for a stage without changing anything."""
+        target = Stage.parse(stage) if isinstance(stage, str) else stage
+        if target not in GATED:
+            raise InvalidSpec(f"stage {target.value} has no gate; expected staging or production")
+        return self._evaluate_gate(self.store.get_version(model, version), target, save_evidence=False)
+
+    def _enforce_gate(self, version: ModelVersion, target: Stage, *, break_glass: bool) -> GateReport | None:
+        """Judge the move; a blocked report is stored and audited before the refusal."""
+        if target not in GATED:
+            return None
+        report = self._evaluate_gate(version, target, save_evidence=True, break_glass=break_glass)
+        if report.passed or break_glass:
+            return report
+        self.store.record_gate(report)
+        blocking = report.blocking
+        rules = f"{len(blocking)} blocking rule{'s' if len(blocking) > 1 else ''}"
+        raise GateBlocked(
+            f"{version.subject} may not enter {target.value}: {rules} failed",
+            hint="\n".join(
+                f"- {r.name}: observed {r.observed}; expected {r.expected}" + (f" ({r.message})" if r.message else "")
+                for r in blocking
+            ),
+        )
+
+    def _evaluate_gate(
+        self, version: ModelVersion, target: Stage, *, save_evidence: bool, break_glass: bool = False
+    ) -> GateReport:
+        from shipyard import pipeline
+        from shipyard.evidence import stale_reasons
+        from shipyard.policy import gate
+        from shipyard.policy.rules import GateContext
+
+        spec = self.settings.model(version.model)
+        policy = pipeline.policy_for(self.settings, version.model)
+        evidence = self.store.evidence(version.model, version.version)
+        champion = next(
+            (
+                v.version
+                for v in self.store.list_versions(version.model)
+                if v.stage is Stage.PRODUCTION and v.version != version.version
+            ),
+            None,
+        )
+        if policy.rules_for(target.value) and stale_reasons(evidence, policy, spec, champion):
+            evidence = pipeline.refresh_evidence(self.settings, self.store, self.registry, version, save=save_evidence)
+        facts = evidence or {}
+        context = GateContext(
+            model=version.model,
+            version=version.version,
+            stage=target.value,
+            evidence=facts,
+            approvals=self.store.approvals(version.model, version.version),
+            registered_by=version.registered_by,
+            trained_by=(facts.get("lineage") or {}).get("trained_by"),
+            access=self.access,
+            primary_metric=spec.primary_metric,
+        )
+        return gate.evaluate(policy, context, actor=self.actor, break_glass=break_glass, champion=champion)
+
+    def approve(self, model: str, version: int, stage: Stage | str, *, comment: str = "", decision: str = "approve") -> Approval:
+        """Record a sign-off (or a rejection) for a version's move into a gated stage."""
+        from shipyard.pipeline import policy_for
+        from shipyard.policy.access import require_separation
+        from shipyard.policy.spec import ApprovalsRule
+
+        target = Stage.parse(stage) if isinstance(stage, str) else stage
+        if target not in GATED:
+            raise InvalidSpec(f"approvals are for staging or production, not {target.value}")
+        if decision not in ("approve", "reject"):
+            raise InvalidSpec(f"unknown decision {decision!r}; expected approve or reject")
+        found = self.store.get_version(model, version)
+        if found.stage in (Stage.REJECTED, Stage.ARCHIVED):
+            raise Conflict(f"{found.subject} is {found.stage.value}; there is nothing to sign off")
+        rule = next((r for r in policy_for(self.settings, model).rules_for(target.value) if isinstance(r, ApprovalsRule)), None)
+        role = rule.role if rule is not None else "approver"
+        verb = "approve" if decision == "approve" else "reject"
+        held = self.access.require_role(self.actor, role, what=f"{verb} {found.subject} for {target.value}")
+        if decision == "approve":
+            evidence = self.store.evidence(model, version) or {}
+            trained_by = (evidence.get("lineage") or {}).get("trained_by")
+            require_separation(
+                self.actor, {"registered": found.registered_by, "trained": trained_by}, what=f"approve it for {target.value}"
+            )
+        from shipyard.store.tables import utcnow
+
+        return self.store.record_approval(
+            Approval(
+                model=model,
+                version=version,
+                stage=target.value,
+                actor=self.actor,
+                roles=tuple(sorted(held)),
+                decision=decision,
+                comment=comment.strip(),
+                at=utcnow(),
+            )
+        )
+
+    def approvals(self, model: str, version: int) -> list[Approval]:
+        self.store.get_version(model, version)
+        return self.store.approvals(model, version)
+
+    def gate_reports(self, model: str, version: int | None = None) -> list[dict[str, Any]]:
+        return self.store.gate_reports(model, version)
 
     def _mirror(self, model: str, changed: list[int] | None = None) -> str | None:
         """Copy stages into MLflow tags and aliases. The store is already committed, so a
@@ -164,8 +356,21 @@ class Shipyard:
             return exc.message
         return None
 
+    def upgrade_store(self) -> str | None:
+        """Migrate the (shared) store's schema; returns the revision it is at."""
+        from shipyard.store import database
+
+        self.access.require(self.actor, "operate", what="migrate the store")
+        store = Store.open(self.settings.store_url, auto_migrate=True)
+        try:
+            with database.translate_errors(store.url):
+                return database.current_revision(store.engine)
+        finally:
+            store.close()
+
     def reconcile(self, model: str | None = None) -> list[str]:
         """Repair the MLflow mirror from the store; return the models repaired."""
+        self.access.require(self.actor, "operate", what="repair the MLflow mirror")
         names = [model] if model else [m.name for m in self.store.list_models()]
         for name in names:
             stages = {v.version: v.stage for v in self.store.list_versions(name)}

@@ -23,6 +23,15 @@ def canonical_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def canonical_sha256(value: Any) -> str:
+    """Digest of a JSON document that does not depend on key order or whitespace."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
 def event_hash(*, seq: int, at: datetime, actor: str, action: str, subject: str, details: dict[str, Any], prev_hash: str) -> str:
     payload = {
         "seq": seq,
@@ -33,8 +42,7 @@ def event_hash(*, seq: int, at: datetime, actor: str, action: str, subject: str,
         "details": details,
         "prev_hash": prev_hash,
     }
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return canonical_sha256(payload)
 
 
 def verify_chain(events: Iterable[AuditEvent], head: tuple[int, str] | None) -> AuditVerification:

@@ -12,10 +12,28 @@ from sqlalchemy.orm import Session
 
 from shipyard.domain.entities import AuditEvent, AuditVerification, Model, ModelVersion, Promotion, StageChange
 from shipyard.domain.errors import Conflict, NotFound
+from shipyard.domain.governance import Approval, GateReport
 from shipyard.domain.stages import Stage, check_transition
 from shipyard.store import database
-from shipyard.store.audit import event_hash, verify_chain
-from shipyard.store.tables import AuditHeadRow, AuditRow, ModelRow, StageChangeRow, VersionRow, utcnow
+from shipyard.store.audit import canonical_sha256, event_hash, verify_chain
+from shipyard.store.tables import (
+    ApprovalRow,
+    AuditHeadRow,
+    AuditRow,
+    DataSchemaRow,
+    EvidenceRow,
+    GateReportRow,
+    ModelRow,
+    StageChangeRow,
+    VersionRow,
+    utcnow,
+)
+
+ANY_CHAMPION = object()
+
+
+class ChampionChanged(Conflict):
+    """A concurrent promotion replaced the champion a gate had compared against."""
 
 
 class Tx:
@@ -107,7 +125,10 @@ class Store:
         git_commit: str | None,
         metrics: dict[str, float],
         details: dict[str, Any] | None = None,
+        evidence: dict[str, Any] | None = None,
+        schema: dict[str, Any] | None = None,
     ) -> ModelVersion:
+        """Register a candidate, with its evidence and (for a model's first version) its reference schema."""
         with self.write(actor) as tx:
             if self._find_version(tx.session, model, version) is not None:
                 raise Conflict(f"version {model}/{version} is already registered in the store")
@@ -154,30 +175,163 @@ class Store:
                     **(details or {}),
                 },
             )
+            if schema is not None and tx.session.get(DataSchemaRow, model) is None:
+                tx.session.add(DataSchemaRow(model_name=model, schema=schema, source_version=version, created_at=tx.now))
+                tx.audit("schema.inferred", model, {"source_version": version, "schema_sha256": canonical_sha256(schema)})
+            if evidence is not None:
+                self._put_evidence(tx, model, version, evidence)
             tx.session.flush()
             return row.to_entity()
 
-    def transition(self, *, actor: str, model: str, version: int, to: Stage, reason: str) -> Promotion:
-        """Move a version along the stage machine; promoting to production archives the champion."""
+    def transition(
+        self,
+        *,
+        actor: str,
+        model: str,
+        version: int,
+        to: Stage,
+        reason: str,
+        gate: GateReport | None = None,
+        break_glass: bool = False,
+        champion_seen: int | object | None = ANY_CHAMPION,
+    ) -> Promotion:
+        """Move a version along the stage machine; promoting to production archives the champion.
+
+        The gate report that allowed the move is stored and audited in the same transaction.
+        ``champion_seen`` is the production version the gate compared against: if another
+        promotion replaced it meanwhile, ChampionChanged is raised and nothing is written.
+        """
         with self.write(actor) as tx:
             row = self._version_row(tx.session, model, version)
             current = Stage(row.stage)
             check_transition(f"{model}/{version}", current, to)
+            if gate is not None:
+                self._put_gate(tx, gate)
             archived: list[ModelVersion] = []
             if to is Stage.PRODUCTION:
                 champions = tx.session.scalars(
                     select(VersionRow).where(VersionRow.model_name == model, VersionRow.stage == Stage.PRODUCTION.value)
                 ).all()
+                now_champion = champions[0].version if champions else None
+                if champion_seen is not ANY_CHAMPION and now_champion != champion_seen:
+                    raise ChampionChanged(
+                        f"the champion of {model} changed from {champion_seen or 'none'} to {now_champion} "
+                        "while the gate was evaluated",
+                        hint="Run the promotion again: the gate will compare with the new champion.",
+                    )
                 for champion in champions:
                     self._move(tx, champion, Stage.ARCHIVED, f"replaced by version {version}: {reason}")
                     archived.append(champion.to_entity())
                 # The old champion must leave the one-production index before the new one enters it.
                 tx.session.flush()
-            self._move(tx, row, to, reason)
+            self._move(tx, row, to, reason, break_glass=break_glass)
             tx.session.flush()
             return Promotion(version=row.to_entity(), from_stage=current, archived=tuple(archived))
 
-    def _move(self, tx: Tx, row: VersionRow, to: Stage, reason: str) -> None:
+    # -- governance -----------------------------------------------------------------
+
+    def _put_evidence(self, tx: Tx, model: str, version: int, data: dict[str, Any]) -> None:
+        row = tx.session.scalars(
+            select(EvidenceRow).where(EvidenceRow.model_name == model, EvidenceRow.version == version)
+        ).one_or_none()
+        if row is None:
+            tx.session.add(EvidenceRow(model_name=model, version=version, data=data, collected_at=tx.now, collected_by=tx.actor))
+        else:
+            row.data, row.collected_at, row.collected_by = data, tx.now, tx.actor
+        # The audit chain pins the evidence by digest: an edited evidence row no longer matches it.
+        tx.audit("evidence.collected", f"{model}/{version}", {"evidence_sha256": canonical_sha256(data), "keys": sorted(data)})
+
+    def save_evidence(self, *, actor: str, model: str, version: int, data: dict[str, Any]) -> None:
+        with self.write(actor) as tx:
+            self._version_row(tx.session, model, version)
+            self._put_evidence(tx, model, version, data)
+
+    def evidence(self, model: str, version: int) -> dict[str, Any] | None:
+        with self.read() as session:
+            row = session.scalars(
+                select(EvidenceRow).where(EvidenceRow.model_name == model, EvidenceRow.version == version)
+            ).one_or_none()
+            return dict(row.data) if row is not None else None
+
+    def reference_schema(self, model: str) -> dict[str, Any] | None:
+        with self.read() as session:
+            row = session.get(DataSchemaRow, model)
+            return dict(row.schema) if row is not None else None
+
+    def _put_gate(self, tx: Tx, report: GateReport) -> int:
+        row = GateReportRow(
+            model_name=report.model,
+            version=report.version,
+            stage=report.stage,
+            passed=report.passed,
+            break_glass=report.break_glass,
+            report=report.to_dict(),
+            actor=tx.actor,
+            at=tx.now,
+        )
+        tx.session.add(row)
+        tx.session.flush()
+        tx.audit(
+            "gate.evaluated",
+            f"{report.model}/{report.version}",
+            {
+                "stage": report.stage,
+                "passed": report.passed,
+                "break_glass": report.break_glass,
+                "blocking": [r.name for r in report.blocking],
+                "warnings": [r.name for r in report.warnings],
+                "report_id": row.id,
+                "report_sha256": canonical_sha256(row.report),
+            },
+        )
+        return row.id
+
+    def record_gate(self, report: GateReport) -> int:
+        """Store and audit a gate report on its own (a refused promotion leaves this trace)."""
+        with self.write(report.actor) as tx:
+            return self._put_gate(tx, report)
+
+    def gate_reports(self, model: str, version: int | None = None) -> list[dict[str, Any]]:
+        with self.read() as session:
+            query = select(GateReportRow).where(GateReportRow.model_name == model).order_by(GateReportRow.id)
+            if version is not None:
+                query = query.where(GateReportRow.version == version)
+            return [{"id": row.id, **row.report} for row in session.scalars(query)]
+
+    def record_approval(self, approval: Approval) -> Approval:
+        with self.write(approval.actor) as tx:
+            self._version_row(tx.session, approval.model, approval.version)
+            tx.session.add(
+                ApprovalRow(
+                    model_name=approval.model,
+                    version=approval.version,
+                    stage=approval.stage,
+                    actor=approval.actor,
+                    roles=list(approval.roles),
+                    decision=approval.decision,
+                    comment=approval.comment,
+                    at=tx.now,
+                )
+            )
+            tx.audit(
+                f"approval.{approval.decision}",
+                f"{approval.model}/{approval.version}",
+                {"stage": approval.stage, "roles": list(approval.roles), "comment": approval.comment},
+            )
+        return approval
+
+    def approvals(self, model: str, version: int, stage: str | None = None) -> list[Approval]:
+        with self.read() as session:
+            query = (
+                select(ApprovalRow)
+                .where(ApprovalRow.model_name == model, ApprovalRow.version == version)
+                .order_by(ApprovalRow.id)
+            )
+            if stage is not None:
+                query = query.where(ApprovalRow.stage == stage)
+            return [row.to_entity() for row in session.scalars(query)]
+
+    def _move(self, tx: Tx, row: VersionRow, to: Stage, reason: str, *, break_glass: bool = False) -> None:
         before = row.stage
         row.stage = to.value
         row.updated_at = tx.now
@@ -192,7 +346,10 @@ class Store:
                 at=tx.now,
             )
         )
-        tx.audit("version.stage_changed", f"{row.model_name}/{row.version}", {"from": before, "to": to.value, "reason": reason})
+        details: dict[str, Any] = {"from": before, "to": to.value, "reason": reason}
+        if break_glass:
+            details["break_glass"] = True
+        tx.audit("version.stage_changed", f"{row.model_name}/{row.version}", details)
 
     @staticmethod
     def _find_version(session: Session, model: str, version: int) -> VersionRow | None:

@@ -1,0 +1,110 @@
+"""A model card in markdown, written from the evidence rather than by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shipyard.config import ModelSpec
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    def cell(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows),
+    ]
+
+
+def render(model: str, spec: ModelSpec, evidence: dict[str, Any]) -> str:
+    lineage = evidence.get("lineage", {})
+    holdout = evidence.get("metrics", {}).get("holdout", {})
+    rows = evidence.get("rows", {})
+    lines = [
+        f"# Model card: {model}",
+        "",
+        "## Intended use",
+        "",
+        spec.description or "(no description in shipyard.yaml)",
+        "",
+        f"- Owner: {spec.owner}",
+        f"- Risk tier: {spec.risk_tier}",
+        f"- Trained by: {lineage.get('trained_by', 'unknown')}, run {lineage.get('run_id', 'unknown')}",
+        "",
+        "## Data",
+        "",
+        f"- Sources: {', '.join(lineage.get('data_sources', [])) or 'unknown'}",
+        f"- Fingerprint (sha256): {lineage.get('data_fingerprint', 'unknown')}",
+        f"- Rows: {rows.get('train', '?')} for training, {rows.get('holdout', '?')} held out ({evidence.get('split', '?')})",
+        f"- Code: commit {lineage.get('git_commit') or 'unknown'}"
+        + (
+            ""
+            if lineage.get("git_clean") is None
+            else (", clean work tree" if lineage.get("git_clean") else ", uncommitted changes")
+        ),
+        "",
+        "## Holdout metrics",
+        "",
+        *_table(["metric", "value"], [[k, v] for k, v in holdout.items()]),
+        "",
+    ]
+    for column, groups in evidence.get("metrics", {}).get("slices", {}).items():
+        lines += [f"### By {column}", ""]
+        lines += _table(
+            ["value", "rows", "roc_auc", "accuracy"],
+            [[g, m.get("rows", "?"), m.get("roc_auc", "n/a"), m.get("accuracy", "n/a")] for g, m in groups.items()],
+        )
+        lines.append("")
+    comparison = evidence.get("comparison")
+    if comparison:
+        boot = comparison["bootstrap"]
+        lines += [
+            "## Against the champion",
+            "",
+            f"Version {comparison['champion_version']} on the same holdout: {comparison['metric']} "
+            f"{boot['candidate']:.4f} vs {boot['champion']:.4f}, improvement {boot['improvement']:+.4f} "
+            f"({round(100 * boot['confidence'])}% CI {boot['ci_low']:+.4f} … {boot['ci_high']:+.4f}, "
+            f"{boot['resamples']} paired bootstrap resamples)",
+            "",
+        ]
+    fairness = evidence.get("fairness", {})
+    if fairness:
+        lines += ["## Fairness", ""]
+        for column, report in fairness.items():
+            lines.append(
+                f"By {column}: demographic parity difference {report['demographic_parity_difference']:.4f}, "
+                f"equalized odds difference {report['equalized_odds_difference']:.4f}"
+            )
+            lines.append("")
+            lines += _table(
+                ["group", "count", "selection rate", "true positive rate"],
+                [[g, v["count"], v["selection_rate"], v["true_positive_rate"]] for g, v in report["by_group"].items()],
+            )
+            lines.append("")
+    lines += ["## Limitations", ""]
+    lines += [f"- {item}" for item in limitations(evidence)] or ["- None found by the automated checks."]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def limitations(evidence: dict[str, Any]) -> list[str]:
+    found = []
+    validation = evidence.get("data_validation") or {}
+    for violation in validation.get("violations", [])[:5]:
+        found.append(
+            f"Training data breaks the reference schema: {violation['column']} {violation['check']} "
+            f"({violation['failures']} rows)."
+        )
+    for name, probe in (evidence.get("robustness") or {}).get("probes", {}).items():
+        if not probe.get("ok"):
+            found.append(f"The model fails the {name.replace('_', ' ')} probe: {probe.get('error') or 'invalid outputs'}.")
+    for column, report in (evidence.get("fairness") or {}).items():
+        if report.get("demographic_parity_difference", 0.0) > 0.1:
+            found.append(f"Selection rates differ by {report['demographic_parity_difference']:.2f} across {column}.")
+    for column, groups in evidence.get("metrics", {}).get("slices", {}).items():
+        thin = [g for g, m in groups.items() if "roc_auc" not in m]
+        if thin:
+            found.append(f"Metrics are undefined for {column} = {', '.join(thin)} (one class only in the holdout).")
+    return found

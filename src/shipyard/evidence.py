@@ -1,0 +1,162 @@
+"""Evidence: every fact the checks establish about a version, in one JSON document.
+
+The pipeline collects it at training (or adoption) time; a gate collects it
+again when the policy needs something it lacks, or the champion has changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shipyard.checks.evaluation import THRESHOLD, binary_metrics, positive_scores
+from shipyard.config import ModelSpec
+from shipyard.policy.spec import Policy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+DEFAULT_RESAMPLES = 2000
+DEFAULT_ALPHA = 0.05
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Champion:
+    version: int
+    model: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lineage:
+    data_sources: list[str]
+    data_fingerprint: str
+    git_commit: str | None
+    git_clean: bool | None
+    trained_by: str | None
+    run_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data_sources": self.data_sources,
+            "data_fingerprint": self.data_fingerprint,
+            "git_commit": self.git_commit,
+            "git_clean": self.git_clean,
+            "trained_by": self.trained_by,
+            "run_id": self.run_id,
+        }
+
+
+def comparison_settings(policy: Policy, spec: ModelSpec) -> tuple[str, int, float]:
+    rule = policy.comparison_settings()
+    if rule is None:
+        return spec.primary_metric, DEFAULT_RESAMPLES, 1 - 2 * DEFAULT_ALPHA
+    return rule.metric or spec.primary_metric, rule.resamples, 1 - 2 * rule.alpha
+
+
+def slice_metrics(y: np.ndarray, scores: np.ndarray, holdout: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    import numpy as np
+
+    slices: dict[str, Any] = {}
+    for column in columns:
+        groups: dict[str, Any] = {}
+        values = holdout[column].to_numpy()
+        for value in sorted(set(values.tolist()), key=str):
+            mask = values == value
+            part_y = y[mask]
+            entry: dict[str, Any] = {"rows": int(mask.sum()), "positives": int(part_y.sum())}
+            if len(np.unique(part_y)) == 2:
+                entry.update(binary_metrics(part_y, scores[mask]))
+            groups[str(value)] = entry
+        slices[column] = groups
+    return slices
+
+
+def collect(
+    *,
+    model: Any,
+    spec: ModelSpec,
+    policy: Policy,
+    frame: pd.DataFrame,
+    holdout: pd.DataFrame,
+    features: list[str],
+    target: pd.Series,
+    holdout_target: pd.Series,
+    schema: dict[str, Any],
+    lineage: Lineage,
+    champion: Champion | None,
+    split_method: str,
+    train_rows: int,
+) -> dict[str, Any]:
+    """Score the model on the holdout and run every check the policy can ask about."""
+    import numpy as np
+
+    from shipyard.checks import comparison, data, fairness, robustness
+
+    holdout_x = holdout[features].reset_index(drop=True)
+    y = holdout_target.to_numpy().astype(int)
+    scores = positive_scores(model, holdout_x)
+    predictions = (scores >= THRESHOLD).astype(int)
+    evidence: dict[str, Any] = {
+        "metrics": {
+            "holdout": binary_metrics(y, scores),
+            "slices": slice_metrics(y, scores, holdout.reset_index(drop=True), policy.slice_columns()),
+        },
+        "rows": {"train": train_rows, "holdout": len(holdout)},
+        "split": split_method,
+        "lineage": lineage.to_dict(),
+    }
+    metric, resamples, confidence = comparison_settings(policy, spec)
+    if champion is not None:
+        champion_scores = positive_scores(champion.model, holdout_x)
+        result = comparison.compare(
+            y, scores, champion_scores, metric=metric, resamples=resamples, seed=spec.data.seed, confidence=confidence
+        )
+        evidence["comparison"] = {**result, "champion_version": champion.version}
+    else:
+        evidence["comparison"] = None
+    evidence["fairness"] = fairness.fairness_reports(y, predictions, holdout.reset_index(drop=True), policy.fairness_columns())
+    labelled = frame.copy()
+    labelled[spec.data.target] = target.to_numpy()
+    evidence["data_validation"] = data.validate(schema, labelled, policy.constraints)
+    evidence["robustness"] = robustness.probe(
+        lambda rows: np.asarray(positive_scores(model, rows)), holdout_x, seed=spec.data.seed
+    )
+    safe: dict[str, Any] = json_safe(evidence)
+    return safe
+
+
+def json_safe(value: Any) -> Any:
+    """Strict JSON: PostgreSQL refuses NaN and Infinity, so an infinite statistic becomes None."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return json_safe(value.item())
+    return value
+
+
+def stale_reasons(evidence: dict[str, Any] | None, policy: Policy, spec: ModelSpec, champion_version: int | None) -> list[str]:
+    """Why stored evidence cannot judge this policy now (empty when it can)."""
+    if evidence is None:
+        return ["no evidence was collected for this version"]
+    reasons = []
+    comparison = evidence.get("comparison")
+    held = comparison.get("champion_version") if comparison else None
+    if held != champion_version:
+        reasons.append(f"the champion is now {champion_version or 'none'}, the evidence compared with {held or 'none'}")
+    elif comparison:
+        metric, resamples, confidence = comparison_settings(policy, spec)
+        boot = comparison.get("bootstrap", {})
+        if comparison.get("metric") != metric or boot.get("resamples") != resamples or boot.get("confidence") != confidence:
+            reasons.append("the policy's comparison settings changed")
+    slices = evidence.get("metrics", {}).get("slices", {})
+    reasons += [f"no metrics by {c}" for c in policy.slice_columns() if c not in slices]
+    fairness = evidence.get("fairness") or {}
+    reasons += [f"no fairness report by {c}" for c in policy.fairness_columns() if c not in fairness]
+    return reasons

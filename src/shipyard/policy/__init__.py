@@ -1,0 +1,1 @@
+"""Policy as code: rule specs, their evaluators, gates and access control."""

@@ -1,0 +1,56 @@
+"""A gate: every rule of a policy for one target stage, judged against the evidence."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from shipyard.domain.governance import GateReport, Outcome, RuleResult
+from shipyard.policy.rules import GateContext, MissingEvidence, evaluate_rule
+from shipyard.policy.spec import Policy
+
+
+def evaluate(
+    policy: Policy, ctx: GateContext, *, actor: str, break_glass: bool = False, champion: int | None = None
+) -> GateReport:
+    results = []
+    for index, rule in enumerate(policy.rules_for(ctx.stage)):
+        try:
+            verdict = evaluate_rule(rule, ctx)
+        except MissingEvidence as exc:
+            results.append(
+                RuleResult(
+                    index=index,
+                    kind=rule.kind,
+                    name=rule.kind,
+                    severity=rule.severity,
+                    outcome=Outcome.ERROR,
+                    observed=str(exc),
+                    expected="evidence to judge",
+                    message=rule.message or "Collect the evidence again with `shipyard evidence collect MODEL VERSION`.",
+                )
+            )
+            continue
+        failed = Outcome.FAILED if rule.severity == "block" else Outcome.WARNED
+        outcome = Outcome.PASSED if verdict.held else failed
+        results.append(
+            RuleResult(
+                index=index,
+                kind=rule.kind,
+                name=verdict.name,
+                severity=rule.severity,
+                outcome=outcome,
+                observed=verdict.observed,
+                expected=verdict.expected,
+                message=rule.message,
+            )
+        )
+    return GateReport(
+        model=ctx.model,
+        version=ctx.version,
+        stage=ctx.stage,
+        results=tuple(results),
+        evaluated_at=datetime.now(UTC),
+        actor=actor,
+        break_glass=break_glass,
+        champion=champion,
+    )

@@ -1,0 +1,229 @@
+"""Evaluators: one per rule kind, each judging a spec against a version's evidence."""
+
+from __future__ import annotations
+
+import fnmatch
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shipyard.domain.errors import InvalidSpec
+from shipyard.domain.governance import Approval
+from shipyard.policy import cel
+from shipyard.policy.access import Access
+from shipyard.policy.spec import (
+    ApprovalsRule,
+    ArtifactsRule,
+    CompareChampionRule,
+    DataSourcesRule,
+    DataValidationRule,
+    ExprRule,
+    FairnessRule,
+    MetricRule,
+    RobustnessRule,
+    Rule,
+)
+
+LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GateContext:
+    """What a gate knows when it judges one version for one target stage."""
+
+    model: str
+    version: int
+    stage: str
+    evidence: dict[str, Any]
+    approvals: list[Approval] = field(default_factory=list)
+    registered_by: str | None = None
+    trained_by: str | None = None
+    access: Access = field(default_factory=lambda: Access(None))
+    primary_metric: str = "roc_auc"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    held: bool
+    observed: Any
+    expected: Any
+    name: str
+
+
+class MissingEvidence(Exception):
+    """The evidence lacks what the rule needs; the gate reports it as an error that blocks."""
+
+
+def _section(evidence: dict[str, Any], *path: str) -> Any:
+    node: Any = evidence
+    for key in path:
+        if not isinstance(node, dict) or key not in node or node[key] is None:
+            raise MissingEvidence(f"the evidence has no {'.'.join(path)}")
+        node = node[key]
+    return node
+
+
+def _fmt(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def check_metric(rule: MetricRule, ctx: GateContext) -> Verdict:
+    compare = OPERATORS[rule.op]
+    expected = f"{rule.op} {rule.value}"
+    if rule.slice is None:
+        value = float(_section(ctx.evidence, "metrics", "holdout", rule.metric))
+        return Verdict(held=compare(value, rule.value), observed=_fmt(value), expected=expected, name=f"metric {rule.metric}")
+    by_value = _section(ctx.evidence, "metrics", "slices", rule.slice)
+    failing = {
+        group: _fmt(metrics[rule.metric])
+        for group, metrics in by_value.items()
+        if rule.metric in metrics and not compare(float(metrics[rule.metric]), rule.value)
+    }
+    undefined = [group for group, metrics in by_value.items() if rule.metric not in metrics]
+    observed: Any = failing or {g: _fmt(m.get(rule.metric)) for g, m in by_value.items()}
+    if undefined:
+        observed = {**observed, **{g: "undefined (one class only)" for g in undefined}}
+    name = f"metric {rule.metric} on every {rule.slice}"
+    return Verdict(held=not failing and not undefined, observed=observed, expected=f"{expected} for each {rule.slice}", name=name)
+
+
+def check_compare_champion(rule: CompareChampionRule, ctx: GateContext) -> Verdict:
+    metric = rule.metric or ctx.primary_metric
+    name = f"compare_champion {metric}"
+    comparison = ctx.evidence.get("comparison")
+    if not comparison:
+        return Verdict(
+            held=True, observed="no production version to compare with", expected="not worse than the champion", name=name
+        )
+    boot = comparison["bootstrap"]
+    if comparison.get("metric") != metric:
+        raise MissingEvidence(f"the comparison is on {comparison.get('metric')}, the rule asks for {metric}")
+    level = round(100 * (1 - rule.alpha))
+    observed = (
+        f"improvement {boot['improvement']:+.4f} vs v{comparison['champion_version']} ({level}% lower bound {boot['ci_low']:+.4f}"
+    )
+    for test in ("delong", "mcnemar"):
+        if test in comparison:
+            observed += f", {test} p={comparison[test]['p_value']:.3g}"
+    observed += ")"
+    expected = f"lower bound ≥ {-rule.max_drop:+.4f} (non-inferior at α={rule.alpha})"
+    return Verdict(held=boot["ci_low"] >= -rule.max_drop, observed=observed, expected=expected, name=name)
+
+
+def check_fairness(rule: FairnessRule, ctx: GateContext) -> Verdict:
+    report = _section(ctx.evidence, "fairness", rule.sensitive)
+    value = float(report[rule.metric])
+    groups = {g: _fmt(v.get("selection_rate")) for g, v in report.get("by_group", {}).items()}
+    observed = f"{value:.4f} (selection rate by {rule.sensitive}: {groups})"
+    return Verdict(
+        held=value <= rule.max, observed=observed, expected=f"≤ {rule.max}", name=f"fairness {rule.metric} by {rule.sensitive}"
+    )
+
+
+def check_data_validation(rule: DataValidationRule, ctx: GateContext) -> Verdict:
+    report = _section(ctx.evidence, "data_validation")
+    rows = max(int(report.get("rows", 0)), 1)
+    rate = int(report.get("failing_rows", 0)) / rows
+    violations = report.get("violations", [])
+    structural = [
+        v for v in violations if v.get("check") in ("column_in_dataframe",) or str(v.get("check", "")).startswith("dtype")
+    ]
+    shown = [f"{v['column']} {v['check']}: {v['failures']}" for v in violations[:5]]
+    observed = f"{rate:.2%} of rows fail" + (f" ({'; '.join(shown)})" if shown else "")
+    held = rate <= rule.max_failure_rate and not structural
+    return Verdict(
+        held=held,
+        observed=observed,
+        expected=f"≤ {rule.max_failure_rate:.2%} failing rows, schema intact",
+        name="data_validation",
+    )
+
+
+def check_artifacts(rule: ArtifactsRule, ctx: GateContext) -> Verdict:
+    present = set(_section(ctx.evidence, "artifacts"))
+    missing = [name for name in rule.required if name not in present]
+    observed = f"missing {', '.join(missing)}" if missing else "all present"
+    return Verdict(held=not missing, observed=observed, expected=", ".join(rule.required), name="artifacts")
+
+
+def check_data_sources(rule: DataSourcesRule, ctx: GateContext) -> Verdict:
+    sources = list(_section(ctx.evidence, "lineage", "data_sources"))
+    unapproved = [s for s in sources if not any(fnmatch.fnmatchcase(s, pattern) for pattern in rule.approved)]
+    observed = f"unapproved: {', '.join(unapproved)}" if unapproved else ", ".join(sources)
+    return Verdict(
+        held=bool(sources) and not unapproved,
+        observed=observed,
+        expected=f"match {' or '.join(rule.approved)}",
+        name="data_sources",
+    )
+
+
+def check_approvals(rule: ApprovalsRule, ctx: GateContext) -> Verdict:
+    excluded = {p for p in (ctx.registered_by, ctx.trained_by) if p} if rule.exclude_registrant else set()
+    latest: dict[str, Approval] = {}
+    for approval in ctx.approvals:
+        if approval.stage == ctx.stage:
+            latest[approval.actor] = approval  # an actor's latest decision counts
+    eligible = {actor: a for actor, a in latest.items() if actor not in excluded and (rule.role in a.roles or "admin" in a.roles)}
+    rejected = [f"{actor} ({a.comment})" if a.comment else actor for actor, a in eligible.items() if a.decision == "reject"]
+    approved = sorted(actor for actor, a in eligible.items() if a.decision == "approve")
+    if rejected:
+        observed = f"rejected by {', '.join(rejected)}"
+    else:
+        observed = f"{len(approved)} ({', '.join(approved)})" if approved else "0"
+    not_registrant = ", not the registrant or trainer" if rule.exclude_registrant else ""
+    expected = f"≥ {rule.count} approval{'s' if rule.count > 1 else ''} by {rule.role}{not_registrant}"
+    return Verdict(
+        held=not rejected and len(approved) >= rule.count, observed=observed, expected=expected, name=f"approvals ({rule.role})"
+    )
+
+
+def check_robustness(rule: RobustnessRule, ctx: GateContext) -> Verdict:
+    report = _section(ctx.evidence, "robustness")
+    probes = report.get("probes", {})
+    broken = [f"{name}: {p.get('error') or 'invalid outputs'}" for name, p in probes.items() if not p.get("ok")]
+    noise = probes.get("noise", {})
+    mean, worst = noise.get("mean_abs_change"), noise.get("max_abs_change")
+    if broken or mean is None or worst is None:
+        observed = "; ".join(broken) or "the noise probe could not compare predictions"
+        held = False
+    else:
+        observed = f"all probes ok; score change under noise: mean {mean:.4f}, worst row {worst:.4f}"
+        held = mean <= rule.max_mean_change and (rule.max_change is None or worst <= rule.max_change)
+    expected = f"no crash, mean change ≤ {rule.max_mean_change}"
+    if rule.max_change is not None:
+        expected += f", worst row ≤ {rule.max_change}"
+    return Verdict(held=held, observed=observed, expected=expected, name="robustness")
+
+
+def check_expr(rule: ExprRule, ctx: GateContext) -> Verdict:
+    try:
+        held = cel.evaluate(rule.expr, ctx.evidence)
+    except InvalidSpec as exc:
+        raise MissingEvidence(exc.message) from None
+    return Verdict(held=held, observed=str(held).lower(), expected="true", name=rule.name or f"expr {rule.expr}")
+
+
+EVALUATORS: dict[str, Callable[[Any, GateContext], Verdict]] = {
+    "metric": check_metric,
+    "compare_champion": check_compare_champion,
+    "fairness": check_fairness,
+    "data_validation": check_data_validation,
+    "artifacts": check_artifacts,
+    "data_sources": check_data_sources,
+    "approvals": check_approvals,
+    "robustness": check_robustness,
+    "expr": check_expr,
+}
+
+
+def evaluate_rule(rule: Rule, ctx: GateContext) -> Verdict:
+    return EVALUATORS[rule.kind](rule, ctx)

@@ -1,0 +1,221 @@
+"""Policy files: rules per target stage, as declarative specs with a stable ``kind``.
+
+Specs only describe; ``policy.rules`` evaluates them. A bad file is refused at
+load with the file, the rule's stage and index, and the problem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shipyard.checks.data import ColumnConstraint
+from shipyard.config import format_validation_error
+from shipyard.domain.errors import InvalidSpec, NotFound
+
+Severity = Literal["block", "warn"]
+Operator = Literal[">=", ">", "<=", "<", "=="]
+FairnessMetric = Literal["demographic_parity_difference", "equalized_odds_difference"]
+GATED_STAGES = ("staging", "production")
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    severity: Severity = "block"
+    message: str | None = None
+
+
+class MetricRule(_Rule):
+    """A holdout metric (or a metric on each value of a slice column) against a threshold."""
+
+    kind: Literal["metric"]
+    metric: Literal["roc_auc", "accuracy", "f1", "log_loss", "brier"]
+    op: Operator
+    value: float
+    slice: str | None = Field(default=None, description="slice column: the rule must hold for every value of it")
+
+
+class CompareChampionRule(_Rule):
+    """Non-inferiority against the champion: the CI of the improvement must stay above -max_drop."""
+
+    kind: Literal["compare_champion"]
+    metric: Literal["roc_auc", "accuracy", "f1", "log_loss", "brier"] | None = None
+    max_drop: float = Field(default=0.0, ge=0.0)
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    resamples: int = Field(default=2000, ge=1000)
+
+
+class FairnessRule(_Rule):
+    kind: Literal["fairness"]
+    metric: FairnessMetric
+    sensitive: str
+    max: float = Field(ge=0.0)
+
+
+class DataValidationRule(_Rule):
+    kind: Literal["data_validation"]
+    max_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class ArtifactsRule(_Rule):
+    kind: Literal["artifacts"]
+    required: list[str] = Field(min_length=1)
+
+
+class DataSourcesRule(_Rule):
+    kind: Literal["data_sources"]
+    approved: list[str] = Field(min_length=1, description="glob patterns over data source URIs")
+
+
+class ApprovalsRule(_Rule):
+    kind: Literal["approvals"]
+    count: int = Field(default=1, ge=1)
+    role: str = "approver"
+    exclude_registrant: bool = True
+
+
+class RobustnessRule(_Rule):
+    """No probe may crash the model; small input noise may move scores only a little.
+
+    The worst single row sits near a tree split more often than not, so stability is
+    judged on the mean change by default; ``max_change`` adds a bound on the worst row.
+    """
+
+    kind: Literal["robustness"]
+    max_mean_change: float = Field(default=0.02, gt=0.0)
+    max_change: float | None = Field(default=None, gt=0.0)
+
+
+class ExprRule(_Rule):
+    """A CEL expression over the evidence (``evidence.metrics.holdout.roc_auc > 0.8``)."""
+
+    kind: Literal["expr"]
+    expr: str
+    name: str | None = None
+
+    @field_validator("expr")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        from shipyard.policy.cel import compile_expression
+
+        compile_expression(value)
+        return value
+
+
+Rule = Annotated[
+    MetricRule
+    | CompareChampionRule
+    | FairnessRule
+    | DataValidationRule
+    | ArtifactsRule
+    | DataSourcesRule
+    | ApprovalsRule
+    | RobustnessRule
+    | ExprRule,
+    Field(discriminator="kind"),
+]
+RULE_KINDS: tuple[str, ...] = (
+    "metric",
+    "compare_champion",
+    "fairness",
+    "data_validation",
+    "artifacts",
+    "data_sources",
+    "approvals",
+    "robustness",
+    "expr",
+)
+
+
+class BreakGlass(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed: bool = False
+
+
+class Policy(BaseModel):
+    """One model's policy: evidence settings plus rules per target stage."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slices: list[str] = Field(default_factory=list)
+    sensitive: list[str] = Field(default_factory=list)
+    constraints: dict[str, ColumnConstraint] = Field(default_factory=dict)
+    break_glass: BreakGlass = BreakGlass()
+    staging: list[Rule] = Field(default_factory=list)
+    production: list[Rule] = Field(default_factory=list)
+
+    def rules_for(self, stage: str) -> list[Rule]:
+        if stage == "staging":
+            return list(self.staging)
+        if stage == "production":
+            return list(self.production)
+        return []
+
+    def fairness_columns(self) -> list[str]:
+        named = [rule.sensitive for stage in GATED_STAGES for rule in self.rules_for(stage) if isinstance(rule, FairnessRule)]
+        return list(dict.fromkeys([*self.sensitive, *named]))
+
+    def slice_columns(self) -> list[str]:
+        named = [
+            rule.slice for stage in GATED_STAGES for rule in self.rules_for(stage) if isinstance(rule, MetricRule) and rule.slice
+        ]
+        return list(dict.fromkeys([*self.slices, *named]))
+
+    def comparison_settings(self) -> CompareChampionRule | None:
+        for stage in GATED_STAGES:
+            for rule in self.rules_for(stage):
+                if isinstance(rule, CompareChampionRule):
+                    return rule
+        return None
+
+
+EMPTY = Policy()
+
+
+def load_policy(path: Path) -> Policy:
+    import yaml
+
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"policy file {path} does not exist", hint="Check models.*.policy in shipyard.yaml.") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InvalidSpec(f"policy {path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidSpec(f"policy {path}: expected a mapping with keys staging, production, …; got {type(raw).__name__}")
+    for stage in GATED_STAGES:
+        rules = raw.get(stage)
+        if rules is not None and not isinstance(rules, list):
+            raise InvalidSpec(f"policy {path}: {stage} must be a list of rules; got {type(rules).__name__}")
+        for index, rule in enumerate(rules or []):
+            if not isinstance(rule, dict) or "kind" not in rule:
+                raise InvalidSpec(
+                    f"policy {path}: {stage} rule {index}: every rule needs a kind; expected one of {', '.join(RULE_KINDS)}"
+                )
+            if rule["kind"] not in RULE_KINDS:
+                raise InvalidSpec(
+                    f"policy {path}: {stage} rule {index}: unknown kind {rule['kind']!r}; expected one of {', '.join(RULE_KINDS)}"
+                )
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidSpec(f"policy {path}: {_rule_locations(format_validation_error(exc))}") from None
+
+
+def _rule_locations(text: str) -> str:
+    """pydantic says ``production.2.metric.value``; say ``production rule 2 (metric): value``."""
+    import re
+
+    return re.sub(
+        r"\b(staging|production)\.(\d+)\.(" + "|".join(RULE_KINDS) + r")\.",
+        lambda m: f"{m.group(1)} rule {m.group(2)} ({m.group(3)}): ",
+        text,
+    )

@@ -1,0 +1,204 @@
+"""Every rule kind, made to pass and to fail, against evidence built in the test."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter
+
+from shipyard.domain.governance import Approval, Outcome
+from shipyard.policy import gate
+from shipyard.policy.access import Access
+from shipyard.policy.rules import EVALUATORS, GateContext
+from shipyard.policy.spec import RULE_KINDS, Policy, Rule
+
+EVIDENCE: dict[str, Any] = {
+    "metrics": {
+        "holdout": {"roc_auc": 0.83, "accuracy": 0.81, "f1": 0.5, "log_loss": 0.4, "brier": 0.13},
+        "slices": {
+            "contract_type": {
+                "month-to-month": {"rows": 2000, "positives": 700, "roc_auc": 0.78},
+                "two-year": {"rows": 800, "positives": 30, "roc_auc": 0.69},
+            }
+        },
+    },
+    "comparison": {
+        "metric": "roc_auc",
+        "champion_version": 1,
+        "rows": 4000,
+        "bootstrap": {"improvement": -0.004, "ci_low": -0.009, "ci_high": 0.001, "confidence": 0.9, "resamples": 2000},
+        "delong": {"p_value": 0.2, "statistic": -1.2},
+    },
+    "fairness": {
+        "gender": {
+            "demographic_parity_difference": 0.03,
+            "equalized_odds_difference": 0.12,
+            "by_group": {"female": {"selection_rate": 0.15}, "male": {"selection_rate": 0.18}},
+        }
+    },
+    "data_validation": {
+        "passed": False,
+        "rows": 1000,
+        "failing_rows": 5,
+        "violations": [{"column": "monthly_charges", "check": "in_range(18, 130)", "failures": 5, "examples": [131.0]}],
+    },
+    "robustness": {
+        "passed": True,
+        "probes": {"missing_values": {"ok": True}, "noise": {"ok": True, "max_abs_change": 0.04, "mean_abs_change": 0.01}},
+    },
+    "artifacts": ["model", "model_card.md", "lineage.json", "requirements.txt"],
+    "lineage": {"data_sources": ["file:///proj/data/churn.parquet"], "git_clean": True, "trained_by": "dana"},
+}
+
+
+def approval(
+    actor: str, roles: tuple[str, ...] = ("approver",), decision: str = "approve", stage: str = "production"
+) -> Approval:
+    return Approval(
+        model="churn", version=2, stage=stage, actor=actor, roles=roles, decision=decision, comment="", at=datetime.now(UTC)
+    )
+
+
+def judge(rule: dict[str, Any], evidence: dict[str, Any] | None = None, **context: Any) -> Any:
+    spec = TypeAdapter(Rule).validate_python(rule)
+    ctx = GateContext(
+        model="churn",
+        version=2,
+        stage="production",
+        evidence=EVIDENCE if evidence is None else evidence,
+        registered_by="dana",
+        trained_by="dana",
+        **context,
+    )
+    report = gate.evaluate(Policy(production=[spec]), ctx, actor="tester")
+    [result] = report.results
+    return result
+
+
+def test_every_kind_has_an_evaluator() -> None:
+    assert set(EVALUATORS) == set(RULE_KINDS)
+
+
+CASES: list[tuple[dict[str, Any], bool]] = [
+    ({"kind": "metric", "metric": "roc_auc", "op": ">=", "value": 0.8}, True),
+    ({"kind": "metric", "metric": "roc_auc", "op": ">=", "value": 0.9}, False),
+    ({"kind": "metric", "metric": "log_loss", "op": "<", "value": 0.5}, True),
+    ({"kind": "metric", "metric": "roc_auc", "op": ">=", "value": 0.65, "slice": "contract_type"}, True),
+    ({"kind": "metric", "metric": "roc_auc", "op": ">=", "value": 0.7, "slice": "contract_type"}, False),
+    ({"kind": "compare_champion", "metric": "roc_auc", "max_drop": 0.01}, True),
+    ({"kind": "compare_champion", "metric": "roc_auc", "max_drop": 0.005}, False),
+    ({"kind": "fairness", "metric": "demographic_parity_difference", "sensitive": "gender", "max": 0.05}, True),
+    ({"kind": "fairness", "metric": "equalized_odds_difference", "sensitive": "gender", "max": 0.1}, False),
+    ({"kind": "data_validation", "max_failure_rate": 0.01}, True),
+    ({"kind": "data_validation"}, False),
+    ({"kind": "artifacts", "required": ["model_card.md", "lineage.json"]}, True),
+    ({"kind": "artifacts", "required": ["model_card.md", "shap.png"]}, False),
+    ({"kind": "data_sources", "approved": ["file:///proj/data/*"]}, True),
+    ({"kind": "data_sources", "approved": ["s3://lake/*"]}, False),
+    ({"kind": "robustness", "max_mean_change": 0.02}, True),
+    ({"kind": "robustness", "max_mean_change": 0.005}, False),
+    ({"kind": "robustness", "max_mean_change": 0.02, "max_change": 0.03}, False),
+    ({"kind": "expr", "expr": "evidence.metrics.holdout.roc_auc > 0.8 && evidence.lineage.git_clean"}, True),
+    ({"kind": "expr", "expr": "evidence.fairness.gender.equalized_odds_difference < 0.1"}, False),
+]
+
+
+@pytest.mark.parametrize(("rule", "held"), CASES, ids=lambda v: v["kind"] if isinstance(v, dict) else str(v))
+def test_rule_kinds_pass_and_fail(rule: dict[str, Any], held: bool) -> None:
+    result = judge(rule)
+    assert result.outcome is (Outcome.PASSED if held else Outcome.FAILED), result
+    assert result.observed is not None and result.expected
+
+
+def test_each_kind_is_covered_both_ways() -> None:
+    covered = {(rule["kind"], held) for rule, held in CASES}
+    assert covered == {(kind, held) for kind in RULE_KINDS if kind != "approvals" for held in (True, False)}
+
+
+def test_failure_says_what_was_observed_and_expected() -> None:
+    result = judge({"kind": "metric", "metric": "roc_auc", "op": ">=", "value": 0.7, "slice": "contract_type", "message": "m"})
+    assert result.observed == {"two-year": 0.69}
+    assert result.expected == ">= 0.7 for each contract_type"
+    assert result.message == "m"
+    result = judge({"kind": "compare_champion", "max_drop": 0.005, "alpha": 0.05})
+    assert "improvement -0.0040 vs v1" in result.observed and "delong p=0.2" in result.observed
+    assert result.expected == "lower bound ≥ -0.0050 (non-inferior at α=0.05)"
+
+
+def test_compare_champion_passes_without_a_champion() -> None:
+    evidence = {**EVIDENCE, "comparison": None}
+    result = judge({"kind": "compare_champion"}, evidence)
+    assert result.outcome is Outcome.PASSED and "no production version" in result.observed
+
+
+APPROVALS: dict[str, Any] = {"kind": "approvals", "count": 1, "role": "approver"}
+
+
+class TestApprovals:
+    rule = APPROVALS
+
+    def test_no_approval_fails(self) -> None:
+        assert judge(self.rule).outcome is Outcome.FAILED
+
+    def test_an_approver_passes(self) -> None:
+        result = judge(self.rule, approvals=[approval("rui")])
+        assert result.outcome is Outcome.PASSED and "rui" in result.observed
+
+    def test_the_registrant_does_not_count(self) -> None:
+        assert judge(self.rule, approvals=[approval("dana", ("approver", "scientist"))]).outcome is Outcome.FAILED
+
+    def test_the_wrong_role_does_not_count(self) -> None:
+        assert judge(self.rule, approvals=[approval("sam", ("deployer",))]).outcome is Outcome.FAILED
+
+    def test_another_stage_does_not_count(self) -> None:
+        assert judge(self.rule, approvals=[approval("rui", stage="staging")]).outcome is Outcome.FAILED
+
+    def test_a_rejection_blocks_until_revised(self) -> None:
+        rule = {**self.rule, "count": 1}
+        rejected = judge(rule, approvals=[approval("rui"), approval("ann"), approval("rui", decision="reject")])
+        assert rejected.outcome is Outcome.FAILED and "rejected by rui" in rejected.observed
+        revised = judge(rule, approvals=[approval("rui", decision="reject"), approval("rui")])
+        assert revised.outcome is Outcome.PASSED
+
+    def test_count_of_distinct_approvers(self) -> None:
+        rule = {**self.rule, "count": 2}
+        assert judge(rule, approvals=[approval("rui"), approval("rui")]).outcome is Outcome.FAILED
+        assert judge(rule, approvals=[approval("rui"), approval("ann", ("admin",))]).outcome is Outcome.PASSED
+
+
+def test_warn_severity_does_not_block() -> None:
+    rule = {"kind": "metric", "metric": "roc_auc", "op": ">=", "value": 0.9, "severity": "warn"}
+    spec = TypeAdapter(Rule).validate_python(rule)
+    ctx = GateContext(model="churn", version=2, stage="production", evidence=EVIDENCE)
+    report = gate.evaluate(Policy(production=[spec]), ctx, actor="t")
+    assert report.passed and [r.outcome for r in report.results] == [Outcome.WARNED]
+    assert report.warnings and not report.blocking
+
+
+@pytest.mark.parametrize(
+    ("rule", "evidence_change"),
+    [
+        ({"kind": "fairness", "metric": "demographic_parity_difference", "sensitive": "colour", "max": 0.1}, None),
+        ({"kind": "metric", "metric": "roc_auc", "op": ">=", "value": 0.5, "slice": "region"}, None),
+        ({"kind": "data_validation"}, "data_validation"),
+        ({"kind": "robustness"}, "robustness"),
+        ({"kind": "expr", "expr": "evidence.nope.value > 1"}, None),
+        ({"kind": "expr", "expr": "evidence.metrics.holdout.roc_auc + 1"}, None),
+    ],
+)
+def test_missing_evidence_is_an_error_that_blocks(rule: dict[str, Any], evidence_change: str | None) -> None:
+    evidence = copy.deepcopy(EVIDENCE)
+    if evidence_change:
+        evidence.pop(evidence_change)
+    result = judge(rule, evidence)
+    assert result.outcome is Outcome.ERROR and result.blocking
+    assert result.observed
+
+
+def test_approvals_rule_uses_roles_recorded_at_sign_off() -> None:
+    access = Access({"rui": ["approver"]})
+    result = judge({"kind": "approvals"}, approvals=[approval("rui")], access=access)
+    assert result.outcome is Outcome.PASSED
