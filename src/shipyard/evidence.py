@@ -108,7 +108,9 @@ def collect(
     }
     metric, resamples, confidence = comparison_settings(policy, spec)
     if champion is not None:
-        champion_scores = positive_scores(champion.model, holdout_x)
+        own = getattr(champion.model, "feature_names_in_", None)
+        champion_x = holdout[[str(c) for c in own]].reset_index(drop=True) if own is not None else holdout_x
+        champion_scores = positive_scores(champion.model, champion_x)
         result = comparison.compare(
             y, scores, champion_scores, metric=metric, resamples=resamples, seed=spec.data.seed, confidence=confidence
         )

@@ -235,6 +235,23 @@ def prepare(settings: Settings, spec: ModelSpec) -> Prepared:
     )
 
 
+def with_model_features(prepared: Prepared, model: Any, source: str) -> Prepared:
+    """A model trained elsewhere may use fewer columns than configured: score it on its own."""
+    from dataclasses import replace
+
+    wanted = getattr(model, "feature_names_in_", None)
+    if wanted is None:
+        return prepared
+    names = [str(name) for name in wanted]
+    missing = [name for name in names if name not in prepared.dataset.frame.columns]
+    if missing:
+        raise InvalidSpec(
+            f"the model at {source} needs columns the configured data lacks: {', '.join(missing)}",
+            hint="Point models.*.data.path in shipyard.yaml at data with those columns.",
+        )
+    return replace(prepared, features=names)
+
+
 def current_champion(store: Store, registry: Registry, model_name: str, *, excluding: int | None = None) -> Champion | None:
     from shipyard.domain.stages import Stage
 
@@ -476,9 +493,9 @@ def adopt(
     with progress("load run and data"):
         policy_for(settings, model_name)
         facts = registry.run_facts(run_id)
-        source = f"{facts['artifact_uri'].rstrip('/')}/{artifact_path.strip('/')}"
+        source = registry.model_source(run_id, artifact_path)
         model = registry.load_sklearn(source)
-        prepared = prepare(settings, spec)
+        prepared = with_model_features(prepare(settings, spec), model, source)
     tags = facts["tags"]
     commit = tags.get("mlflow.source.git.commit")
     dirty = tags.get("shipyard.git.dirty")
@@ -529,7 +546,7 @@ def refresh_evidence(
     spec = settings.model(version.model)
     old = store.evidence(version.model, version.version) or {}
     model = registry.load_sklearn(version.source)
-    prepared = prepare(settings, spec)
+    prepared = with_model_features(prepare(settings, spec), model, version.source)
     lineage_facts = old.get("lineage") or {}
     lineage = Lineage(
         data_sources=lineage_facts.get("data_sources") or [version.data_uri or prepared.dataset.uri],

@@ -73,6 +73,21 @@ class Registry:
                 self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         return self._client
 
+    @contextmanager
+    def _as_default(self) -> Iterator[None]:
+        """MLflow's model loaders read the process-wide tracking URI (MLflow 3 looks the
+        logged model up by id); point it at this project only for the call."""
+        import mlflow
+
+        before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(before[0])
+            mlflow.set_registry_uri(before[1])
+
     # -- tracking ---------------------------------------------------------------
 
     def experiment_id(self, name: str) -> str:
@@ -166,7 +181,7 @@ class Registry:
         import mlflow.sklearn
         from mlflow.exceptions import MlflowException
 
-        with translate_errors(f"loading the model at {source}", self.tracking_uri):
+        with translate_errors(f"loading the model at {source}", self.tracking_uri), self._as_default():
             try:
                 return mlflow.sklearn.load_model(source)
             except MlflowException as exc:
@@ -198,6 +213,27 @@ class Registry:
             "tags": dict(run.data.tags),
             "data_sources": sources,
         }
+
+    def model_source(self, run_id: str, artifact_path: str) -> str:
+        """Where a run's model lives: a run artifact folder, or an MLflow 3 logged model of that name."""
+        path = artifact_path.strip("/")
+        with translate_errors(f"finding model {path!r} of run {run_id}", self.tracking_uri), self._as_default():
+            run = self.client.get_run(run_id)
+            # MLflow 3 keeps logged models outside the run's artifacts (and lists them
+            # there as if they were inside), so look for a logged model first.
+            logged = self.client.search_logged_models(
+                experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+            )
+            for model in logged:
+                if model.name == path:
+                    return str(model.artifact_location)
+            if "MLmodel" in {Path(a.path).name for a in self.client.list_artifacts(run_id, path)}:
+                return f"{run.info.artifact_uri.rstrip('/')}/{path}"
+        names = sorted({m.name for m in logged})
+        raise NotFound(
+            f"run {run_id} has no model at {path!r}",
+            hint=f"Models logged by the run: {', '.join(names) or 'none'}. Pass one with --artifact-path.",
+        )
 
     def finish_run(self, run_id: str, *, failed: bool = False) -> None:
         with translate_errors("closing the run", self.tracking_uri):

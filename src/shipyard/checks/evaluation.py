@@ -22,7 +22,14 @@ def positive_scores(model: Any, features: pd.DataFrame) -> np.ndarray:
             f"the trained model ({type(model).__name__}) has no predict_proba",
             hint="Return a fitted binary classifier, e.g. a scikit-learn estimator or Pipeline.",
         )
-    proba = np.asarray(model.predict_proba(features))
+    try:
+        proba = np.asarray(model.predict_proba(features))
+    except Exception as exc:  # the model is user code: any failure is a finding, not a crash
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidSpec(
+            f"the model could not score {len(features)} rows with columns {', '.join(map(str, features.columns))}: "
+            f"{type(exc).__name__}: {reason}"
+        ) from exc
     if proba.ndim != 2 or proba.shape[1] != 2:
         raise InvalidSpec(f"expected predict_proba to return one column per class for 2 classes, got shape {proba.shape}")
     return proba[:, 1]

@@ -64,6 +64,8 @@ def fairness_report(y_true: Any, y_pred: Any, sensitive: pd.Series, *, scores: A
         members = groups == key
         entry: dict[str, Any] = {
             "count": int(row["count"]),
+            # The labels' own rate: the disparity in the data, next to the model's.
+            "positive_rate": float(y[members].mean()),
             "selection_rate": _finite(row["selection_rate"], f"{name}={key} selection_rate", warnings),
             "true_positive_rate": _finite(row["true_positive_rate"], f"{name}={key} true_positive_rate", warnings),
             "false_positive_rate": _finite(row["false_positive_rate"], f"{name}={key} false_positive_rate", warnings),

@@ -121,8 +121,16 @@ def check_compare_champion(rule: CompareChampionRule, ctx: GateContext) -> Verdi
 def check_fairness(rule: FairnessRule, ctx: GateContext) -> Verdict:
     report = _section(ctx.evidence, "fairness", rule.sensitive)
     value = float(report[rule.metric])
-    groups = {g: _fmt(v.get("selection_rate")) for g, v in report.get("by_group", {}).items()}
-    observed = f"{value:.4f} (selection rate by {rule.sensitive}: {groups})"
+    by_group = report.get("by_group", {})
+    if rule.metric == "equalized_odds_difference":
+        rates = "; ".join(
+            f"{g} TPR {v.get('true_positive_rate', 0):.3f} FPR {v.get('false_positive_rate', 0):.3f}" for g, v in by_group.items()
+        )
+    else:
+        rates = "; ".join(f"{g} {v.get('selection_rate', 0):.3f}" for g, v in by_group.items())
+        rates = f"predicted positive: {rates}"
+    actual = "; ".join(f"{g} {v['positive_rate']:.3f}" for g, v in by_group.items() if "positive_rate" in v)
+    observed = f"{value:.4f} ({rates}" + (f"; actual positive: {actual})" if actual else ")")
     return Verdict(
         held=value <= rule.max, observed=observed, expected=f"≤ {rule.max}", name=f"fairness {rule.metric} by {rule.sensitive}"
     )

@@ -1,0 +1,299 @@
+"""Gates, approvals, roles and separation of duties through the service and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import declare_principals
+from shipyard.cli import app
+from shipyard.domain.errors import GateBlocked, NotFound, PermissionDenied
+from shipyard.domain.stages import Stage
+from shipyard.service import Shipyard
+
+
+def svc(root: Path, actor: str) -> Shipyard:
+    return Shipyard.open(root, actor=actor, env={})
+
+
+def cli(root: Path, actor: str, *args: str) -> object:
+    return CliRunner().invoke(app, ["--project", str(root), "--actor", actor, *args], catch_exceptions=False)
+
+
+def to_staging(root: Path, version: int = 1) -> None:
+    with svc(root, "alice") as service:
+        service.promote("churn", version, "staging", reason="ready")
+
+
+def audit_actions(root: Path) -> list[tuple[str, str, str]]:
+    with svc(root, "val") as service:
+        return [(e.action, e.subject, e.actor) for e in service.audit_log()]
+
+
+# -- who may do what -----------------------------------------------------------------
+
+MUTATIONS = {
+    "pipeline run": lambda s: s.run_pipeline("churn"),
+    "register": lambda s: s.register("churn", "0" * 32),
+    "evidence collect": lambda s: s.collect_evidence("churn", 1),
+    "promote to staging": lambda s: s.promote("churn", 1, "staging", reason="x"),
+    "promote to rejected": lambda s: s.promote("churn", 1, "rejected", reason="x"),
+    "promote to archived": lambda s: s.promote("churn", 1, "archived", reason="x"),
+    "approve": lambda s: s.approve("churn", 1, "production"),
+    "reject": lambda s: s.approve("churn", 1, "production", decision="reject"),
+    "break-glass": lambda s: s.promote("churn", 1, "staging", reason="x", break_glass=True),
+    "reconcile": lambda s: s.reconcile(),
+    "db upgrade": lambda s: s.upgrade_store(),
+}
+# Which of the test principals may not do each (see PRINCIPALS in conftest.py).
+REFUSED = {
+    "pipeline run": ["val", "vera", "rui", "zoe"],
+    "register": ["val", "vera", "rui"],
+    "evidence collect": ["val", "vera", "rui"],
+    "promote to staging": ["val", "vera"],
+    "promote to rejected": ["val"],
+    "promote to archived": ["val", "vera", "bob"],
+    "approve": ["val", "alice", "bob", "rui"],
+    "reject": ["val", "alice", "bob", "rui"],
+    "break-glass": ["val", "alice", "rui", "vera"],
+    "reconcile": ["val", "vera", "bob"],
+    "db upgrade": ["val", "vera", "bob"],
+    "unknown actor": [],
+}
+
+
+@pytest.mark.parametrize(("action", "actor"), [(a, p) for a, people in REFUSED.items() if a in MUTATIONS for p in people])
+def test_every_mutating_command_checks_roles(trained_project: Path, action: str, actor: str) -> None:
+    before = audit_actions(trained_project)
+    with svc(trained_project, actor) as service, pytest.raises(PermissionDenied) as caught:
+        MUTATIONS[action](service)
+    assert actor in caught.value.message
+    assert audit_actions(trained_project) == before  # a refusal writes nothing
+
+
+@pytest.mark.parametrize("action", sorted(MUTATIONS))
+def test_undeclared_actor_is_refused_everything(trained_project: Path, action: str) -> None:
+    with svc(trained_project, "mallory") as service, pytest.raises(PermissionDenied) as caught:
+        MUTATIONS[action](service)
+    assert "mallory is not declared under principals" in (caught.value.hint or "")
+
+
+def test_without_principals_everyone_holds_every_role_but_admin(trained_project: Path) -> None:
+    declare_principals(trained_project, None)
+    with svc(trained_project, "anyone") as service:
+        service.promote("churn", 1, "staging", reason="open project")
+        with pytest.raises(PermissionDenied, match="needs one of the roles admin"):
+            service.promote("churn", 2, "staging", reason="x", break_glass=True)
+
+
+def test_separation_of_duties_for_approval(trained_project: Path) -> None:
+    declare_principals(trained_project, {"alice": ["scientist", "approver"], "vera": ["approver"], "rui": ["deployer"]})
+    with svc(trained_project, "alice") as service, pytest.raises(PermissionDenied) as caught:
+        service.approve("churn", 1, "production")
+    assert "separation of duties: alice registered this version" in caught.value.message
+    with svc(trained_project, "vera") as service:
+        assert service.approve("churn", 1, "production", comment="ok").actor == "vera"
+
+
+def test_trainer_of_an_adopted_version_cannot_approve_it(trained_project: Path) -> None:
+    """Registrant and trainer differ when a model is adopted from someone else's run."""
+    with svc(trained_project, "bob") as service:
+        run_id = service.store.get_version("churn", 1).run_id
+        assert run_id is not None
+        adopted = service.register("churn", run_id)
+    assert adopted.version.registered_by == "bob"
+    declare_principals(trained_project, {"alice": ["approver"], "bob": ["approver"], "vera": ["approver"]})
+    for person, duty in (("alice", "trained"), ("bob", "registered")):
+        with svc(trained_project, person) as service, pytest.raises(PermissionDenied, match=f"{person} {duty} this version"):
+            service.approve("churn", adopted.version.version, "production")
+
+
+# -- gates ------------------------------------------------------------------------------
+
+
+def test_blocked_promotion_lists_every_blocking_rule_and_is_stored(trained_project: Path) -> None:
+    to_staging(trained_project)
+    with svc(trained_project, "rui") as service:
+        with pytest.raises(GateBlocked) as caught:
+            service.promote("churn", 1, "production", reason="ship")
+        assert "1 blocking rule failed" in caught.value.message
+        assert "approvals (approver): observed 0; expected ≥ 1 approval by approver" in (caught.value.hint or "")
+        [_, report] = service.gate_reports("churn", 1)
+        assert report["stage"] == "production" and report["passed"] is False
+        assert service.store.get_version("churn", 1).stage is Stage.STAGING
+    assert audit_actions(trained_project)[-1] == ("gate.evaluated", "churn/1", "rui")
+
+
+def test_approval_then_promotion(trained_project: Path) -> None:
+    to_staging(trained_project)
+    with svc(trained_project, "vera") as service:
+        service.approve("churn", 1, "production", comment="model card read")
+    with svc(trained_project, "rui") as service:
+        outcome = service.promote("churn", 1, "production", reason="ship")
+    assert outcome.gate is not None and outcome.gate.passed
+    assert {r.kind for r in outcome.gate.results} == {"compare_champion", "metric", "fairness", "approvals", "expr"}
+    assert audit_actions(trained_project)[-5:] == [
+        ("gate.evaluated", "churn/1", "alice"),
+        ("version.stage_changed", "churn/1", "alice"),
+        ("approval.approve", "churn/1", "vera"),
+        ("gate.evaluated", "churn/1", "rui"),
+        ("version.stage_changed", "churn/1", "rui"),
+    ]
+
+
+def test_a_rejection_blocks(trained_project: Path) -> None:
+    to_staging(trained_project)
+    with svc(trained_project, "vera") as service:
+        service.approve("churn", 1, "production", decision="reject", comment="fairness unclear")
+    with svc(trained_project, "walt") as service:
+        service.approve("churn", 1, "production")
+    with svc(trained_project, "rui") as service, pytest.raises(GateBlocked, match="blocking rule") as caught:
+        service.promote("churn", 1, "production", reason="ship")
+    assert "rejected by vera (fairness unclear)" in (caught.value.hint or "")
+
+
+def test_staging_gate_blocks_on_a_metric(trained_project: Path) -> None:
+    policy = trained_project / "policies" / "churn.yaml"
+    policy.write_text(policy.read_text().replace("value: 0.75", "value: 0.99"))
+    with svc(trained_project, "alice") as service, pytest.raises(GateBlocked) as caught:
+        service.promote("churn", 1, "staging", reason="x")
+    assert "metric roc_auc: observed 0.83" in (caught.value.hint or "")
+    assert "expected >= 0.99 (A churn model below 0.75 AUC is not worth a staging slot.)" in (caught.value.hint or "")
+
+
+def test_break_glass_is_admin_only_and_flagged(trained_project: Path) -> None:
+    to_staging(trained_project)
+    with svc(trained_project, "rui") as service, pytest.raises(PermissionDenied, match="needs one of the roles admin"):
+        service.promote("churn", 1, "production", reason="urgent", break_glass=True)
+    with svc(trained_project, "ada") as service:
+        outcome = service.promote("churn", 1, "production", reason="incident 42", break_glass=True)
+        assert outcome.promotion.version.stage is Stage.PRODUCTION
+        assert outcome.gate is not None and not outcome.gate.passed and outcome.gate.break_glass
+        events = service.audit_log("churn")
+    assert events[-1].details["break_glass"] is True and events[-1].details["reason"] == "incident 42"
+    assert events[-2].action == "gate.evaluated" and events[-2].details["break_glass"] is True
+
+
+def test_break_glass_needs_the_policy_to_allow_it(trained_project: Path) -> None:
+    policy = trained_project / "policies" / "churn.yaml"
+    policy.write_text(policy.read_text().replace("break_glass: {allowed: true}", "break_glass: {allowed: false}"))
+    with svc(trained_project, "ada") as service, pytest.raises(PermissionDenied, match="does not allow break-glass"):
+        service.promote("churn", 1, "staging", reason="x", break_glass=True)
+
+
+def test_gate_check_changes_nothing(trained_project: Path) -> None:
+    to_staging(trained_project)
+    before = audit_actions(trained_project)
+    blocked = cli(trained_project, "val", "gate", "check", "churn", "1", "--to", "production", "--json")
+    assert blocked.exit_code == 1
+    report = json.loads(blocked.stdout)
+    assert report["passed"] is False
+    [approvals] = [r for r in report["results"] if r["kind"] == "approvals"]
+    assert (approvals["outcome"], approvals["observed"]) == ("failed", "0")
+    table = cli(trained_project, "val", "gate", "check", "churn", "1", "--to", "staging")
+    assert table.exit_code == 0 and "Gate staging for churn/1: passed" in " ".join(table.stdout.split())
+    assert audit_actions(trained_project) == before
+    bad = cli(trained_project, "val", "gate", "check", "churn", "1", "--to", "archived")
+    assert bad.exit_code == 2 and "has no gate" in bad.stderr
+
+
+def test_cli_approve_reject_and_blocked_promote(trained_project: Path) -> None:
+    to_staging(trained_project)
+    blocked = cli(trained_project, "rui", "promote", "churn", "1", "--to", "production", "--reason", "ship")
+    assert blocked.exit_code == 1 and "may not enter production" in blocked.stderr and "approvals" in blocked.stderr
+    refused = cli(trained_project, "alice", "approve", "churn", "1", "--to", "production")
+    assert refused.exit_code == 5 and "the policy asks for the role approver" in refused.stderr
+    approved = cli(trained_project, "vera", "approve", "churn", "1", "--to", "production", "--comment", "ok", "--json")
+    assert approved.exit_code == 0 and json.loads(approved.stdout)["decision"] == "approve"
+    promoted = cli(trained_project, "rui", "promote", "churn", "1", "--to", "production", "--reason", "ship")
+    assert promoted.exit_code == 0 and "staging → production" in promoted.stdout
+    shown = cli(trained_project, "val", "models", "show", "churn", "1", "--json")
+    detail = json.loads(shown.stdout)
+    assert [a["actor"] for a in detail["approvals"]] == ["vera"]
+    assert [g["passed"] for g in detail["gate_reports"]] == [True, False, True]
+    human = cli(trained_project, "val", "models", "show", "churn", "1")
+    for label in ("fairness gender", "data validation", "robustness", "artifacts", "work tree"):
+        assert label in human.stdout
+
+
+def test_models_show_has_the_evidence(trained_project: Path) -> None:
+    with svc(trained_project, "val") as service:
+        evidence = service.describe("churn", 2).evidence
+    assert evidence is not None
+    assert set(evidence) >= {"metrics", "comparison", "fairness", "data_validation", "robustness", "artifacts", "lineage"}
+    assert {"model_card.md", "lineage.json", "requirements.txt", "MLmodel"} <= set(evidence["artifacts"])
+    assert set(evidence["fairness"]) == {"gender", "senior_citizen"}
+    assert set(evidence["metrics"]["slices"]["contract_type"]) == {"month-to-month", "one-year", "two-year"}
+    assert evidence["lineage"]["trained_by"] == "alice" and evidence["lineage"]["git_clean"] is True
+
+
+# -- adopting a model trained elsewhere --------------------------------------------------
+
+
+def test_register_adopts_an_existing_run(trained_project: Path) -> None:
+    import mlflow
+    import mlflow.sklearn
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    with svc(trained_project, "bob") as service:
+        uri = service.settings.tracking_uri
+        experiment = service.registry.experiment_id(service.settings.experiment)
+        frame = pd.read_parquet(trained_project / "data" / "churn.parquet")
+    features = ["tenure_months", "monthly_charges", "support_calls", "senior_citizen"]
+    # The team's own training code, elsewhere, with MLflow's fluent API.
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run(experiment_id=experiment) as run:
+            model = LogisticRegression(max_iter=500).fit(frame[features], frame["churned"])
+            mlflow.sklearn.log_model(model, name="clf")
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+    with svc(trained_project, "bob") as service:
+        with pytest.raises(NotFound):
+            service.register("churn", "f" * 32)
+        with pytest.raises(NotFound) as caught:
+            service.register("churn", run.info.run_id, artifact_path="nope")
+        assert "Models logged by the run: clf" in (caught.value.hint or "")
+    result = cli(trained_project, "bob", "register", "churn", "--run-id", run.info.run_id, "--artifact-path", "clf", "--json")
+    assert result.exit_code == 0, result.output
+    adopted = json.loads(result.stdout)
+    assert adopted["version"]["stage"] == "candidate" and adopted["version"]["registered_by"] == "bob"
+    with svc(trained_project, "val") as service:
+        evidence = service.evidence("churn", adopted["version"]["version"])
+    assert evidence is not None and 0.5 < evidence["metrics"]["holdout"]["roc_auc"] < 1
+    assert "model_card.md" in evidence["artifacts"]
+    assert evidence["robustness"]["probes"]["unseen_categories"]["ok"] is True  # it ignores string columns
+
+
+# -- real data: the arrests example -------------------------------------------------------
+
+
+def test_arrests_gate_shows_the_real_disparity(tmp_path: Path) -> None:
+    from conftest import make_project
+
+    root = make_project(tmp_path / "arrests", example="arrests")
+    with svc(root, "alice") as service:
+        result = service.run_pipeline("arrests")
+        report = service.gate("arrests", result.version.version, "staging")
+    assert not report.passed
+    [parity] = [r for r in report.results if r.name == "fairness demographic_parity_difference by colour"]
+    assert parity.outcome.value == "failed"
+    evidence = result.version
+    assert evidence.metrics["roc_auc"] > 0.6
+    with svc(root, "val") as service:
+        facts = service.evidence("arrests", result.version.version)
+    assert facts is not None
+    groups = facts["fairness"]["colour"]["by_group"]
+    assert set(groups) == {"Black", "White"}
+    gap = abs(groups["White"]["selection_rate"] - groups["Black"]["selection_rate"])
+    assert gap == pytest.approx(facts["fairness"]["colour"]["demographic_parity_difference"], abs=1e-12)
+    assert gap > 0.02
+    # The data's own disparity: White arrestees were released more often than Black ones.
+    assert groups["White"]["positive_rate"] - groups["Black"]["positive_rate"] > 0.02
+    assert "Black" in str(parity.observed) and "White" in str(parity.observed) and "actual positive" in str(parity.observed)
