@@ -370,6 +370,7 @@ def _register(
         },
         evidence=evidence,
         schema=schema,
+        files_sha256=registry.file_digests(source),
     )
 
 

@@ -214,6 +214,37 @@ class Registry:
             "data_sources": sources,
         }
 
+    def local_model_dir(self, source: str) -> Path:
+        """A local folder with the model's files: the source itself when it is local, else a download."""
+        from urllib.parse import unquote, urlparse
+
+        parsed = urlparse(source)
+        if parsed.scheme in ("", "file"):
+            path = Path(unquote(parsed.path)) if parsed.scheme else Path(source)
+            if not (path / "MLmodel").is_file():
+                raise NotFound(f"no model at {source} (MLmodel is missing)")
+            return path
+        import mlflow.artifacts
+
+        with translate_errors(f"downloading the model at {source}", self.tracking_uri), self._as_default():
+            return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=self.tracking_uri))
+
+    def file_digests(self, source: str) -> dict[str, str]:
+        """sha256 of every file of the model, by path relative to the model folder."""
+        import hashlib
+
+        root = self.local_model_dir(source)
+        digests = {}
+        # MLflow adds registered_model_meta to a model folder after registration; it
+        # names the registered model, it is not part of the model.
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "registered_model_meta"):
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            digests[path.relative_to(root).as_posix()] = digest.hexdigest()
+        return digests
+
     def model_source(self, run_id: str, artifact_path: str) -> str:
         """Where a run's model lives: a run artifact folder, or an MLflow 3 logged model of that name."""
         path = artifact_path.strip("/")

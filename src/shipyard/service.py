@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from shipyard.config import Settings, load_settings
-from shipyard.domain.entities import AuditEvent, AuditVerification, Model, ModelVersion, Promotion, StageChange
+from shipyard.domain.entities import AuditEvent, AuditVerification, Deployment, Model, ModelVersion, Promotion, StageChange
 from shipyard.domain.errors import Conflict, GateBlocked, InvalidSpec, PermissionDenied, ShipyardError
 from shipyard.domain.governance import Approval, GateReport
 from shipyard.domain.stages import Stage, check_transition
@@ -23,6 +23,7 @@ from shipyard.store.repository import ANY_CHAMPION, ChampionChanged, Store
 if TYPE_CHECKING:
     from shipyard.pipeline import PipelineResult, StepReporter
     from shipyard.registry import Registry
+    from shipyard.serving.gateway import Gateway, GatewayConfig
 
 log = logging.getLogger("shipyard")
 GATED = (Stage.STAGING, Stage.PRODUCTION)
@@ -367,6 +368,38 @@ class Shipyard:
                 return database.current_revision(store.engine)
         finally:
             store.close()
+
+    # -- serving ----------------------------------------------------------------------------
+
+    def gateway(self, config: GatewayConfig) -> Gateway:
+        """A gateway over this project's deployments, logging predictions under .shipyard/predictions."""
+        from shipyard.pipeline import policy_for
+        from shipyard.serving.gateway import Gateway
+        from shipyard.serving.predlog import PredictionLog
+
+        log_dir = config.log_dir or self.settings.state_dir / "predictions"
+        predlog = PredictionLog(log_dir, sample_rate=config.log_sample, flush_seconds=config.log_flush_seconds)
+        categories: dict[str, dict[str, list[str]]] = {}
+        for name in self.settings.spec.models:
+            if not policy_for(self.settings, name).serving.reject_unknown_categories:
+                continue
+            schema = self.store.reference_schema(name) or {}
+            allowed = {col: spec["isin"] for col, spec in (schema.get("columns") or {}).items() if spec and spec.get("isin")}
+            categories[name] = allowed
+        return Gateway(self.store, self.registry, config, predlog=predlog, categories=categories)
+
+    def create_token(self, name: str) -> str:
+        """A new bearer token for the gateway; only its sha256 is stored, so it is shown once."""
+        import hashlib
+        import secrets
+
+        self.access.require(self.actor, "operate", what="create gateway tokens")
+        token = secrets.token_urlsafe(32)
+        self.store.add_token(actor=self.actor, name=name, token_sha256=hashlib.sha256(token.encode()).hexdigest())
+        return token
+
+    def deployments(self) -> list[Deployment]:
+        return self.store.deployments()
 
     def reconcile(self, model: str | None = None) -> list[str]:
         """Repair the MLflow mirror from the store; return the models repaired."""

@@ -35,6 +35,7 @@ class ModelVersion:
     data_fingerprint: str | None
     git_commit: str | None
     metrics: dict[str, float] = field(default_factory=dict)
+    files_sha256: dict[str, str] | None = None
     registered_by: str
     registered_at: datetime
     updated_at: datetime
@@ -102,6 +103,21 @@ class AuditEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "at": _iso(self.at)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deployment:
+    """Which versions of a model get traffic: the champion, and a challenger during a rollout."""
+
+    model: str
+    champion: int | None
+    challenger: int | None = None
+    mode: str = "single"  # single | canary | shadow | bluegreen
+    challenger_weight: float = 0.0
+    routing_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

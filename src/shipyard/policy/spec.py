@@ -136,6 +136,14 @@ class BreakGlass(BaseModel):
     allowed: bool = False
 
 
+class ServingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reject_unknown_categories: bool = Field(
+        default=False, description="refuse requests whose categories the training data never had"
+    )
+
+
 class Policy(BaseModel):
     """One model's policy: evidence settings plus rules per target stage."""
 
@@ -145,6 +153,7 @@ class Policy(BaseModel):
     sensitive: list[str] = Field(default_factory=list)
     constraints: dict[str, ColumnConstraint] = Field(default_factory=dict)
     break_glass: BreakGlass = BreakGlass()
+    serving: ServingSpec = ServingSpec()
     staging: list[Rule] = Field(default_factory=list)
     production: list[Rule] = Field(default_factory=list)
 

@@ -10,20 +10,23 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from shipyard.domain.entities import AuditEvent, AuditVerification, Model, ModelVersion, Promotion, StageChange
+from shipyard.domain.entities import AuditEvent, AuditVerification, Deployment, Model, ModelVersion, Promotion, StageChange
 from shipyard.domain.errors import Conflict, NotFound
 from shipyard.domain.governance import Approval, GateReport
 from shipyard.domain.stages import Stage, check_transition
 from shipyard.store import database
 from shipyard.store.audit import canonical_sha256, event_hash, verify_chain
 from shipyard.store.tables import (
+    ApiTokenRow,
     ApprovalRow,
     AuditHeadRow,
     AuditRow,
     DataSchemaRow,
+    DeploymentRow,
     EvidenceRow,
     GateReportRow,
     ModelRow,
+    ServingStateRow,
     StageChangeRow,
     VersionRow,
     utcnow,
@@ -127,6 +130,7 @@ class Store:
         details: dict[str, Any] | None = None,
         evidence: dict[str, Any] | None = None,
         schema: dict[str, Any] | None = None,
+        files_sha256: dict[str, str] | None = None,
     ) -> ModelVersion:
         """Register a candidate, with its evidence and (for a model's first version) its reference schema."""
         with self.write(actor) as tx:
@@ -145,6 +149,7 @@ class Store:
                 data_fingerprint=data_fingerprint,
                 git_commit=git_commit,
                 metrics=metrics,
+                files_sha256=files_sha256,
                 registered_by=actor,
                 registered_at=tx.now,
                 updated_at=tx.now,
@@ -225,6 +230,8 @@ class Store:
                 # The old champion must leave the one-production index before the new one enters it.
                 tx.session.flush()
             self._move(tx, row, to, reason, break_glass=break_glass)
+            if Stage.PRODUCTION in (current, to):
+                self._bump_generation(tx)
             tx.session.flush()
             return Promotion(version=row.to_entity(), from_stage=current, archived=tuple(archived))
 
@@ -330,6 +337,87 @@ class Store:
             if stage is not None:
                 query = query.where(ApprovalRow.stage == stage)
             return [row.to_entity() for row in session.scalars(query)]
+
+    # -- serving -----------------------------------------------------------------------
+
+    @staticmethod
+    def _bump_generation(tx: Tx) -> None:
+        state = tx.session.get(ServingStateRow, 1)
+        if state is not None:
+            state.generation += 1
+
+    def serving_generation(self) -> int:
+        """Gateways poll this one integer and reload when it moves."""
+        with self.read() as session:
+            state = session.get(ServingStateRow, 1)
+            return state.generation if state is not None else 0
+
+    def deployments(self, models: list[str] | None = None) -> list[Deployment]:
+        """The champion (production version) and any challenger of every model with a champion."""
+        with self.read() as session:
+            champions = {
+                row.model_name: row.version
+                for row in session.scalars(select(VersionRow).where(VersionRow.stage == Stage.PRODUCTION.value))
+            }
+            rows = {row.model_name: row for row in session.scalars(select(DeploymentRow))}
+        found = []
+        for name in sorted(set(champions) | set(rows)):
+            if models is not None and name not in models:
+                continue
+            row = rows.get(name)
+            found.append(
+                Deployment(
+                    model=name,
+                    champion=champions.get(name),
+                    challenger=row.challenger_version if row is not None else None,
+                    mode=row.mode if row is not None else "single",
+                    challenger_weight=row.challenger_weight if row is not None else 0.0,
+                    routing_key=row.routing_key if row is not None else None,
+                )
+            )
+        return found
+
+    def set_deployment(
+        self,
+        *,
+        actor: str,
+        model: str,
+        challenger: int | None,
+        mode: str,
+        weight: float,
+        routing_key: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Deployment:
+        with self.write(actor) as tx:
+            if challenger is not None:
+                self._version_row(tx.session, model, challenger)
+            elif tx.session.get(ModelRow, model) is None:
+                raise NotFound(f"unknown model {model!r}", hint=self._known_models_hint(tx.session))
+            row = tx.session.get(DeploymentRow, model)
+            if row is None:
+                row = DeploymentRow(model_name=model)
+                tx.session.add(row)
+            row.challenger_version, row.mode, row.challenger_weight, row.routing_key = challenger, mode, weight, routing_key
+            row.updated_at, row.updated_by = tx.now, actor
+            self._bump_generation(tx)
+            tx.audit(
+                "deployment.changed",
+                model,
+                {"challenger": challenger, "mode": mode, "weight": weight, "routing_key": routing_key, **(details or {})},
+            )
+        [deployment] = self.deployments([model]) or [Deployment(model=model, champion=None)]
+        return deployment
+
+    def add_token(self, *, actor: str, name: str, token_sha256: str) -> None:
+        with self.write(actor) as tx:
+            if tx.session.get(ApiTokenRow, name) is not None:
+                raise Conflict(f"a token named {name!r} exists already", hint="Pick another name.")
+            tx.session.add(ApiTokenRow(name=name, token_sha256=token_sha256, created_by=actor, created_at=tx.now))
+            tx.audit("token.created", name, {})
+
+    def token_hashes(self) -> dict[str, str]:
+        with self.read() as session:
+            return {row.token_sha256: row.name for row in session.scalars(select(ApiTokenRow))}
 
     def _move(self, tx: Tx, row: VersionRow, to: Stage, reason: str, *, break_glass: bool = False) -> None:
         before = row.stage

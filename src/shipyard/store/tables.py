@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shipyard.domain.entities import AuditEvent, Model, ModelVersion, StageChange
@@ -62,6 +62,7 @@ class VersionRow(Base):
     data_fingerprint: Mapped[str | None] = mapped_column(String(80), nullable=True)
     git_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    files_sha256: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     registered_by: Mapped[str] = mapped_column(String(200))
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -77,6 +78,7 @@ class VersionRow(Base):
             data_fingerprint=self.data_fingerprint,
             git_commit=self.git_commit,
             metrics=dict(self.metrics or {}),
+            files_sha256=dict(self.files_sha256) if self.files_sha256 else None,
             registered_by=self.registered_by,
             registered_at=as_utc(self.registered_at),
             updated_at=as_utc(self.updated_at),
@@ -209,3 +211,35 @@ class ApprovalRow(Base):
             comment=self.comment,
             at=as_utc(self.at),
         )
+
+
+class DeploymentRow(Base):
+    """How a model's traffic is split. The champion is its production version; this adds a challenger."""
+
+    __tablename__ = "deployments"
+
+    model_name: Mapped[str] = mapped_column(String(200), ForeignKey("models.name"), primary_key=True)
+    challenger_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    mode: Mapped[str] = mapped_column(String(20))
+    challenger_weight: Mapped[float] = mapped_column(Float)
+    routing_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class ServingStateRow(Base):
+    """One row: bumped by every change gateways must apply, so they poll one integer."""
+
+    __tablename__ = "serving_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(Integer)
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

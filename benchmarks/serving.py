@@ -1,0 +1,164 @@
+"""Serving throughput and latency: `mlflow models serve` beside `shipyard serve`, same model, same load.
+
+Builds the demo project (its churn champion), starts both servers on loopback,
+drives each with wrk (Debian's `wrk` package) in interleaved rounds, and prints
+requests/s, p50 and p99 for single-row requests at concurrency 1 and 32, rows/s
+for 100-row requests, and the ratios. Every load is bounded in time.
+
+    .venv/bin/python benchmarks/serving.py [--seconds 10] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+ROW = {
+    "tenure_months": 3,
+    "contract_type": "month-to-month",
+    "monthly_charges": 80.5,
+    "payment_method": "electronic check",
+    "internet_service": "fiber optic",
+    "support_calls": 2,
+    "gender": "female",
+    "senior_citizen": 0,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, since: float, timeout: float = 120.0) -> float:
+    """Seconds from ``since`` until ``url`` answers 200."""
+    while time.monotonic() - since < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - since
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def wrk(url: str, body: str, connections: int, seconds: int) -> dict[str, float]:
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
+        "done = function(summary, latency, requests)\n"
+        "  local e = summary.errors\n"
+        '  io.write(string.format("OK %d %d %d %d\\n", summary.requests, '
+        "e.status + e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99)))\n"
+        "end\n"
+    )
+    done = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    )
+    script.unlink()
+    match = re.search(r"OK (\d+) (\d+) (\d+) (\d+)", done.stdout)
+    if match is None:
+        raise RuntimeError(f"unexpected wrk output:\n{done.stdout}")
+    requests, errors, p50_us, p99_us = map(int, match.groups())
+    return {"rps": requests / seconds, "errors": errors, "p50_ms": p50_us / 1000, "p99_ms": p99_us / 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    root = Path(tempfile.mkdtemp(prefix="shipyard-bench-")) / "project"
+    subprocess.run([BIN / "shipyard", "demo", "--dir", str(root)], check=True, capture_output=True)
+    tracking = f"sqlite:///{root / '.shipyard' / 'mlflow.db'}"
+    # mlflow starts its server by running `uvicorn` from PATH.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "OMP_NUM_THREADS": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    mlflow_port, shipyard_port = free_port(), free_port()
+    peer_started = time.monotonic()
+    peer = subprocess.Popen(
+        [
+            BIN / "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/churn@production",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(mlflow_port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ours_started = time.monotonic()
+    ours = subprocess.Popen(
+        [BIN / "shipyard", "--project", str(root), "--actor", "ops.deployer", "serve", "--port", str(shipyard_port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        mlflow_start = wait_http(f"http://127.0.0.1:{mlflow_port}/ping", peer_started, 180)
+        shipyard_start = wait_http(f"http://127.0.0.1:{shipyard_port}/v2/health/ready", ours_started, 180)
+        targets = {
+            "mlflow": (f"http://127.0.0.1:{mlflow_port}/invocations", "dataframe_records"),
+            "shipyard": (f"http://127.0.0.1:{shipyard_port}/v1/models/churn:predict", "instances"),
+        }
+        loads = {"1 row, c=1": (1, 1), "1 row, c=32": (1, 32), "100 rows, c=1": (100, 1)}
+        results: dict[tuple[str, str], list[dict[str, float]]] = {}
+        for _ in range(args.rounds):  # interleaved, so machine noise hits both alike
+            for load, (rows, connections) in loads.items():
+                for name, (url, key) in targets.items():
+                    body = json.dumps({key: [ROW] * rows})
+                    wrk(url, body, connections, 2)  # warm-up
+                    results.setdefault((name, load), []).append(wrk(url, body, connections, args.seconds))
+        print(f"churn champion, {args.rounds} interleaved rounds of {args.seconds} s each; medians")
+        print(f"start-up to first answer: mlflow {mlflow_start:.1f} s, shipyard {shipyard_start:.1f} s")
+        print(f"{'load':<14} {'server':<9} {'req/s':>9} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        for load, (rows, _) in loads.items():
+            for name in targets:
+                runs = results[(name, load)]
+                rps = statistics.median(r["rps"] for r in runs)
+                print(
+                    f"{load:<14} {name:<9} {rps:>9.1f} {rps * rows:>9.0f} {statistics.median(r['p50_ms'] for r in runs):>8.2f} "
+                    f"{statistics.median(r['p99_ms'] for r in runs):>8.2f} {sum(r['errors'] for r in runs):>7.0f}"
+                )
+            ratio = statistics.median(r["rps"] for r in results[("shipyard", load)]) / statistics.median(
+                r["rps"] for r in results[("mlflow", load)]
+            )
+            print(f"{'':<14} {'ratio':<9} {ratio:>8.1f}×")
+    finally:
+        for process in (peer, ours):
+            process.terminate()
+        for process in (peer, ours):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(root.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Adaptive micro-batching: concurrent requests for one model version share one predict call.
+
+There is no fixed wait window by default: while one batch predicts (off the event
+loop), the next fills by itself, so batches grow exactly as fast as load does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shipyard.serving.inputs import Decoded, build_frame
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from shipyard.serving.runtime import LoadedModel
+
+
+class ModelFailed(Exception):
+    """The model raised on this request's rows (other requests in the batch were answered)."""
+
+
+@dataclass(slots=True)
+class Job:
+    decoded: Decoded
+    future: asyncio.Future[tuple[list[int], list[float]]]
+    request_id: str
+    routing: str
+    received_at: float
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchDone:
+    """What one predicted batch hands to bookkeeping (metrics, prediction log), column-wise."""
+
+    loaded: LoadedModel
+    jobs: list[Job]
+    frame: pd.DataFrame | None
+    predictions: np.ndarray | None
+    scores: np.ndarray | None
+    seconds: float
+    failed: list[Job]
+
+
+class Batcher:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        max_batch: int = 64,
+        max_wait_ms: float = 0.0,
+        executor: Executor | None = None,
+        on_batch: Callable[[BatchDone], None] | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000.0
+        self.executor = executor
+        self.on_batch = on_batch
+        self._queue: deque[Job] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.in_flight = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher {self.loaded.key}")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop."""
+        while self._queue or self.in_flight:
+            await asyncio.sleep(0.005)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def submit(
+        self, decoded: Decoded, *, request_id: str, routing: str, received_at: float
+    ) -> tuple[list[int], list[float]]:
+        future: asyncio.Future[tuple[list[int], list[float]]] = asyncio.get_running_loop().create_future()
+        self._queue.append(Job(decoded, future, request_id, routing, received_at))
+        self.in_flight += 1
+        self._wake.set()
+        try:
+            return await future
+        finally:
+            self.in_flight -= 1
+
+    def _take(self) -> list[Job]:
+        jobs = [self._queue.popleft()]
+        rows = jobs[0].decoded.rows
+        while self._queue and rows + self._queue[0].decoded.rows <= self.max_batch:
+            job = self._queue.popleft()
+            rows += job.decoded.rows
+            jobs.append(job)
+        return jobs
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            if self.max_wait and sum(j.decoded.rows for j in self._queue) < self.max_batch:
+                await asyncio.sleep(self.max_wait)
+            jobs = self._take()
+            await self._predict(jobs)
+
+    async def _predict(self, jobs: list[Job]) -> None:
+        started = time.perf_counter()
+        try:
+            frame, predictions, scores = await self._call(jobs)
+        except Exception:
+            # One bad request must not fail its neighbours: score them one by one.
+            await self._isolate(jobs)
+            return
+        offset = 0
+        for job in jobs:
+            end = offset + job.decoded.rows
+            if not job.future.done():
+                job.future.set_result((predictions[offset:end].tolist(), scores[offset:end].tolist()))
+            offset = end
+        if self.on_batch is not None:
+            self.on_batch(
+                BatchDone(
+                    loaded=self.loaded,
+                    jobs=jobs,
+                    frame=frame,
+                    predictions=predictions,
+                    scores=scores,
+                    seconds=time.perf_counter() - started,
+                    failed=[],
+                )
+            )
+
+    async def _call(self, jobs: list[Job]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        frame = build_frame([job.decoded for job in jobs], self.loaded.schema)
+        if self.executor is None:
+            predictions, scores = self.loaded.predict(frame)
+        else:
+            loop = asyncio.get_running_loop()
+            predictions, scores = await loop.run_in_executor(self.executor, self.loaded.predict, frame)
+        return frame, predictions, scores
+
+    async def _isolate(self, jobs: list[Job]) -> None:
+        failed = []
+        for job in jobs:
+            try:
+                await self._predict_one(job)
+            except Exception as exc:
+                failed.append(job)
+                if not job.future.done():
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    job.future.set_exception(ModelFailed(f"{type(exc).__name__}: {reason}"))
+        if failed and self.on_batch is not None:
+            self.on_batch(
+                BatchDone(loaded=self.loaded, jobs=[], frame=None, predictions=None, scores=None, seconds=0.0, failed=failed)
+            )
+
+    async def _predict_one(self, job: Job) -> None:
+        started = time.perf_counter()
+        frame, predictions, scores = await self._call([job])
+        if not job.future.done():
+            job.future.set_result((predictions.tolist(), scores.tolist()))
+        if self.on_batch is not None:
+            self.on_batch(
+                BatchDone(
+                    loaded=self.loaded,
+                    jobs=[job],
+                    frame=frame,
+                    predictions=predictions,
+                    scores=scores,
+                    seconds=time.perf_counter() - started,
+                    failed=[],
+                )
+            )

@@ -1,0 +1,314 @@
+"""The gateway's state: loaded versions, traffic routes, hot reload, bookkeeping.
+
+Routes are rebuilt off to the side and swapped in one assignment, so a request
+sees either the old deployment or the new one, never half of each; batches in
+flight keep the model objects they started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import random
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shipyard.domain.entities import Deployment
+from shipyard.domain.errors import ShipyardError
+from shipyard.serving.batching import BatchDone, Batcher, ModelFailed
+from shipyard.serving.inputs import Decoded
+from shipyard.serving.metrics import GatewayMetrics
+
+if TYPE_CHECKING:
+    from shipyard.registry import Registry
+    from shipyard.serving.predlog import PredictionLog
+    from shipyard.serving.runtime import LoadedModel
+    from shipyard.store.repository import Store
+
+log = logging.getLogger("shipyard.serving")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayConfig:
+    models: list[str] | None = None  # None: every model with a champion
+    max_batch: int = 64
+    max_wait_ms: float = 0.0
+    predict_in_thread: bool = True
+    log_dir: Path | None = None
+    log_sample: float = 1.0
+    log_flush_seconds: float = 1.0
+    max_body_bytes: int = 1 << 20
+    max_rows: int = 10_000
+    auth: bool = False
+    reload_seconds: float = 0.5
+    reject_unknown_categories: bool = False
+
+
+class NotServed(ShipyardError):
+    http_status = 404
+
+
+class NotReady(ShipyardError):
+    http_status = 503
+
+
+@dataclass(slots=True)
+class Route:
+    name: str
+    champion: Batcher
+    challenger: Batcher | None = None
+    mode: str = "single"
+    weight: float = 0.0
+    routing_key: str | None = None
+    versions: dict[int, Batcher] = field(default_factory=dict)
+
+    def pick(self, key: str | None) -> str:
+        if self.challenger is None or self.mode in ("single", "shadow") or self.weight <= 0:
+            return "champion"
+        if self.mode == "bluegreen":
+            return "challenger" if self.weight >= 1 else "champion"
+        share = (zlib.crc32(key.encode()) % 10_000) / 10_000 if key else random.random()
+        return "challenger" if share < self.weight else "champion"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    model: str
+    version: int
+    predictions: list[int]
+    scores: list[float]
+    routing: str
+
+
+class Gateway:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        config: GatewayConfig,
+        *,
+        predlog: PredictionLog | None = None,
+        categories: dict[str, dict[str, list[str]]] | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.config = config
+        self.predlog = predlog
+        self.categories = categories or {}
+        self.metrics = GatewayMetrics()
+        self.routes: dict[str, Route] = {}
+        self.batchers: dict[tuple[str, int], Batcher] = {}
+        self.expected: set[str] = set()  # models the store deploys, loaded or not
+        self.failures: dict[tuple[str, int], str] = {}
+        self.generation = -1
+        self.tokens: dict[str, str] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict") if config.predict_in_thread else None
+        self._reloader: asyncio.Task[None] | None = None
+        self._reload_lock = asyncio.Lock()
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+
+    # -- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.predlog is not None:
+            self.predlog.start()
+        await self.reload()
+        self._reloader = asyncio.get_running_loop().create_task(self._reload_forever(), name="deployment reload")
+
+    async def stop(self) -> None:
+        if self._reloader is not None:
+            self._reloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloader
+        if self._shadow_tasks:
+            await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
+        for batcher in list(self.batchers.values()):
+            await batcher.stop()
+        if self.predlog is not None:
+            await asyncio.to_thread(self.predlog.close)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.routes) and all(name in self.routes for name in self.expected)
+
+    async def _reload_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reload_seconds)
+            try:
+                await self.reload()
+            except ShipyardError as exc:
+                log.warning("deployment reload failed, serving the previous state: %s", exc.message)
+
+    async def reload(self, *, force: bool = False) -> bool:
+        """Apply the store's deployment state if its generation moved; True when something changed."""
+        async with self._reload_lock:
+            generation = await asyncio.to_thread(self.store.serving_generation)
+            if generation == self.generation and not force:
+                return False
+            deployments = await asyncio.to_thread(self.store.deployments, self.config.models)
+            if self.config.auth:
+                self.tokens = await asyncio.to_thread(self.store.token_hashes)
+            await self._apply(deployments)
+            self.generation = generation
+            self.metrics.generation.set(generation)
+            return True
+
+    async def _apply(self, deployments: list[Deployment]) -> None:
+        wanted = {(d.model, v) for d in deployments for v in (d.champion, d.challenger) if v is not None}
+        for key in sorted(wanted - set(self.batchers)):
+            loaded = await self._load(*key)
+            if loaded is not None:
+                batcher = Batcher(
+                    loaded,
+                    max_batch=self.config.max_batch,
+                    max_wait_ms=self.config.max_wait_ms,
+                    executor=self._executor,
+                    on_batch=self._bookkeep,
+                )
+                batcher.start()
+                self.batchers[key] = batcher
+        routes: dict[str, Route] = {}
+        for d in deployments:
+            champion = self.batchers.get((d.model, d.champion)) if d.champion is not None else None
+            previous = self.routes.get(d.model)
+            if champion is None:
+                if previous is not None:  # the new champion failed to load: keep serving the old one
+                    routes[d.model] = previous
+                continue
+            challenger = self.batchers.get((d.model, d.challenger)) if d.challenger is not None else None
+            versions = {v: b for (name, v), b in self.batchers.items() if name == d.model and (name, v) in wanted}
+            routes[d.model] = Route(
+                name=d.model,
+                champion=champion,
+                challenger=challenger,
+                mode=d.mode if challenger else "single",
+                weight=d.challenger_weight,
+                routing_key=d.routing_key,
+                versions=versions,
+            )
+        self.expected = {d.model for d in deployments if d.champion is not None}
+        self.routes = routes  # one assignment: requests see the old routes or the new ones
+        in_use = {b.loaded.key for r in routes.values() for b in (r.champion, r.challenger) if b is not None}
+        for key in [k for k in self.batchers if k not in in_use and k not in wanted]:
+            batcher = self.batchers.pop(key)
+            self.metrics.loaded.labels(key[0], str(key[1])).set(0)
+            asyncio.get_running_loop().create_task(batcher.stop())
+        gc.collect()
+        gc.freeze()  # loaded models are long-lived: keep full collections from walking them
+
+    async def _load(self, name: str, version: int) -> LoadedModel | None:
+        from shipyard.serving import runtime
+
+        try:
+            found = await asyncio.to_thread(self.store.get_version, name, version)
+            loaded = await asyncio.to_thread(runtime.load, found, self.registry, categories=self.categories.get(name))
+        except ShipyardError as exc:
+            self.failures[(name, version)] = exc.message
+            log.error("cannot load %s/%s: %s", name, version, exc.message)
+            return None
+        self.failures.pop((name, version), None)
+        self.metrics.load_seconds.labels(name, str(version)).set(loaded.load_seconds)
+        self.metrics.loaded.labels(name, str(version)).set(1)
+        return loaded
+
+    # -- predicting -----------------------------------------------------------------------
+
+    def route(self, name: str) -> Route:
+        route = self.routes.get(name)
+        if route is not None:
+            return route
+        served = ", ".join(sorted(self.routes)) or "none"
+        if name in self.expected:
+            raise NotReady(f"model {name!r} is deployed but not loaded yet", hint="Retry in a moment.")
+        raise NotServed(f"model {name!r} is not served here", hint=f"Served models: {served}.")
+
+    async def predict(
+        self, name: str, decoded: Decoded, *, request_id: str, key: str | None, version: int | None = None
+    ) -> Answer:
+        route = self.route(name)
+        received = time.time()
+        if version is not None:
+            batcher = route.versions.get(version)
+            if batcher is None:
+                known = ", ".join(str(v) for v in sorted(route.versions))
+                raise NotServed(f"version {version} of {name!r} is not served here", hint=f"Served versions: {known}.")
+            predictions, scores = await batcher.submit(decoded, request_id=request_id, routing="pinned", received_at=received)
+            return Answer(model=name, version=version, predictions=predictions, scores=scores, routing="pinned")
+        if route.mode == "shadow" and route.challenger is not None:
+            task = asyncio.get_running_loop().create_task(self._shadow(route.challenger, decoded, request_id, received))
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+        elif route.pick(key) == "challenger" and route.challenger is not None:
+            try:
+                predictions, scores = await route.challenger.submit(
+                    decoded, request_id=request_id, routing="challenger", received_at=received
+                )
+                return Answer(
+                    model=name,
+                    version=route.challenger.loaded.version,
+                    predictions=predictions,
+                    scores=scores,
+                    routing="challenger",
+                )
+            except ModelFailed:
+                # A failing challenger is the rollout's problem, never the client's.
+                self.metrics.challenger_failures.labels(name, str(route.challenger.loaded.version)).inc()
+        predictions, scores = await route.champion.submit(
+            decoded, request_id=request_id, routing="champion", received_at=received
+        )
+        return Answer(
+            model=name, version=route.champion.loaded.version, predictions=predictions, scores=scores, routing="champion"
+        )
+
+    async def _shadow(self, challenger: Batcher, decoded: Decoded, request_id: str, received: float) -> None:
+        try:
+            await challenger.submit(decoded, request_id=request_id, routing="shadow", received_at=received)
+        except ModelFailed:
+            self.metrics.challenger_failures.labels(challenger.loaded.name, str(challenger.loaded.version)).inc()
+
+    def _bookkeep(self, done: BatchDone) -> None:
+        """Per batch, column-wise: metrics and one prediction-log append."""
+        name, version = done.loaded.name, str(done.loaded.version)
+        if done.failed:
+            self.metrics.errors.labels(name, "model_failed").inc(len(done.failed))
+        if not done.jobs or done.predictions is None or done.scores is None or done.frame is None:
+            return
+        rows = len(done.predictions)
+        self.metrics.batch_size.labels(name, version).observe(rows)
+        histogram = self.metrics.scores.labels(name, version)
+        for score in done.scores.tolist():
+            histogram.observe(score)
+        if self.predlog is None:
+            return
+        now = time.perf_counter()
+        request_ids: list[str] = []
+        received: list[float] = []
+        routing: list[str] = []
+        latency: list[float] = []
+        for job in done.jobs:
+            n = job.decoded.rows
+            request_ids += [job.request_id] * n
+            received += [job.received_at] * n
+            routing += [job.routing] * n
+            latency += [(now - job.started) * 1000.0] * n
+        self.predlog.append(
+            model=name,
+            version=done.loaded.version,
+            request_ids=request_ids,
+            received_at=received,
+            routing=routing,
+            features={column: done.frame[column].to_numpy() for column in done.frame.columns},
+            predictions=done.predictions,
+            scores=done.scores,
+            latency_ms=latency,
+            status=[200] * rows,
+        )
+        self.metrics.log_dropped.set(self.predlog.dropped_rows)

@@ -1,0 +1,102 @@
+"""The gateway's OpenAPI document, written by hand: the routes take raw bodies for speed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}, "reason": {"type": "string"}},
+}
+_VALUE = {"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}
+_V1_REQUEST = {
+    "type": "object",
+    "description": "Exactly one of instances (records), inputs (columns) or dataframe_split.",
+    "properties": {
+        "instances": {"type": "array", "items": {"type": "object", "additionalProperties": _VALUE}},
+        "inputs": {"type": "object", "additionalProperties": {"type": "array", "items": _VALUE}},
+        "dataframe_split": {
+            "type": "object",
+            "properties": {
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "data": {"type": "array", "items": {"type": "array", "items": _VALUE}},
+            },
+        },
+    },
+}
+_V2_REQUEST = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "inputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "shape", "datatype", "data"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "shape": {"type": "array", "items": {"type": "integer"}},
+                    "datatype": {
+                        "type": "string",
+                        "enum": ["BOOL", "UINT8", "INT8", "INT16", "INT32", "INT64", "FP32", "FP64", "BYTES"],
+                    },
+                    "data": {"type": "array"},
+                },
+            },
+        },
+    },
+}
+
+
+def _responses(ok: dict[str, Any]) -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": _ERROR}}}
+    return {
+        "200": {"description": "OK", "content": {"application/json": {"schema": ok}}},
+        "400": {"description": "Malformed request", **error},
+        "401": {"description": "Missing or unknown bearer token", **error},
+        "404": {"description": "Model or version not served", **error},
+        "413": {"description": "Body too large", **error},
+        "422": {"description": "Invalid input", **error},
+        "503": {"description": "Model not loaded yet", **error},
+    }
+
+
+def _name(version: bool = False) -> list[dict[str, Any]]:
+    params = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    if version:
+        params.append({"name": "version", "in": "path", "required": True, "schema": {"type": "string"}})
+    return params
+
+
+def openapi_document() -> dict[str, Any]:
+    v1 = {"type": "object", "properties": {"predictions": {"type": "array"}, "probabilities": {"type": "array"}}}
+    v2 = {"type": "object", "properties": {"model_name": {"type": "string"}, "outputs": {"type": "array"}}}
+    infer = {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _V2_REQUEST}}},
+        "responses": _responses(v2),
+    }
+    meta = {"responses": _responses({"type": "object"})}
+    health = {"responses": {"200": {"description": "OK"}, "503": {"description": "Not ready"}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Shipyard gateway", "version": "1"},
+        "paths": {
+            "/v2/health/live": {"get": health},
+            "/v2/health/ready": {"get": health},
+            "/v2/models/{name}": {"get": {**meta, "parameters": _name()}},
+            "/v2/models/{name}/ready": {"get": {**meta, "parameters": _name()}},
+            "/v2/models/{name}/infer": {"post": {**infer, "parameters": _name()}},
+            "/v2/models/{name}/versions/{version}": {"get": {**meta, "parameters": _name(True)}},
+            "/v2/models/{name}/versions/{version}/infer": {"post": {**infer, "parameters": _name(True)}},
+            "/v1/models/{name}:predict": {
+                "post": {
+                    "parameters": _name(),
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": _V1_REQUEST}}},
+                    "responses": _responses(v1),
+                }
+            },
+            "/metrics": {"get": {"responses": {"200": {"description": "Prometheus text format"}}}},
+        },
+    }

@@ -1,0 +1,255 @@
+"""The gateway, served by a real uvicorn on a loopback port, called over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from harness import ROW, Server, wait_for
+
+from shipyard.service import Shipyard
+from shipyard.serving.predlog import find_request, read_log
+
+
+def ship(root: Path, version: int) -> None:
+    """Take a candidate to production the governed way."""
+    with Shipyard.open(root, actor="alice", env={}) as service:
+        service.promote("churn", version, "staging", reason="ready")
+    with Shipyard.open(root, actor="vera", env={}) as service:
+        service.approve("churn", version, "production", comment="ok")
+    with Shipyard.open(root, actor="rui", env={}) as service:
+        service.promote("churn", version, "production", reason="ship")
+
+
+@pytest.fixture
+def served(trained_project: Path) -> Path:
+    ship(trained_project, 1)
+    return trained_project
+
+
+def predict(client: httpx.Client, url: str, body: Any, **kw: Any) -> httpx.Response:
+    return client.post(f"{url}/v1/models/churn:predict", content=json.dumps(body), **kw)
+
+
+def test_plain_json_records_and_columns(served: Path) -> None:
+    with Server(served) as server, httpx.Client() as client:
+        records = predict(client, server.url, {"instances": [ROW, {**ROW, "tenure_months": 60, "contract_type": "two-year"}]})
+        assert records.status_code == 200, records.text
+        body = records.json()
+        assert body["model"] == "churn" and body["version"] == 1 and body["routing"] == "champion"
+        assert body["predictions"] in ([1, 0], [0, 0], [1, 1], [0, 1]) and len(body["probabilities"]) == 2
+        assert body["probabilities"][0] > body["probabilities"][1]  # a new monthly customer churns more than a loyal one
+        assert records.headers["x-request-id"] == body["request_id"]
+        columns = predict(
+            client, server.url, {"inputs": {k: [v] for k, v in ROW.items()}}, headers={"x-request-id": "client-chosen-id"}
+        )
+        assert columns.status_code == 200 and columns.json()["request_id"] == "client-chosen-id"
+        assert columns.headers["x-request-id"] == "client-chosen-id"
+        assert columns.json()["probabilities"][0] == pytest.approx(body["probabilities"][0])
+        assert client.get(f"{server.url}/v2/health/live").status_code == 200
+        assert client.get(f"{server.url}/v2/health/ready").json() == {"ready": True}
+        meta = client.get(f"{server.url}/v2/models/churn").json()
+        assert meta["versions"] == ["1"] and {i["name"] for i in meta["inputs"]} == set(ROW)
+        metrics = client.get(f"{server.url}/metrics").text
+        assert 'shipyard_requests_total{model="churn",status="200",version="1"} 2.0' in metrics
+        assert "shipyard_batch_rows_bucket" in metrics and "shipyard_model_load_seconds" in metrics
+
+
+def test_open_inference_protocol_client(served: Path) -> None:
+    """A KServe V2 client library, not hand-written JSON, talks to /v2/.../infer."""
+    import numpy as np
+    import tritonclient.http as http
+
+    with Server(served) as server:
+        client = http.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+        assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("churn")
+        inputs = []
+        for name, value in ROW.items():
+            if isinstance(value, str):
+                tensor = http.InferInput(name, [2], "BYTES")
+                tensor.set_data_from_numpy(np.array([value, value], dtype=object), binary_data=False)
+            elif isinstance(value, float):
+                tensor = http.InferInput(name, [2], "FP64")
+                tensor.set_data_from_numpy(np.array([value, value], dtype=np.float64), binary_data=False)
+            else:
+                tensor = http.InferInput(name, [2], "INT64")
+                tensor.set_data_from_numpy(np.array([value, value], dtype=np.int64), binary_data=False)
+            inputs.append(tensor)
+        outputs = [
+            http.InferRequestedOutput("probability", binary_data=False),
+            http.InferRequestedOutput("predict", binary_data=False),
+        ]
+        result = client.infer("churn", inputs, outputs=outputs, request_id="oip-1")
+        probability = result.as_numpy("probability")
+        assert probability.shape == (2,) and 0 < probability[0] < 1 and probability[0] == probability[1]
+        assert result.get_response()["model_version"] == "1" and result.get_response()["id"] == "oip-1"
+        pinned = client.infer("churn", inputs, model_version="1")
+        assert pinned.as_numpy("probability")[0] == pytest.approx(probability[0])
+        client.close()
+
+
+BAD: list[tuple[str, Any, int, str | None, str]] = [
+    ("wrong type", {"instances": [{**ROW, "tenure_months": "three"}]}, 422, "tenure_months", "expected"),
+    ("missing column", {"instances": [{k: v for k, v in ROW.items() if k != "gender"}]}, 422, "gender", "missing"),
+    ("unknown column", {"instances": [{**ROW, "colour": "red"}]}, 422, "colour", "unknown column"),
+    ("null where required", {"instances": [{**ROW, "monthly_charges": None}]}, 422, "monthly_charges", ""),
+    ("no rows", {"instances": []}, 422, None, "no rows"),
+    ("two forms", {"instances": [ROW], "inputs": {}}, None, None, ""),
+    ("not an object", [ROW], 400, None, ""),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "status", "field", "reason"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_a_4xx_naming_field_and_reason(
+    served: Path, case: str, body: Any, status: int | None, field: str | None, reason: str
+) -> None:
+    with Server(served) as server, httpx.Client() as client:
+        response = predict(client, server.url, body)
+        assert 400 <= response.status_code < 500, response.text
+        if status is not None:
+            assert response.status_code == status, response.text
+        error = response.json()
+        if field is not None:
+            assert error["field"] == field
+        assert reason in error["reason"]
+
+
+def test_transport_level_refusals(served: Path) -> None:
+    with Server(served, max_body_bytes=2000) as server, httpx.Client() as client:
+        malformed = client.post(f"{server.url}/v1/models/churn:predict", content=b'{"instances": [')
+        assert malformed.status_code == 400 and "JSON" in malformed.json()["reason"]
+        huge = predict(client, server.url, {"instances": [ROW] * 50})
+        assert huge.status_code == 413
+        other = client.post(f"{server.url}/v1/models/fraud:predict", content=json.dumps({"instances": [ROW]}))
+        assert other.status_code == 404 and "Served models: churn" in other.json()["hint"]
+        version = client.post(f"{server.url}/v2/models/churn/versions/7/infer", content=b'{"inputs": []}')
+        assert version.status_code == 404 and "Served versions: 1" in version.json()["hint"]
+        bad_version = client.post(f"{server.url}/v2/models/churn/versions/abc/infer", content=b"{}")
+        assert bad_version.status_code == 400 and bad_version.json()["field"] == "version"
+
+
+def test_prediction_log_and_graceful_shutdown(served: Path) -> None:
+    """Every answered request is in the Parquet log once the gateway has stopped."""
+    server = Server(served, log_flush_seconds=30.0)  # nothing flushes on time: only shutdown can save them
+    ids = [f"req-{i}" for i in range(40)]
+    with server, httpx.Client() as client:
+        for request_id in ids:
+            assert predict(client, server.url, {"instances": [ROW]}, headers={"x-request-id": request_id}).status_code == 200
+    table = read_log(served / ".shipyard" / "predictions", model="churn")
+    assert sorted(table.column("request_id").to_pylist()) == sorted(ids)
+    row = find_request(served / ".shipyard" / "predictions", "req-7")
+    assert len(row) == 1 and row[0]["version"] == 1 and row[0]["routing"] == "champion"
+    assert row[0]["f_contract_type"] == "month-to-month" and 0 < row[0]["score"] < 1
+
+
+def test_hot_reload_under_load_fails_no_request(served: Path) -> None:
+    statuses: list[int] = []
+    versions: set[int] = set()
+    stop = threading.Event()
+
+    def hammer(server: Server) -> None:
+        with httpx.Client() as client:
+            while not stop.is_set() and len(statuses) < 5000:
+                response = predict(client, server.url, {"instances": [ROW]})
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    versions.add(response.json()["version"])
+
+    with Server(served) as server:
+        workers = [threading.Thread(target=hammer, args=(server,)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        wait_for(lambda: len(statuses) > 50)
+        ship(served, 2)  # a new champion while requests are in flight
+        wait_for(lambda: 2 in versions)
+        seen_after = len(statuses)
+        wait_for(lambda: len(statuses) > seen_after + 50)
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+    assert statuses and set(statuses) == {200}
+    assert versions == {1, 2}
+
+
+def test_weighted_sticky_and_shadow_routing(served: Path) -> None:
+    ship(served, 2)  # v2 champion; v1 comes back as a challenger
+    with Shipyard.open(served, actor="rui", env={}) as service:
+        service.store.set_deployment(
+            actor="rui", model="churn", challenger=1, mode="canary", weight=0.5, routing_key="x-customer"
+        )
+    with Server(served) as server, httpx.Client() as client:
+        seen = [predict(client, server.url, {"instances": [ROW]}).json()["version"] for _ in range(60)]
+        assert set(seen) == {1, 2}
+        for customer in ("c1", "c2", "c3", "c4"):
+            sticky = {
+                predict(client, server.url, {"instances": [ROW]}, headers={"x-customer": customer}).json()["version"]
+                for _ in range(5)
+            }
+            assert len(sticky) == 1
+        with Shipyard.open(served, actor="rui", env={}) as service:
+            service.store.set_deployment(actor="rui", model="churn", challenger=1, mode="shadow", weight=0.0)
+        wait_for(lambda: server.gateway.routes["churn"].mode == "shadow")
+        shadowed = predict(client, server.url, {"instances": [ROW]}, headers={"x-request-id": "shadowed"})
+        assert shadowed.json()["version"] == 2 and shadowed.json()["routing"] == "champion"
+    rows = find_request(served / ".shipyard" / "predictions", "shadowed")
+    assert sorted((r["routing"], r["version"]) for r in rows) == [("champion", 2), ("shadow", 1)]
+
+
+def test_tampered_model_is_refused_and_the_champion_keeps_serving(served: Path) -> None:
+    with Shipyard.open(served, actor="val", env={}) as service:
+        source = service.store.get_version("churn", 2).source
+    with Server(served) as server, httpx.Client() as client:
+        model_file = Path(source.removeprefix("file://")) / "MLmodel"
+        original = model_file.read_bytes()
+        try:
+            model_file.write_bytes(original + b"\n# tampered\n")
+            ship(served, 2)
+            wait_for(lambda: ("churn", 2) in server.gateway.failures)
+            assert "differ from the digests recorded at registration" in server.gateway.failures[("churn", 2)]
+            assert "changed: MLmodel" in server.gateway.failures[("churn", 2)]
+            response = predict(client, server.url, {"instances": [ROW]})
+            assert response.status_code == 200 and response.json()["version"] == 1
+        finally:
+            model_file.write_bytes(original)
+
+
+def test_bearer_tokens(served: Path) -> None:
+    with Shipyard.open(served, actor="rui", env={}) as service:
+        token = service.create_token("dashboard")
+        assert service.store.token_hashes() and token not in json.dumps(service.store.token_hashes())
+    with Server(served, auth=True) as server, httpx.Client() as client:
+        assert predict(client, server.url, {"instances": [ROW]}).status_code == 401
+        assert client.get(f"{server.url}/metrics").status_code == 401
+        wrong = predict(client, server.url, {"instances": [ROW]}, headers={"authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        ok = predict(client, server.url, {"instances": [ROW]}, headers={"authorization": f"Bearer {token}"})
+        assert ok.status_code == 200
+        assert client.get(f"{server.url}/v2/health/ready").status_code == 200  # probes stay open
+
+
+def test_schemathesis_finds_no_server_error(served: Path) -> None:
+    import subprocess
+    import sys
+
+    with Server(served) as server:
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("schemathesis")),
+                "run",
+                f"{server.url}/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                "25",
+                "--request-timeout",
+                "10",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
