@@ -506,9 +506,12 @@ def serve(
     ] = None,
     max_batch: Annotated[int, typer.Option("--max-batch", help="Most rows in one predict call.")] = 64,
     max_wait_ms: Annotated[
-        float, typer.Option("--max-wait-ms", help="Wait this long for a batch to fill (0: never wait).")
-    ] = 0.0,
+        float, typer.Option("--max-wait-ms", help="Under concurrency, wait this long for a batch to fill (0: never).")
+    ] = 1.0,
     log_sample: Annotated[float, typer.Option("--log-sample", help="Share of requests written to the prediction log.")] = 1.0,
+    predict_in_thread: Annotated[
+        bool, typer.Option("--predict-in-thread/--predict-on-loop", help="Run predict calls in a worker thread.")
+    ] = True,
     auth: Annotated[
         bool | None, typer.Option("--auth/--no-auth", help="Require bearer tokens (default: on unless bound to loopback).")
     ] = None,
@@ -530,6 +533,7 @@ def serve(
         models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
+        predict_in_thread=predict_in_thread,
         log_sample=log_sample,
         auth=host not in LOOPBACK if auth is None else auth,
     )

@@ -38,7 +38,7 @@ log = logging.getLogger("shipyard.serving")
 class GatewayConfig:
     models: list[str] | None = None  # None: every model with a champion
     max_batch: int = 64
-    max_wait_ms: float = 0.0
+    max_wait_ms: float = 1.0
     predict_in_thread: bool = True
     log_dir: Path | None = None
     log_sample: float = 1.0
