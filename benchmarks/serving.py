@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from shipyard.serving.server import free_port
 
 BIN = Path(sys.executable).parent
 ROW = {
@@ -35,12 +36,6 @@ ROW = {
     "gender": "female",
     "senior_citizen": 0,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(url: str, since: float, timeout: float = 120.0) -> float:

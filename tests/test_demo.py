@@ -27,6 +27,7 @@ def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path) -> 
     assert "churn v3 staging → production; v1 production → archived" in out
     assert "@production → v3" in out
     assert "audit verify: chain intact" in out
+    assert "400/400 answered 200" in out and "prediction log grew from 0 to 400 rows" in out
     assert "Traceback" not in done.stderr
 
     listing = subprocess.run([SHIPYARD, "-C", str(root), "models", "list", "--json"], capture_output=True, text=True, check=True)

@@ -55,6 +55,7 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
 
         _summary(console, scientist)
         _champion_answers(console, scientist)
+        _live_traffic(console, deployer)
         ok = _verify(console, scientist)
     finally:
         for service in (scientist, reviewer, deployer):
@@ -174,6 +175,58 @@ def _champion_answers(console: Console, service: Shipyard) -> None:
     console.print(
         f"MLflow aliases: {', '.join(f'@{a} → v{v}' for a, v in sorted(aliases.items()))}; "
         f"mlflow.pyfunc.load_model('models:/churn@production') predicts {[int(p) for p in predictions]} for 3 new customers",
+        highlight=False,
+    )
+
+
+def _live_traffic(console: Console, service: Shipyard, requests: int = 400, concurrency: int = 16) -> None:
+    """Real HTTP through the gateway, then the prediction log it wrote."""
+    import asyncio
+    import statistics
+    import time
+    from datetime import date
+
+    import httpx
+
+    from shipyard.examples.churn.generator import generate
+    from shipyard.serving.app import create_app
+    from shipyard.serving.gateway import GatewayConfig
+    from shipyard.serving.predlog import read_log
+    from shipyard.serving.server import BackgroundServer
+
+    console.print(
+        f"\n[bold]3. Live traffic[/]: {requests} requests from {concurrency} clients through `shipyard serve`'s gateway"
+    )
+    customers = generate(requests, seed=21, start=date(2025, 10, 1), end=date(2025, 12, 31))
+    rows = customers.drop(columns=["customer_id", "signup_date", "churned"]).to_dict(orient="records")
+    log_dir = service.settings.state_dir / "predictions"
+    before = read_log(log_dir, model="churn").num_rows
+    gateway = service.gateway(GatewayConfig(log_flush_seconds=0.5))
+    with BackgroundServer(create_app(gateway)) as server:
+
+        async def drive() -> tuple[list[int], list[float]]:
+            statuses: list[int] = []
+            latencies: list[float] = []
+            queue = list(rows)
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+
+                async def worker() -> None:
+                    while queue:
+                        row = queue.pop()
+                        started = time.perf_counter()
+                        response = await client.post("/v1/models/churn:predict", json={"instances": [row]})
+                        latencies.append((time.perf_counter() - started) * 1000)
+                        statuses.append(response.status_code)
+
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return statuses, latencies
+
+        statuses, latencies = asyncio.run(drive())
+    after = read_log(log_dir, model="churn")
+    ok = statuses.count(200)
+    console.print(
+        f"   {ok}/{len(statuses)} answered 200, median latency {statistics.median(latencies):.1f} ms; "
+        f"prediction log grew from {before} to {after.num_rows} rows under {log_dir}",
         highlight=False,
     )
 
