@@ -24,8 +24,8 @@ ROW = {
 
 
 class Server:
-    def __init__(self, root: Path, *, actor: str = "rui", **config: Any) -> None:
-        self.service = Shipyard.open(root, actor=actor, env={})
+    def __init__(self, root: Path, *, actor: str = "rui", env: dict[str, str] | None = None, **config: Any) -> None:
+        self.service = Shipyard.open(root, actor=actor, env=env or {})
         defaults: dict[str, Any] = {"reload_seconds": 0.2, "log_flush_seconds": 0.2}
         self.gateway: Gateway = self.service.gateway(GatewayConfig(**{**defaults, **config}))
         self.background = BackgroundServer(create_app(self.gateway))

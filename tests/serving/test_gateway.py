@@ -11,6 +11,7 @@ import httpx
 import pytest
 from harness import ROW, Server, wait_for
 
+from shipyard.domain.stages import Stage
 from shipyard.service import Shipyard
 from shipyard.serving.predlog import find_request, read_log
 
@@ -253,3 +254,104 @@ def test_schemathesis_finds_no_server_error(served: Path) -> None:
             timeout=300,
         )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_unknown_category_is_refused_where_the_policy_forbids_it(served: Path) -> None:
+    with Server(served) as server, httpx.Client() as client:
+        lenient = predict(client, server.url, {"instances": [{**ROW, "contract_type": "lifetime"}]})
+        assert lenient.status_code == 200  # the encoder ignores unseen categories by default
+    policy = served / "policies" / "churn.yaml"
+    policy.write_text(policy.read_text() + "\nserving: {reject_unknown_categories: true}\n")
+    with Server(served) as server, httpx.Client() as client:
+        strict = predict(client, server.url, {"instances": [ROW, {**ROW, "contract_type": "lifetime"}]})
+        assert strict.status_code == 422
+        assert strict.json()["field"] == "contract_type" and "unknown category 'lifetime'" in strict.json()["reason"]
+        assert predict(client, server.url, {"instances": [ROW]}).status_code == 200
+
+
+def test_sigterm_drains_and_flushes_the_log(served: Path) -> None:
+    """The real `shipyard serve` process: SIGTERM while clients are sending loses no logged prediction."""
+    import signal
+    import subprocess
+    import sys
+
+    from shipyard.serving.server import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("shipyard")),
+            "--project",
+            str(served),
+            "--actor",
+            "rui",
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    answered: list[str] = []
+    try:
+        with httpx.Client() as client:
+            wait_for(lambda: _ready(client, url), timeout=90)
+            for i in range(30):
+                response = predict(client, url, {"instances": [ROW]}, headers={"x-request-id": f"term-{i}"})
+                assert response.status_code == 200
+                answered.append(f"term-{i}")
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal so the exit status says SIGTERM.
+        _, errors = process.communicate(timeout=60)
+        assert process.returncode in (0, -signal.SIGTERM), errors
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    logged = read_log(served / ".shipyard" / "predictions", model="churn").column("request_id").to_pylist()
+    assert sorted(logged) == sorted(answered)
+
+
+def _ready(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(f"{url}/v2/health/ready").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_two_gateways_on_postgresql_converge(served: Path, postgres_url: str) -> None:
+    """Replicas share deployment state through one PostgreSQL store."""
+    from shipyard.store.repository import Store
+
+    Store.open(postgres_url, auto_migrate=True).close()
+    local = Store.open(f"sqlite:///{served / '.shipyard' / 'shipyard.db'}")
+    shared = Store.open(postgres_url)
+    for v in local.list_versions("churn"):
+        shared.register_version(
+            actor="alice",
+            model="churn",
+            owner="o",
+            version=v.version,
+            source=v.source,
+            run_id=v.run_id,
+            data_uri=v.data_uri,
+            data_fingerprint=v.data_fingerprint,
+            git_commit=v.git_commit,
+            metrics=v.metrics,
+            files_sha256=v.files_sha256,
+        )
+        for stage in ("staging", "production") if v.version == 1 else ("staging",):
+            shared.transition(actor="rui", model="churn", version=v.version, to=Stage(stage), reason="setup")
+    local.close()
+    env = {"SHIPYARD_STORE_URL": postgres_url}
+
+    with Server(served, env=env) as first, Server(served, env=env) as second, httpx.Client() as client:
+        for server in (first, second):
+            assert predict(client, server.url, {"instances": [ROW]}).json()["version"] == 1
+        shared.set_deployment(actor="rui", model="churn", challenger=2, mode="bluegreen", weight=1.0)
+        wait_for(lambda: all(s.gateway.generation == shared.serving_generation() for s in (first, second)), timeout=10)
+        for server in (first, second):
+            assert predict(client, server.url, {"instances": [ROW]}).json()["version"] == 2
+    shared.close()
