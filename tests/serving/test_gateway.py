@@ -131,6 +131,8 @@ def test_transport_level_refusals(served: Path) -> None:
         assert version.status_code == 404 and "Served versions: 1" in version.json()["hint"]
         bad_version = client.post(f"{server.url}/v2/models/churn/versions/abc/infer", content=b"{}")
         assert bad_version.status_code == 400 and bad_version.json()["field"] == "version"
+        superscript = client.get(f"{server.url}/v2/models/churn/versions/%C2%B3")  # "³" passes str.isdigit()
+        assert superscript.status_code == 400 and superscript.json()["field"] == "version"
 
 
 def test_prediction_log_and_graceful_shutdown(served: Path) -> None:

@@ -656,3 +656,14 @@ def test_encode_v2_response_leaves_out_a_missing_id_and_refuses_odd_values() -> 
     assert "id" not in doc
     with pytest.raises(TypeError, match="output 'x'"):
         encode_v2_response("churn", "3", None, {"x": [{"a": 1}]})
+
+
+def test_v2_datatype_of_the_wrong_json_type_is_a_400() -> None:
+    """Found by fuzzing the gateway: a datatype given as an object must be refused, not crash."""
+    from shipyard.serving.inputs import Field, InputSchema, InvalidInput, decode_v2
+
+    schema = InputSchema((Field("a", "double"),))
+    body = b'{"inputs": [{"name": "a", "shape": [2], "datatype": {}, "data": [null, null]}]}'
+    with pytest.raises(InvalidInput) as caught:
+        decode_v2(body, schema)
+    assert caught.value.status == 400 and "datatype" in caught.value.reason

@@ -63,7 +63,7 @@ def create_app(gateway: Gateway) -> Starlette:
 
     async def read_body(request: Request) -> bytes:
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > config.max_body_bytes:
             raise InvalidInput(413, f"body of {length} bytes exceeds the limit of {config.max_body_bytes}")
         body = await request.body()
         if len(body) > config.max_body_bytes:
@@ -173,7 +173,7 @@ def create_app(gateway: Gateway) -> Starlette:
         return Response(body, media_type=content_type)
 
     async def openapi(request: Request) -> Response:
-        return _json(200, openapi_document())
+        return _json(200, openapi_document(sorted(gateway.routes)))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -204,7 +204,7 @@ def create_app(gateway: Gateway) -> Starlette:
 def _parse_version(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # "³".isdigit() is True, int("³") fails
         raise InvalidInput(400, f"version must be a positive integer, got {raw!r}", field="version")
     return int(raw)
 

@@ -223,7 +223,7 @@ def _tensor(tensor: object) -> tuple[str, str, list[Any]]:
         raise InvalidInput(400, f'an input tensor has no "name" (got {_show(name)})')
     _refuse_extra_keys(tensor, {"name", "shape", "datatype", "data", "parameters"}, f"tensor {name!r}")
     shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
-    if datatype not in _V2_KINDS:
+    if not isinstance(datatype, str) or datatype not in _V2_KINDS:
         raise InvalidInput(
             400, f"tensor {name!r} has datatype {_show(datatype)}; expected one of {', '.join(_V2_KINDS)}", field=name
         )

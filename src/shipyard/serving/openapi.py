@@ -63,14 +63,20 @@ def _responses(ok: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _name(version: bool = False) -> list[dict[str, Any]]:
-    params = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
-    if version:
-        params.append({"name": "version", "in": "path", "required": True, "schema": {"type": "string"}})
-    return params
+def openapi_document(models: list[str] | None = None) -> dict[str, Any]:
+    """The document, naming the models served now so clients (and fuzzers) reach real ones."""
+    name_schema: dict[str, Any] = {"type": "string"}
+    if models:
+        name_schema = {"type": "string", "enum": sorted(models)}
 
+    def _name(version: bool = False) -> list[dict[str, Any]]:
+        params = [{"name": "name", "in": "path", "required": True, "schema": name_schema}]
+        if version:
+            params.append(
+                {"name": "version", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+            )
+        return params
 
-def openapi_document() -> dict[str, Any]:
     v1 = {"type": "object", "properties": {"predictions": {"type": "array"}, "probabilities": {"type": "array"}}}
     v2 = {"type": "object", "properties": {"model_name": {"type": "string"}, "outputs": {"type": "array"}}}
     infer = {
