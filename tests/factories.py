@@ -19,3 +19,27 @@ def register(store: Store, version: int, *, model: str = "churn", actor: str = "
         git_commit="c0ffee",
         metrics={"roc_auc": 0.8 + version / 100},
     )
+
+
+def copy_versions(source: Store, target: Store, model: str = "churn") -> list[ModelVersion]:
+    """Track the versions one store knows in another (e.g. a project's SQLite store in a shared PostgreSQL)."""
+    copied = []
+    for v in source.list_versions(model):
+        copied.append(
+            target.register_version(
+                actor=v.registered_by,
+                model=model,
+                owner="team",
+                version=v.version,
+                source=v.source,
+                run_id=v.run_id,
+                data_uri=v.data_uri,
+                data_fingerprint=v.data_fingerprint,
+                git_commit=v.git_commit,
+                metrics=v.metrics,
+                evidence=source.evidence(model, v.version),
+                schema=source.reference_schema(model),
+                files_sha256=v.files_sha256,
+            )
+        )
+    return copied

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from factories import copy_versions
 from shipyard.cli import app
 from shipyard.store.database import head_revision
 
@@ -179,21 +180,7 @@ def test_two_cli_processes_race_to_production_on_postgresql(trained_project: Pat
 
         Store.open(postgres_url, auto_migrate=True).close()
         local = Store.open(f"sqlite:///{trained_project / '.shipyard' / 'shipyard.db'}")
-        for v in local.list_versions("churn"):  # the trained versions, now tracked by the shared store
-            service.store.register_version(
-                actor=v.registered_by,
-                model="churn",
-                owner="team",
-                version=v.version,
-                source=v.source,
-                run_id=v.run_id,
-                data_uri=v.data_uri,
-                data_fingerprint=v.data_fingerprint,
-                git_commit=v.git_commit,
-                metrics=v.metrics,
-                evidence=local.evidence("churn", v.version),
-                schema=local.reference_schema("churn"),
-            )
+        for v in copy_versions(local, service.store):  # the trained versions, now tracked by the shared store
             service.promote("churn", v.version, "staging", reason="ready")
         local.close()
         with Shipyard.open(trained_project, actor="vera", env={"SHIPYARD_STORE_URL": postgres_url}) as approver:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from harness import ROW, Server, wait_for
 
+from factories import copy_versions
 from shipyard.domain.stages import Stage
 from shipyard.service import Shipyard
 from shipyard.serving.predlog import find_request, read_log
@@ -330,20 +331,7 @@ def test_two_gateways_on_postgresql_converge(served: Path, postgres_url: str) ->
     Store.open(postgres_url, auto_migrate=True).close()
     local = Store.open(f"sqlite:///{served / '.shipyard' / 'shipyard.db'}")
     shared = Store.open(postgres_url)
-    for v in local.list_versions("churn"):
-        shared.register_version(
-            actor="alice",
-            model="churn",
-            owner="o",
-            version=v.version,
-            source=v.source,
-            run_id=v.run_id,
-            data_uri=v.data_uri,
-            data_fingerprint=v.data_fingerprint,
-            git_commit=v.git_commit,
-            metrics=v.metrics,
-            files_sha256=v.files_sha256,
-        )
+    for v in copy_versions(local, shared):
         for stage in ("staging", "production") if v.version == 1 else ("staging",):
             shared.transition(actor="rui", model="churn", version=v.version, to=Stage(stage), reason="setup")
     local.close()
