@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "policy": 4,
     "evidence": 4,
     "pipeline": 4,
+    "rollout": 4,
     "serving": 4,
     "scaffold": 4,
     "service": 5,

@@ -64,12 +64,14 @@ audit_app = typer.Typer(cls=_Group, help="The tamper-evident audit log.", no_arg
 db_app = typer.Typer(cls=_Group, help="Shipyard's store.", no_args_is_help=True)
 gate_app = typer.Typer(cls=_Group, help="Policy gates.", no_args_is_help=True)
 evidence_app = typer.Typer(cls=_Group, help="Evidence about versions.", no_args_is_help=True)
+rollout_app = typer.Typer(cls=_Group, help="Progressive delivery: canary, shadow, blue-green.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(gate_app, name="gate")
 app.add_typer(evidence_app, name="evidence")
+app.add_typer(rollout_app, name="rollout")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 
@@ -515,6 +517,7 @@ def serve(
     auth: Annotated[
         bool | None, typer.Option("--auth/--no-auth", help="Require bearer tokens (default: on unless bound to loopback).")
     ] = None,
+    controller: Annotated[bool, typer.Option("--controller/--no-controller", help="Drive rollouts from this gateway.")] = True,
 ) -> None:
     """Serve the deployed models: Open Inference Protocol, plain JSON, /metrics, prediction log."""
     import os
@@ -536,6 +539,7 @@ def serve(
         predict_in_thread=predict_in_thread,
         log_sample=log_sample,
         auth=host not in LOOPBACK if auth is None else auth,
+        controller=controller,
     )
     gateway = service.gateway(config)
     err_console().print(
@@ -558,6 +562,115 @@ def token(ctx: typer.Context, name: str) -> None:
     """Create a bearer token for the gateway; it is printed once and stored only as a hash."""
     secret = _svc(ctx).create_token(name)
     out_console().print(f"Token {name}: [bold]{secret}[/]\nSend it as: Authorization: Bearer <token>")
+
+
+# -- rollouts ---------------------------------------------------------------------------
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    value = text.strip()
+    try:
+        return float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a duration; expected e.g. 30s, 5m or 1h") from None
+
+
+def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
+    from rich import box
+    from rich.table import Table
+
+    steps = " → ".join(f"[bold]{s:g}%[/]" if i == rollout.step_index else f"{s:g}%" for i, s in enumerate(rollout.steps))
+    console.print(
+        f"Rollout {rollout.id} of {rollout.model}/{rollout.version} (champion v{rollout.champion}, {rollout.strategy}): "
+        f"[bold]{rollout.state}[/]; steps {steps}; failed analyses {rollout.failures}/{rollout.failure_limit}"
+    )
+    if analysis is not None:
+        verdict = {True: "[green]passing[/]", False: "[red]failing[/]", None: "[yellow]waiting for traffic[/]"}[analysis.passed]
+        table = Table(title=f"Current step: {verdict}", box=box.SIMPLE_HEAD, title_justify="left")
+        for column in ("check", "observed", "threshold", "result"):
+            table.add_column(column)
+        for check in analysis.checks:
+            table.add_row(check.name, str(check.observed), str(check.threshold), "ok" if check.passed else "[red]no[/]")
+        console.print(table)
+    history = Table(title="History", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("at", "event", "weight"):
+        history.add_column(column)
+    for event in rollout.history:
+        history.add_row(str(event.get("at", ""))[:19], str(event.get("event")), str(event.get("weight", "")))
+    console.print(history)
+
+
+@rollout_app.command("start")
+def rollout_start(
+    ctx: typer.Context,
+    model: str,
+    version: int,
+    strategy: Annotated[str | None, typer.Option("--strategy", help="canary, shadow or bluegreen.")] = None,
+    steps: Annotated[str | None, typer.Option("--steps", help="Challenger traffic per step, e.g. 5,25,50,100.")] = None,
+    interval: Annotated[str | None, typer.Option("--interval", help="Traffic time per step, e.g. 30s.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Start a rollout; only a version that passes its production gate can start one."""
+    try:
+        parsed = [float(s) for s in steps.split(",")] if steps else None
+    except ValueError:
+        raise typer.BadParameter(f"--steps {steps!r}: expected numbers separated by commas, e.g. 5,25,50,100") from None
+    rollout = _svc(ctx).start_rollout(
+        model, version, strategy=strategy, steps=parsed, interval=_duration(interval) if interval else None
+    )
+    if as_json:
+        emit_json(rollout.to_dict())
+    else:
+        print_rollout(out_console(), rollout, None)
+
+
+@rollout_app.command("status")
+def rollout_status(ctx: typer.Context, model: str, as_json: JsonFlag = False) -> None:
+    """The latest rollout: step, weights, each analysis check with its observed value and threshold, history."""
+    rollout, analysis = _svc(ctx).rollout_status(model)
+    if as_json:
+        emit_json({"rollout": rollout.to_dict() if rollout else None, "analysis": analysis.to_dict() if analysis else None})
+    elif rollout is None:
+        out_console().print(f"{model} has had no rollout.")
+    else:
+        print_rollout(out_console(), rollout, analysis)
+
+
+def _rollout_action(ctx: typer.Context, model: str, action: str) -> None:
+    rollout = _svc(ctx).rollout_action(model, action)
+    out_console().print(f"Rollout {rollout.id} of {model}/{rollout.version}: {rollout.state}")
+
+
+@rollout_app.command("pause")
+def rollout_pause(ctx: typer.Context, model: str) -> None:
+    """Hold the current traffic split."""
+    _rollout_action(ctx, model, "pause")
+
+
+@rollout_app.command("resume")
+def rollout_resume(ctx: typer.Context, model: str) -> None:
+    """Carry on from the current step."""
+    _rollout_action(ctx, model, "resume")
+
+
+@rollout_app.command("abort")
+def rollout_abort(ctx: typer.Context, model: str) -> None:
+    """Roll back now: all traffic returns to the champion."""
+    _rollout_action(ctx, model, "abort")
+
+
+@rollout_app.command("reconcile")
+def rollout_reconcile(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """One controller pass over running rollouts (for an external scheduler)."""
+    decisions = _svc(ctx).reconcile_rollouts()
+    if as_json:
+        emit_json({"decisions": [d.to_dict() for d in decisions]})
+        return
+    for d in decisions:
+        out_console().print(f"{d.rollout.model}/{d.rollout.version}: {d.action} → {d.rollout.state}, step {d.rollout.step_index}")
+    if not decisions:
+        out_console().print("Nothing to decide.")
 
 
 # -- audit --------------------------------------------------------------------------

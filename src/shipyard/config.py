@@ -50,6 +50,26 @@ class DataSpec(_Spec):
     )
 
 
+class RolloutChecks(_Spec):
+    min_requests: int = Field(default=50, ge=1, description="challenger requests before a step is judged")
+    max_error_increase: float = Field(default=0.02, ge=0.0, description="challenger error rate minus the champion's")
+    max_latency_factor: float = Field(default=3.0, gt=0.0, description="challenger p95 over the champion's")
+    max_divergence: float = Field(default=0.25, ge=0.0, description="PSI between the two score distributions")
+
+
+class RolloutSpec(_Spec):
+    strategy: Literal["canary", "shadow", "bluegreen"] = "canary"
+    steps: list[float] | None = Field(default=None, description="challenger traffic per step, percent")
+    interval: float = Field(default=30.0, gt=0.0, description="seconds of traffic per step")
+    failure_limit: int = Field(default=2, ge=1)
+    checks: RolloutChecks = RolloutChecks()
+
+    def steps_for(self, strategy: str) -> list[float]:
+        if self.steps and strategy == self.strategy:
+            return list(self.steps)
+        return {"canary": [5.0, 25.0, 50.0, 100.0], "shadow": [0.0], "bluegreen": [0.0, 100.0]}[strategy]
+
+
 class ModelSpec(_Spec):
     owner: str
     description: str = ""
@@ -58,6 +78,7 @@ class ModelSpec(_Spec):
     data: DataSpec
     primary_metric: Literal["roc_auc", "accuracy", "f1", "log_loss", "brier"] = "roc_auc"
     policy: str | None = None
+    rollout: RolloutSpec = RolloutSpec()
 
     @field_validator("train")
     @classmethod

@@ -21,8 +21,10 @@ from shipyard.policy.access import Access
 from shipyard.store.repository import ANY_CHAMPION, ChampionChanged, Store
 
 if TYPE_CHECKING:
+    from shipyard.domain.rollouts import Analysis, Rollout
     from shipyard.pipeline import PipelineResult, StepReporter
     from shipyard.registry import Registry
+    from shipyard.rollout import Decision
     from shipyard.serving.gateway import Gateway, GatewayConfig
 
 log = logging.getLogger("shipyard")
@@ -386,7 +388,72 @@ class Shipyard:
             schema = self.store.reference_schema(name) or {}
             allowed = {col: spec["isin"] for col, spec in (schema.get("columns") or {}).items() if spec and spec.get("isin")}
             categories[name] = allowed
-        return Gateway(self.store, self.registry, config, predlog=predlog, categories=categories)
+        gateway = Gateway(self.store, self.registry, config, predlog=predlog, categories=categories)
+        if config.controller:
+            gateway.controller = self.reconcile_rollouts
+        return gateway
+
+    # -- rollouts -----------------------------------------------------------------------------
+
+    def start_rollout(
+        self,
+        model: str,
+        version: int,
+        *,
+        strategy: str | None = None,
+        steps: list[float] | None = None,
+        interval: float | None = None,
+    ) -> Rollout:
+        """Start moving traffic to a version that passes its production gate (approvals included)."""
+        spec = self.settings.model(model).rollout
+        strategy = strategy or spec.strategy
+        if strategy not in ("canary", "shadow", "bluegreen"):
+            raise InvalidSpec(f"unknown strategy {strategy!r}; expected canary, shadow or bluegreen")
+        steps = steps or spec.steps_for(strategy)
+        if any(not 0 <= s <= 100 for s in steps) or steps != sorted(steps) or (strategy == "canary" and steps[-1] != 100):
+            raise InvalidSpec(f"steps {steps} must rise within 0–100 and, for a canary, end at 100")
+        found = self.store.get_version(model, version)
+        self.access.require(self.actor, "promote:production", what=f"roll out {found.subject}")
+        report = self._enforce_gate(found, Stage.PRODUCTION, break_glass=False)
+        return self.store.start_rollout(
+            actor=self.actor,
+            model=model,
+            version=version,
+            strategy=strategy,
+            steps=[float(s) for s in steps],
+            interval_seconds=interval if interval is not None else spec.interval,
+            checks=spec.checks.model_dump(),
+            failure_limit=spec.failure_limit,
+            gate=report,
+        )
+
+    def rollout_status(self, model: str) -> tuple[Rollout | None, Analysis | None]:
+        """The latest rollout of a model, and a live judgement of its current step when it is active."""
+        from shipyard.rollout import analyze
+
+        self.store.get_model(model)
+        rollouts = self.store.rollouts(model)
+        latest = rollouts[-1] if rollouts else None
+        analysis = analyze(self.settings.state_dir / "predictions", latest) if latest is not None and latest.active else None
+        return latest, analysis
+
+    def rollout_action(self, model: str, action: str) -> Rollout:
+        """pause, resume or abort (abort returns all traffic to the champion at once)."""
+        if action not in ("pause", "resume", "abort"):
+            raise InvalidSpec(f"unknown rollout action {action!r}; expected pause, resume or abort")
+        self.access.require(self.actor, "promote:production", what=f"{action} the rollout of {model}")
+        return self.store.advance_rollout(actor=self.actor, model=model, action=action)
+
+    def reconcile_rollouts(self) -> list[Decision]:
+        """One controller pass over every running rollout (idempotent)."""
+        from shipyard.rollout import reconcile
+
+        self.access.require(self.actor, "promote:production", what="drive rollouts")
+        decisions = reconcile(self.store, self.settings.state_dir / "predictions", actor=self.actor)
+        for decision in decisions:
+            if decision.action == "promote":
+                self._mirror(decision.rollout.model)
+        return decisions
 
     def create_token(self, name: str) -> str:
         """A new bearer token for the gateway; only its sha256 is stored, so it is shown once."""

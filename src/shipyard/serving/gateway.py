@@ -14,6 +14,7 @@ import logging
 import random
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,9 @@ class GatewayConfig:
     auth: bool = False
     reload_seconds: float = 0.5
     reject_unknown_categories: bool = False
+    challenger_timeout: float = 1.0  # seconds before the champion answers for a slow challenger
+    controller: bool = False  # run the rollout controller in this gateway
+    controller_seconds: float = 1.0
 
 
 class NotServed(ShipyardError):
@@ -112,6 +116,8 @@ class Gateway:
         self._reloader: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self.controller: Callable[[], object] | None = None  # the rollout controller's pass, run on a timer
+        self._controller_task: asyncio.Task[None] | None = None
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -120,8 +126,14 @@ class Gateway:
             self.predlog.start()
         await self.reload()
         self._reloader = asyncio.get_running_loop().create_task(self._reload_forever(), name="deployment reload")
+        if self.controller is not None:
+            self._controller_task = asyncio.get_running_loop().create_task(self._control_forever(), name="rollout controller")
 
     async def stop(self) -> None:
+        if self._controller_task is not None:
+            self._controller_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._controller_task
         if self._reloader is not None:
             self._reloader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -146,6 +158,15 @@ class Gateway:
                 await self.reload()
             except ShipyardError as exc:
                 log.warning("deployment reload failed, serving the previous state: %s", exc.message)
+
+    async def _control_forever(self) -> None:
+        assert self.controller is not None
+        while True:
+            await asyncio.sleep(self.config.controller_seconds)
+            try:
+                await asyncio.to_thread(self.controller)
+            except ShipyardError as exc:
+                log.warning("rollout controller pass failed: %s", exc.message)
 
     async def reload(self, *, force: bool = False) -> bool:
         """Apply the store's deployment state if its generation moved; True when something changed."""
@@ -248,9 +269,12 @@ class Gateway:
             task.add_done_callback(self._shadow_tasks.discard)
         elif route.pick(key) == "challenger" and route.challenger is not None:
             try:
-                predictions, scores = await route.challenger.submit(
-                    decoded, request_id=request_id, routing="challenger", received_at=received
+                attempt = asyncio.ensure_future(
+                    route.challenger.submit(decoded, request_id=request_id, routing="challenger", received_at=received)
                 )
+                # A timed-out attempt still finishes (and is logged); nobody else awaits it.
+                attempt.add_done_callback(_consume)
+                predictions, scores = await asyncio.wait_for(asyncio.shield(attempt), timeout=self.config.challenger_timeout)
                 return Answer(
                     model=name,
                     version=route.challenger.loaded.version,
@@ -258,8 +282,9 @@ class Gateway:
                     scores=scores,
                     routing="challenger",
                 )
-            except ModelFailed:
-                # A failing challenger is the rollout's problem, never the client's.
+            except (ModelFailed, TimeoutError):
+                # A failing or slow challenger is the rollout's problem, never the client's; the
+                # prediction log shows the analysis its errors and latency.
                 self.metrics.challenger_failures.labels(name, str(route.challenger.loaded.version)).inc()
         predictions, scores = await route.champion.submit(
             decoded, request_id=request_id, routing="champion", received_at=received
@@ -274,11 +299,32 @@ class Gateway:
         except ModelFailed:
             self.metrics.challenger_failures.labels(challenger.loaded.name, str(challenger.loaded.version)).inc()
 
+    def _log_failures(self, done: BatchDone) -> None:
+        """Requests the model raised on are logged too (status 500), so rollouts see error rates."""
+        if self.predlog is None:
+            return
+        now = time.perf_counter()
+        for job in done.failed:
+            n = job.decoded.rows
+            self.predlog.append(
+                model=done.loaded.name,
+                version=done.loaded.version,
+                request_ids=[job.request_id] * n,
+                received_at=[job.received_at] * n,
+                routing=[job.routing] * n,
+                features=job.decoded.columns,
+                predictions=[float("nan")] * n,
+                scores=[float("nan")] * n,
+                latency_ms=[(now - job.started) * 1000.0] * n,
+                status=[500] * n,
+            )
+
     def _bookkeep(self, done: BatchDone) -> None:
         """Per batch, column-wise: metrics and one prediction-log append."""
         name, version = done.loaded.name, str(done.loaded.version)
         if done.failed:
             self.metrics.errors.labels(name, "model_failed").inc(len(done.failed))
+            self._log_failures(done)
         if not done.jobs or done.predictions is None or done.scores is None or done.frame is None:
             return
         rows = len(done.predictions)
@@ -312,3 +358,8 @@ class Gateway:
             status=[200] * rows,
         )
         self.metrics.log_dropped.set(self.predlog.dropped_rows)
+
+
+def _consume(task: asyncio.Future[tuple[list[int], list[float]]]) -> None:
+    if not task.cancelled():
+        task.exception()

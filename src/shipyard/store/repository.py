@@ -11,8 +11,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from shipyard.domain.entities import AuditEvent, AuditVerification, Deployment, Model, ModelVersion, Promotion, StageChange
-from shipyard.domain.errors import Conflict, NotFound
+from shipyard.domain.errors import Conflict, InvalidSpec, NotFound
 from shipyard.domain.governance import Approval, GateReport
+from shipyard.domain.rollouts import ACTIVE as ACTIVE_ROLLOUT
+from shipyard.domain.rollouts import Rollout
 from shipyard.domain.stages import Stage, check_transition
 from shipyard.store import database
 from shipyard.store.audit import canonical_sha256, event_hash, verify_chain
@@ -26,6 +28,7 @@ from shipyard.store.tables import (
     EvidenceRow,
     GateReportRow,
     ModelRow,
+    RolloutRow,
     ServingStateRow,
     StageChangeRow,
     VersionRow,
@@ -407,6 +410,166 @@ class Store:
             )
         [deployment] = self.deployments([model]) or [Deployment(model=model, champion=None)]
         return deployment
+
+    # -- rollouts ----------------------------------------------------------------------
+
+    def start_rollout(
+        self,
+        *,
+        actor: str,
+        model: str,
+        version: int,
+        strategy: str,
+        steps: list[float],
+        interval_seconds: float,
+        checks: dict[str, Any],
+        failure_limit: int,
+        gate: GateReport | None,
+    ) -> Rollout:
+        """Begin a rollout and point the deployment at its first step, in one transaction."""
+        with self.write(actor) as tx:
+            row = self._version_row(tx.session, model, version)
+            active = self._active_rollout_row(tx.session, model)
+            if active is not None:
+                raise Conflict(
+                    f"{model} already has a {active.state} rollout of version {active.version}",
+                    hint=f"Finish it first: `shipyard rollout abort {model}` or wait for it to end.",
+                )
+            champion = tx.session.scalars(
+                select(VersionRow.version).where(VersionRow.model_name == model, VersionRow.stage == Stage.PRODUCTION.value)
+            ).one_or_none()
+            if champion is None:
+                raise Conflict(
+                    f"{model} has no champion to roll out from",
+                    hint=f"The first version goes straight to production: `shipyard promote {model} {version} --to production`.",
+                )
+            if champion == version:
+                raise Conflict(f"{model}/{version} is already the champion")
+            if row.stage not in (Stage.STAGING.value, Stage.ARCHIVED.value):
+                raise Conflict(
+                    f"{model}/{version} is {row.stage}; a rollout starts from staging",
+                    hint=f"Promote it to staging first: `shipyard promote {model} {version} --to staging`.",
+                )
+            if gate is not None:
+                self._put_gate(tx, gate)
+            rollout = RolloutRow(
+                model_name=model,
+                version=version,
+                champion_version=champion,
+                strategy=strategy,
+                steps=steps,
+                step_index=0,
+                interval_seconds=interval_seconds,
+                checks=checks,
+                failure_limit=failure_limit,
+                failures=0,
+                state="running",
+                history=[{"at": tx.now.isoformat(), "event": "started", "weight": steps[0]}],
+                started_by=actor,
+                started_at=tx.now,
+                step_started_at=tx.now,
+            )
+            tx.session.add(rollout)
+            tx.session.flush()
+            self._route(tx, model, version, strategy, steps[0] / 100.0)
+            tx.audit(
+                "rollout.started",
+                f"{model}/{version}",
+                {"rollout": rollout.id, "strategy": strategy, "steps": steps, "champion": champion},
+            )
+            return rollout.to_entity()
+
+    def _route(self, tx: Tx, model: str, challenger: int | None, strategy: str, weight: float) -> None:
+        deployment = tx.session.get(DeploymentRow, model)
+        if deployment is None:
+            deployment = DeploymentRow(model_name=model, routing_key=None)
+            tx.session.add(deployment)
+        if challenger is None:
+            mode = "single"
+        elif strategy == "shadow" or (strategy == "bluegreen" and weight <= 0):
+            mode = "shadow"  # blue-green judges the new version on shadowed traffic before the switch
+        else:
+            mode = strategy
+        deployment.challenger_version, deployment.mode, deployment.challenger_weight = challenger, mode, weight
+        deployment.updated_at, deployment.updated_by = tx.now, tx.actor
+        self._bump_generation(tx)
+
+    @staticmethod
+    def _active_rollout_row(session: Session, model: str) -> RolloutRow | None:
+        query = select(RolloutRow).where(RolloutRow.model_name == model, RolloutRow.state.in_(ACTIVE_ROLLOUT))
+        return session.scalars(query).one_or_none()
+
+    def active_rollouts(self) -> list[Rollout]:
+        with self.read() as session:
+            query = select(RolloutRow).where(RolloutRow.state.in_(ACTIVE_ROLLOUT)).order_by(RolloutRow.id)
+            return [row.to_entity() for row in session.scalars(query)]
+
+    def rollouts(self, model: str) -> list[Rollout]:
+        with self.read() as session:
+            return [
+                r.to_entity()
+                for r in session.scalars(select(RolloutRow).where(RolloutRow.model_name == model).order_by(RolloutRow.id))
+            ]
+
+    def advance_rollout(self, *, actor: str, model: str, action: str, details: dict[str, Any] | None = None) -> Rollout:
+        """Apply one controller or operator decision to a model's active rollout.
+
+        ``action``: wait (record a judgement), fail (count a failed analysis; roll back at
+        the limit), next (to the next step), promote (the challenger becomes champion),
+        rollback, pause, resume, abort.
+        """
+        with self.write(actor) as tx:
+            row = self._active_rollout_row(tx.session, model)
+            if row is None:
+                raise NotFound(f"{model} has no active rollout", hint=f"Start one with `shipyard rollout start {model} VERSION`.")
+            event: dict[str, Any] = {"at": tx.now.isoformat(), "event": action, **(details or {})}
+            if action == "fail":
+                row.failures += 1
+                row.step_started_at = tx.now  # judge a fresh window next time
+                if row.failures >= row.failure_limit:
+                    action = "rollback"
+                    event["event"] = "rollback"
+                    event["reason"] = f"{row.failures} failed analyses (limit {row.failure_limit})"
+            if action == "pause":
+                self._expect(row, "running", "pause")
+                row.state = "paused"
+            elif action == "resume":
+                self._expect(row, "paused", "resume")
+                row.state = "running"
+                row.step_started_at = tx.now
+            elif action == "next":
+                row.step_index += 1
+                row.step_started_at = tx.now
+                event["weight"] = row.steps[row.step_index]
+                self._route(tx, model, row.version, row.strategy, row.steps[row.step_index] / 100.0)
+            elif action in ("rollback", "abort"):
+                row.state = "rolled_back" if action == "rollback" else "aborted"
+                row.finished_at = tx.now
+                self._route(tx, model, None, row.strategy, 0.0)
+            elif action == "promote":
+                version = self._version_row(tx.session, model, row.version)
+                champions = tx.session.scalars(
+                    select(VersionRow).where(VersionRow.model_name == model, VersionRow.stage == Stage.PRODUCTION.value)
+                ).all()
+                for champion in champions:
+                    self._move(tx, champion, Stage.ARCHIVED, f"replaced by version {row.version} after rollout {row.id}")
+                tx.session.flush()
+                if version.stage != Stage.PRODUCTION.value:
+                    self._move(tx, version, Stage.PRODUCTION, f"rollout {row.id} reached full traffic")
+                row.state = "promoted"
+                row.finished_at = tx.now
+                self._route(tx, model, None, row.strategy, 0.0)
+            elif action not in ("wait", "fail"):
+                raise InvalidSpec(f"unknown rollout action {action!r}")
+            row.history = [*row.history, event]
+            tx.audit(f"rollout.{event['event']}", f"{model}/{row.version}", {"rollout": row.id, **(details or {})})
+            tx.session.flush()
+            return row.to_entity()
+
+    @staticmethod
+    def _expect(row: RolloutRow, state: str, action: str) -> None:
+        if row.state != state:
+            raise Conflict(f"the rollout of {row.model_name}/{row.version} is {row.state}; only a {state} rollout can {action}")
 
     def add_token(self, *, actor: str, name: str, token_sha256: str) -> None:
         with self.write(actor) as tx:

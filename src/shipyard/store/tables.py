@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shipyard.domain.entities import AuditEvent, Model, ModelVersion, StageChange
 from shipyard.domain.governance import Approval
+from shipyard.domain.rollouts import Rollout
 from shipyard.domain.stages import Stage
 
 
@@ -243,3 +244,55 @@ class ApiTokenRow(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RolloutRow(Base):
+    __tablename__ = "rollouts"
+    __table_args__ = (
+        Index(
+            "uq_rollouts_one_active",
+            "model_name",
+            unique=True,
+            sqlite_where=text("state IN ('running', 'paused')"),
+            postgresql_where=text("state IN ('running', 'paused')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(200), ForeignKey("models.name"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    champion_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    strategy: Mapped[str] = mapped_column(String(20))
+    steps: Mapped[list[float]] = mapped_column(JSON)
+    step_index: Mapped[int] = mapped_column(Integer)
+    interval_seconds: Mapped[float] = mapped_column(Float)
+    checks: Mapped[dict[str, Any]] = mapped_column(JSON)
+    failure_limit: Mapped[int] = mapped_column(Integer)
+    failures: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    started_by: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    step_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def to_entity(self) -> Rollout:
+        return Rollout(
+            id=self.id,
+            model=self.model_name,
+            version=self.version,
+            champion=self.champion_version,
+            strategy=self.strategy,
+            steps=tuple(self.steps),
+            step_index=self.step_index,
+            interval_seconds=self.interval_seconds,
+            checks=dict(self.checks),
+            failure_limit=self.failure_limit,
+            failures=self.failures,
+            state=self.state,
+            history=tuple(self.history),
+            started_by=self.started_by,
+            started_at=as_utc(self.started_at),
+            step_started_at=as_utc(self.step_started_at),
+            finished_at=as_utc(self.finished_at) if self.finished_at else None,
+        )

@@ -1,0 +1,81 @@
+"""Rollouts: the progressive move of traffic from the champion to a challenger."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+ACTIVE = ("running", "paused")
+STRATEGIES = ("canary", "shadow", "bluegreen")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rollout:
+    id: int
+    model: str
+    version: int
+    champion: int | None
+    strategy: str
+    steps: tuple[float, ...]  # challenger traffic share per step, in percent
+    step_index: int
+    interval_seconds: float
+    checks: dict[str, Any]
+    failure_limit: int
+    failures: int
+    state: str  # running | paused | promoted | rolled_back | aborted
+    history: tuple[dict[str, Any], ...]
+    started_by: str
+    started_at: datetime
+    step_started_at: datetime
+    finished_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def weight(self) -> float:
+        return self.steps[self.step_index] / 100.0
+
+    @property
+    def last_step(self) -> bool:
+        return self.step_index >= len(self.steps) - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("started_at", "step_started_at", "finished_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        data["steps"] = list(self.steps)
+        data["history"] = list(self.history)
+        data["weight"] = self.weight
+        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Check:
+    name: str
+    passed: bool
+    observed: Any
+    threshold: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Analysis:
+    """One judgement of a step: passed, failed, or not enough traffic yet (``passed`` is None)."""
+
+    passed: bool | None
+    checks: tuple[Check, ...]
+    challenger_requests: int
+    champion_requests: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "checks": [c.to_dict() for c in self.checks],
+            "challenger_requests": self.challenger_requests,
+            "champion_requests": self.champion_requests,
+        }

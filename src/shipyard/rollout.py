@@ -1,0 +1,136 @@
+"""Progressive delivery: judge each step of a rollout on live traffic, then move on or roll back.
+
+The controller is one idempotent pass (``reconcile``) over the store's active
+rollouts; `shipyard serve` runs it on a timer and `shipyard rollout reconcile`
+runs it once for an external scheduler. Its state lives in the store, so a
+restarted controller carries on from the same step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.domain.rollouts import Analysis, Check, Rollout
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from shipyard.store.repository import Store
+
+CHALLENGER_ROUTES = ("challenger", "shadow")
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+    """Population stability index of ``actual`` against ``expected``, on expected's quantile bins."""
+    import numpy as np
+
+    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:
+        return 0.0
+    edges[0], edges[-1] = -np.inf, np.inf
+    e = np.histogram(expected, edges)[0] / len(expected)
+    a = np.histogram(actual, edges)[0] / len(actual)
+    e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def analyze(log_dir: Path, rollout: Rollout, *, since: datetime | None = None) -> Analysis:
+    """Challenger against champion over the current step's window of the prediction log."""
+    import numpy as np
+
+    from shipyard.serving.predlog import read_log
+
+    checks = rollout.checks
+    table = read_log(
+        log_dir,
+        model=rollout.model,
+        since=since or rollout.step_started_at,
+        columns=["version", "routing", "status", "latency_ms", "score"],
+    )
+    version = np.asarray(table.column("version").to_numpy(zero_copy_only=False))
+    routing = np.asarray(table.column("routing").to_numpy(zero_copy_only=False)).astype(str)
+    status = np.asarray(table.column("status").to_numpy(zero_copy_only=False))
+    latency = np.asarray(table.column("latency_ms").to_numpy(zero_copy_only=False), dtype=float)
+    score = np.asarray(table.column("score").to_numpy(zero_copy_only=False), dtype=float)
+    challenger = (version == rollout.version) & np.isin(routing, CHALLENGER_ROUTES)
+    champion = (version == rollout.champion) & (routing == "champion")
+    n_challenger, n_champion = int(challenger.sum()), int(champion.sum())
+    minimum = int(checks.get("min_requests", 50))
+    if n_challenger < minimum or n_champion < 1:
+        waiting = Check(name="challenger requests", passed=False, observed=n_challenger, threshold=f"≥ {minimum}")
+        return Analysis(passed=None, checks=(waiting,), challenger_requests=n_challenger, champion_requests=n_champion)
+
+    def error_rate(mask: np.ndarray) -> float:
+        return float((status[mask] != 200).mean())
+
+    ok = status == 200
+    results = [Check(name="challenger requests", passed=True, observed=n_challenger, threshold=f"≥ {minimum}")]
+    increase = error_rate(challenger) - error_rate(champion)
+    results.append(
+        Check(
+            name="error rate increase",
+            passed=increase <= checks.get("max_error_increase", 0.02),
+            observed=round(increase, 4),
+            threshold=f"≤ {checks.get('max_error_increase', 0.02)}",
+        )
+    )
+    p95_challenger = float(np.percentile(latency[challenger & ok], 95)) if (challenger & ok).any() else float("inf")
+    p95_champion = float(np.percentile(latency[champion & ok], 95)) if (champion & ok).any() else float("inf")
+    factor = p95_challenger / max(p95_champion, 1e-6)
+    results.append(
+        Check(
+            name="p95 latency factor",
+            passed=factor <= checks.get("max_latency_factor", 3.0),
+            observed=round(factor, 3) if np.isfinite(factor) else "no successful request",
+            threshold=f"≤ {checks.get('max_latency_factor', 3.0)}",
+        )
+    )
+    a, b = score[champion & ok], score[challenger & ok]
+    divergence = psi(a, b) if len(a) and len(b) else float("inf")
+    results.append(
+        Check(
+            name="score divergence (PSI)",
+            passed=divergence <= checks.get("max_divergence", 0.25),
+            observed=round(divergence, 4) if np.isfinite(divergence) else "no scores",
+            threshold=f"≤ {checks.get('max_divergence', 0.25)}",
+        )
+    )
+    return Analysis(
+        passed=all(c.passed for c in results),
+        checks=tuple(results),
+        challenger_requests=n_challenger,
+        champion_requests=n_champion,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    rollout: Rollout
+    action: str
+    analysis: Analysis | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rollout": self.rollout.to_dict(),
+            "action": self.action,
+            "analysis": self.analysis.to_dict() if self.analysis else None,
+        }
+
+
+def reconcile(store: Store, log_dir: Path, *, actor: str, now: datetime | None = None) -> list[Decision]:
+    """One pass: judge every running rollout whose step has had its interval of traffic."""
+    now = now or datetime.now(UTC)
+    decisions = []
+    for rollout in store.active_rollouts():
+        if rollout.state != "running" or (now - rollout.step_started_at).total_seconds() < rollout.interval_seconds:
+            continue
+        analysis = analyze(log_dir, rollout)
+        if analysis.passed is None:
+            continue  # not enough challenger traffic yet: keep waiting, nothing to record
+        action = "fail" if not analysis.passed else "promote" if rollout.last_step else "next"
+        updated = store.advance_rollout(actor=actor, model=rollout.model, action=action, details={"analysis": analysis.to_dict()})
+        decisions.append(Decision(rollout=updated, action=action, analysis=analysis))
+    return decisions

@@ -1,0 +1,194 @@
+"""Rollouts under continuous load through a real gateway: a good canary goes to 100%,
+a bad challenger is rolled back by itself, and no client request fails either way."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from harness import ROW, Server, wait_for
+
+from shipyard.domain.errors import Conflict, GateBlocked
+from shipyard.domain.stages import Stage
+from shipyard.service import Shipyard
+
+
+def svc(root: Path, actor: str) -> Shipyard:
+    return Shipyard.open(root, actor=actor, env={})
+
+
+def configure(root: Path, **checks: Any) -> None:
+    config = root / "shipyard.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["models"]["churn"]["rollout"] = {"interval": 1.0, "failure_limit": 2, "checks": {"min_requests": 20, **checks}}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def ship(root: Path, version: int) -> None:
+    with svc(root, "alice") as service:
+        service.promote("churn", version, "staging", reason="ready")
+    with svc(root, "vera") as service:
+        service.approve("churn", version, "production", comment="ok")
+    with svc(root, "rui") as service:
+        service.promote("churn", version, "production", reason="ship")
+
+
+@pytest.fixture
+def champion_and_candidate(trained_project: Path) -> Path:
+    """v1 serves; v2 is approved for production and waits in staging."""
+    configure(trained_project)
+    ship(trained_project, 1)
+    with svc(trained_project, "alice") as service:
+        service.promote("churn", 2, "staging", reason="ready")
+    with svc(trained_project, "vera") as service:
+        service.approve("churn", 2, "production", comment="ok")
+    return trained_project
+
+
+class Load:
+    """Clients sending requests until stopped; every status is kept."""
+
+    def __init__(self, url: str, *, clients: int = 4, bad_share: float = 0.0) -> None:
+        self.url, self.bad_share = url, bad_share
+        self.statuses: list[int] = []
+        self.versions: list[int] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(clients)]
+
+    def _run(self, seed: int) -> None:
+        rng = random.Random(seed)
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set() and len(self.statuses) < 20_000:
+                row = {**ROW, "contract_type": "lifetime"} if rng.random() < self.bad_share else ROW
+                response = client.post(f"{self.url}/v1/models/churn:predict", content=json.dumps({"instances": [row]}))
+                self.statuses.append(response.status_code)
+                if response.status_code == 200:
+                    self.versions.append(response.json()["version"])
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+def rollout_state(root: Path) -> str:
+    with svc(root, "val") as service:
+        rollout, _ = service.rollout_status("churn")
+    return rollout.state if rollout else "none"
+
+
+def test_a_good_canary_reaches_full_traffic(champion_and_candidate: Path) -> None:
+    root = champion_and_candidate
+    with Server(root, controller=True, controller_seconds=0.3) as server, Load(server.url) as load:
+        wait_for(lambda: len(load.statuses) > 20)
+        with svc(root, "rui") as service:
+            rollout = service.start_rollout("churn", 2, steps=[50, 100])
+        assert rollout.state == "running" and rollout.weight == 0.5 and rollout.champion == 1
+        wait_for(lambda: rollout_state(root) == "promoted", timeout=90)
+        wait_for(lambda: load.versions[-20:] == [2] * 20, timeout=30)
+    assert load.statuses and set(load.statuses) == {200}
+    with svc(root, "val") as service:
+        stages = {v.version: v.stage for v in service.versions("churn")}
+        finished, _ = service.rollout_status("churn")
+        actions = [e.action for e in service.audit_log("churn") if e.action.startswith("rollout.")]
+        assert service.deployments()[0].challenger is None
+    assert stages[2] is Stage.PRODUCTION and stages[1] is Stage.ARCHIVED
+    assert finished is not None and [e["event"] for e in finished.history] == ["started", "next", "promote"]
+    assert actions == ["rollout.started", "rollout.next", "rollout.promote"]
+    assert 1 in load.versions and 2 in load.versions
+
+
+def test_a_failing_challenger_is_rolled_back_without_client_failures(champion_and_candidate: Path) -> None:
+    """A challenger that raises on some inputs: the champion answers them, the analysis sees the errors."""
+    root = champion_and_candidate
+    policy = root / "policies" / "churn.yaml"
+    policy.write_text("staging: []\nproduction: []\n")  # the gates would have stopped it; the rollout must too
+    train = root / "train.py"
+    train.write_text(train.read_text().replace('OneHotEncoder(handle_unknown="ignore")', 'OneHotEncoder(handle_unknown="error")'))
+    with svc(root, "alice") as service:
+        bad = service.run_pipeline("churn").version.version
+        service.promote("churn", bad, "staging", reason="looks fine offline")
+    with Server(root, controller=True, controller_seconds=0.3) as server, Load(server.url, bad_share=0.3) as load:
+        wait_for(lambda: len(load.statuses) > 20)
+        with svc(root, "rui") as service:
+            service.start_rollout("churn", bad, steps=[50, 100])
+        wait_for(lambda: rollout_state(root) == "rolled_back", timeout=90)
+        failures = len(load.statuses)
+        wait_for(lambda: len(load.statuses) > failures + 20)
+    assert set(load.statuses) == {200}  # every request the challenger broke was answered by the champion
+    with svc(root, "val") as service:
+        rollout, _ = service.rollout_status("churn")
+        stages = {v.version: v.stage for v in service.versions("churn")}
+    assert rollout is not None and rollout.failures == 2
+    assert [e["event"] for e in rollout.history] == ["started", "fail", "rollback"]
+    failed = rollout.history[1]["analysis"]
+    assert not failed["passed"]
+    [errors] = [c for c in failed["checks"] if c["name"] == "error rate increase"]
+    assert errors["observed"] > 0.1
+    assert stages[1] is Stage.PRODUCTION and stages[bad] is Stage.STAGING
+
+
+def test_only_a_version_that_passes_its_production_gate_can_start(champion_and_candidate: Path) -> None:
+    root = champion_and_candidate
+    with svc(root, "alice") as service:
+        third = service.run_pipeline("churn").version.version
+        service.promote("churn", third, "staging", reason="ready")
+    with svc(root, "rui") as service:
+        with pytest.raises(GateBlocked, match="approvals"):
+            service.start_rollout("churn", third)
+        service.start_rollout("churn", 2, steps=[10, 100])
+        with pytest.raises(Conflict, match="already has a running rollout"):
+            service.start_rollout("churn", 2)
+
+
+def test_pause_resume_abort_are_audited_and_need_a_deployer(champion_and_candidate: Path) -> None:
+    from shipyard.domain.errors import PermissionDenied
+
+    root = champion_and_candidate
+    with svc(root, "rui") as service:
+        service.start_rollout("churn", 2, steps=[25, 100])
+    with svc(root, "bob") as service, pytest.raises(PermissionDenied):
+        service.rollout_action("churn", "pause")
+    with svc(root, "rui") as service:
+        assert service.rollout_action("churn", "pause").state == "paused"
+        with pytest.raises(Conflict, match="only a running rollout can pause"):
+            service.rollout_action("churn", "pause")
+        assert service.rollout_action("churn", "resume").state == "running"
+        assert service.deployments()[0].challenger == 2
+        assert service.rollout_action("churn", "abort").state == "aborted"
+        assert service.deployments()[0].challenger is None
+        actions = [e.action for e in service.audit_log("churn") if e.action.startswith("rollout.")]
+    assert actions == ["rollout.started", "rollout.pause", "rollout.resume", "rollout.abort"]
+
+
+def test_cli_rollout_commands(champion_and_candidate: Path) -> None:
+    from typer.testing import CliRunner
+
+    from shipyard.cli import app
+
+    def cli(*args: str) -> Any:
+        return CliRunner().invoke(app, ["--project", str(champion_and_candidate), "--actor", "rui", *args])
+
+    started = cli("rollout", "start", "churn", "2", "--steps", "20,100", "--interval", "2s", "--json")
+    assert started.exit_code == 0, started.output
+    assert json.loads(started.stdout)["steps"] == [20.0, 100.0] and json.loads(started.stdout)["interval_seconds"] == 2.0
+    status = cli("rollout", "status", "churn", "--json")
+    body = json.loads(status.stdout)
+    assert body["rollout"]["state"] == "running" and body["analysis"]["passed"] is None  # no traffic yet
+    human = cli("rollout", "status", "churn")
+    assert "waiting for traffic" in human.stdout and "challenger requests" in human.stdout
+    assert cli("rollout", "reconcile").exit_code == 0
+    assert cli("rollout", "abort", "churn").exit_code == 0
+    bad = cli("rollout", "start", "churn", "2", "--steps", "5,x")
+    assert bad.exit_code == 2 and "expected numbers" in bad.output
