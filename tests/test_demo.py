@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,16 +24,17 @@ def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path) -> 
     assert "approvals (approver): observed 0; expected ≥ 1 approval by approver" in out
     assert "refused: dana.scientist may not approve churn/1 for production" in out
     assert "rui.reviewer (approver) approved churn v1 for production" in out
-    assert "Gate production for churn/3: passed" in out
-    assert "churn v3 staging → production; v1 production → archived" in out
+    assert "canary v3" in out and "next → 100% of traffic" in out
+    assert "rollout of v3: promoted" in out and "rollout of v4: rolled back" in out
     assert "@production → v3" in out
     assert "audit verify: chain intact" in out
-    assert "400/400 answered 200" in out and "prediction log grew from 0 to 400 rows" in out
+    answered = re.search(r"Clients: (\d+)/(\d+) requests answered 200 through both rollouts", out)
+    assert answered is not None and answered.group(1) == answered.group(2) and int(answered.group(1)) > 100
     assert "Traceback" not in done.stderr
 
     listing = subprocess.run([SHIPYARD, "-C", str(root), "models", "list", "--json"], capture_output=True, text=True, check=True)
     stages = {v["version"]: v["stage"] for v in json.loads(listing.stdout)["models"][0]["versions"]}
-    assert stages == {1: "archived", 2: "rejected", 3: "production"}
+    assert stages == {1: "archived", 2: "rejected", 3: "production", 4: "staging"}
     fingerprints = {v["data_fingerprint"] for v in json.loads(listing.stdout)["models"][0]["versions"]}
     assert len(fingerprints) == 2  # new data arrived before v3
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,11 +52,22 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
         second = _train(console, scientist, "   Retrain through the same governed pipeline")
         _promote(console, scientist, second, Stage.STAGING, "retrained on fresher data")
         _approve(console, reviewer, second)
-        _promote(console, deployer, second, Stage.PRODUCTION, "fresher model, not worse than the champion")
+
+        with Traffic(deployer) as traffic:
+            console.print(f"\n[bold]3. Live traffic[/] from {traffic.clients} clients through the gateway `shipyard serve` runs")
+            _rollout(console, deployer, second, "canary v%d: 25%% → 50%% → 100%% of traffic, judged at each step")
+            console.print("\n[bold]4. A version that ranks as well but scores differently[/] (class_weight='balanced')")
+            train_file = root / "train.py"
+            train_file.write_text(train_file.read_text().replace("random_state=0)", 'random_state=0, class_weight="balanced")'))
+            commit_all(root, "Weight churners up")
+            third = _train(console, scientist, "   Train, gate, approve as usual")
+            _promote(console, scientist, third, Stage.STAGING, "same AUC on the holdout")
+            _approve(console, reviewer, third)
+            _rollout(console, deployer, third, "canary v%d: the live analysis decides")
+        traffic.report(console)
 
         _summary(console, scientist)
         _champion_answers(console, scientist)
-        _live_traffic(console, deployer)
         ok = _verify(console, scientist)
     finally:
         for service in (scientist, reviewer, deployer):
@@ -179,56 +191,96 @@ def _champion_answers(console: Console, service: Shipyard) -> None:
     )
 
 
-def _live_traffic(console: Console, service: Shipyard, requests: int = 400, concurrency: int = 16) -> None:
-    """Real HTTP through the gateway, then the prediction log it wrote."""
-    import asyncio
-    import statistics
-    import time
-    from datetime import date
+class Traffic:
+    """The gateway with its rollout controller on a loopback port, and clients sending customers until stopped."""
 
-    import httpx
+    def __init__(self, service: Shipyard, clients: int = 16) -> None:
+        from shipyard.serving.app import create_app
+        from shipyard.serving.gateway import GatewayConfig
+        from shipyard.serving.server import BackgroundServer
 
-    from shipyard.examples.churn.generator import generate
-    from shipyard.serving.app import create_app
-    from shipyard.serving.gateway import GatewayConfig
-    from shipyard.serving.predlog import read_log
-    from shipyard.serving.server import BackgroundServer
+        self.service, self.clients = service, clients
+        self.log_dir = service.settings.state_dir / "predictions"
+        gateway = service.gateway(GatewayConfig(controller=True, controller_seconds=0.5, log_flush_seconds=0.5))
+        self.server = BackgroundServer(create_app(gateway))
+        self.statuses: list[int] = []
+        self.latencies: list[float] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._drive, name="demo clients", daemon=True)
 
-    console.print(
-        f"\n[bold]3. Live traffic[/]: {requests} requests from {concurrency} clients through `shipyard serve`'s gateway"
-    )
-    customers = generate(requests, seed=21, start=date(2025, 10, 1), end=date(2025, 12, 31))
-    rows = customers.drop(columns=["customer_id", "signup_date", "churned"]).to_dict(orient="records")
-    log_dir = service.settings.state_dir / "predictions"
-    before = read_log(log_dir, model="churn").num_rows
-    gateway = service.gateway(GatewayConfig(log_flush_seconds=0.5))
-    with BackgroundServer(create_app(gateway)) as server:
+    def __enter__(self) -> Traffic:
+        self.server.start()
+        self.thread.start()
+        return self
 
-        async def drive() -> tuple[list[int], list[float]]:
-            statuses: list[int] = []
-            latencies: list[float] = []
-            queue = list(rows)
-            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+    def __exit__(self, *_exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=60)
+        self.server.stop()
 
-                async def worker() -> None:
-                    while queue:
-                        row = queue.pop()
-                        started = time.perf_counter()
-                        response = await client.post("/v1/models/churn:predict", json={"instances": [row]})
-                        latencies.append((time.perf_counter() - started) * 1000)
-                        statuses.append(response.status_code)
+    def _drive(self) -> None:
+        import asyncio
+        from datetime import date
 
-                await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return statuses, latencies
+        import httpx
 
-        statuses, latencies = asyncio.run(drive())
-    after = read_log(log_dir, model="churn")
-    ok = statuses.count(200)
-    console.print(
-        f"   {ok}/{len(statuses)} answered 200, median latency {statistics.median(latencies):.1f} ms; "
-        f"prediction log grew from {before} to {after.num_rows} rows under {log_dir}",
-        highlight=False,
-    )
+        from shipyard.examples.churn.generator import generate
+
+        rows = generate(2000, seed=21, start=date(2025, 10, 1), end=date(2025, 12, 31))
+        records = rows.drop(columns=["customer_id", "signup_date", "churned"]).to_dict(orient="records")
+
+        async def client(offset: int, http: httpx.AsyncClient) -> None:
+            i = offset
+            while not self.stopping.is_set():
+                started = time.perf_counter()
+                response = await http.post("/v1/models/churn:predict", json={"instances": [records[i % len(records)]]})
+                self.latencies.append((time.perf_counter() - started) * 1000)
+                self.statuses.append(response.status_code)
+                i += self.clients
+
+        async def main() -> None:
+            async with httpx.AsyncClient(base_url=self.server.url, timeout=30) as http:
+                await asyncio.gather(*(client(n, http) for n in range(self.clients)))
+
+        asyncio.run(main())
+
+    def report(self, console: Console) -> None:
+        import statistics
+
+        from shipyard.serving.predlog import read_log
+
+        rows = read_log(self.log_dir, model="churn").num_rows
+        ok = self.statuses.count(200)
+        console.print(
+            f"\n   Clients: {ok}/{len(self.statuses)} requests answered 200 through both rollouts, median latency "
+            f"{statistics.median(self.latencies):.1f} ms; prediction log: {rows} rows under {self.log_dir}",
+            highlight=False,
+        )
+
+
+def _rollout(console: Console, service: Shipyard, version: int, title: str) -> None:
+    console.print(f"   {service.actor}: {title % version}")
+    service.start_rollout("churn", version, steps=[25, 50, 100], interval=2.0)
+    seen = 1
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        rollout, _ = service.rollout_status("churn")
+        if rollout is None:
+            break
+        for event in rollout.history[seen:]:
+            analysis = event.get("analysis") or {}
+            checks = ", ".join(
+                f"{c['name']} {c['observed']}" for c in analysis.get("checks", []) if c["name"] != "challenger requests"
+            )
+            weight = f" → {event['weight']:g}% of traffic" if "weight" in event else ""
+            console.print(f"     {event['event']}{weight} ({checks})", highlight=False)
+        seen = len(rollout.history)
+        if not rollout.active:
+            style = "green" if rollout.state == "promoted" else "red"
+            console.print(f"   rollout of v{version}: [{style}]{rollout.state.replace('_', ' ')}[/]")
+            return
+        time.sleep(0.3)
+    raise AssertionError("the demo's rollout did not finish in time")
 
 
 def _verify(console: Console, service: Shipyard) -> bool:

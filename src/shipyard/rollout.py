@@ -31,14 +31,19 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     if len(edges) < 2:
         return 0.0
     edges[0], edges[-1] = -np.inf, np.inf
-    e = np.histogram(expected, edges)[0] / len(expected)
-    a = np.histogram(actual, edges)[0] / len(actual)
-    e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
+    k = len(edges) - 1
+    # Half a count per bin: an empty bin in a small window must not read as infinite drift.
+    e = (np.histogram(expected, edges)[0] + 0.5) / (len(expected) + 0.5 * k)
+    a = (np.histogram(actual, edges)[0] + 0.5) / (len(actual) + 0.5 * k)
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def analyze(log_dir: Path, rollout: Rollout, *, since: datetime | None = None) -> Analysis:
-    """Challenger against champion over the current step's window of the prediction log."""
+def analyze(log_dir: Path, rollout: Rollout) -> Analysis:
+    """The challenger over the current step's window against the champion since the rollout began.
+
+    The champion's baseline spans the whole rollout because at the last step (or after a
+    blue-green switch) it gets no traffic of its own to compare with.
+    """
     import numpy as np
 
     from shipyard.serving.predlog import read_log
@@ -47,19 +52,21 @@ def analyze(log_dir: Path, rollout: Rollout, *, since: datetime | None = None) -
     table = read_log(
         log_dir,
         model=rollout.model,
-        since=since or rollout.step_started_at,
-        columns=["version", "routing", "status", "latency_ms", "score"],
+        since=rollout.started_at,
+        columns=["received_at", "version", "routing", "status", "latency_ms", "score"],
     )
+    received = np.asarray(table.column("received_at").to_numpy(zero_copy_only=False)).astype("datetime64[us]")
+    in_step = received >= np.datetime64(rollout.step_started_at.replace(tzinfo=None), "us")
     version = np.asarray(table.column("version").to_numpy(zero_copy_only=False))
     routing = np.asarray(table.column("routing").to_numpy(zero_copy_only=False)).astype(str)
     status = np.asarray(table.column("status").to_numpy(zero_copy_only=False))
     latency = np.asarray(table.column("latency_ms").to_numpy(zero_copy_only=False), dtype=float)
     score = np.asarray(table.column("score").to_numpy(zero_copy_only=False), dtype=float)
-    challenger = (version == rollout.version) & np.isin(routing, CHALLENGER_ROUTES)
+    challenger = (version == rollout.version) & np.isin(routing, CHALLENGER_ROUTES) & in_step
     champion = (version == rollout.champion) & (routing == "champion")
     n_challenger, n_champion = int(challenger.sum()), int(champion.sum())
     minimum = int(checks.get("min_requests", 50))
-    if n_challenger < minimum or n_champion < 1:
+    if n_challenger < minimum or n_champion < minimum:
         waiting = Check(name="challenger requests", passed=False, observed=n_challenger, threshold=f"≥ {minimum}")
         return Analysis(passed=None, checks=(waiting,), challenger_requests=n_challenger, champion_requests=n_champion)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from shipyard.domain.errors import Conflict, GateBlocked
 from shipyard.domain.stages import Stage
 from shipyard.service import Shipyard
 
+ENV: dict[str, str] = {}  # the store the current test's project uses (set by the backend fixture)
+
 
 def svc(root: Path, actor: str) -> Shipyard:
-    return Shipyard.open(root, actor=actor, env={})
+    return Shipyard.open(root, actor=actor, env=dict(ENV))
 
 
 def configure(root: Path, **checks: Any) -> None:
@@ -39,9 +42,29 @@ def ship(root: Path, version: int) -> None:
         service.promote("churn", version, "production", reason="ship")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, trained_project: Path) -> Iterator[Path]:
+    """The trained project on its own SQLite store, or on a fresh PostgreSQL one."""
+    ENV.clear()
+    if request.param == "postgresql":
+        from factories import copy_versions
+        from shipyard.store.repository import Store
+
+        url = request.getfixturevalue("postgres_url")
+        shared = Store.open(url, auto_migrate=True)
+        local = Store.open(f"sqlite:///{trained_project / '.shipyard' / 'shipyard.db'}")
+        copy_versions(local, shared)
+        local.close()
+        shared.close()
+        ENV["SHIPYARD_STORE_URL"] = url
+    yield trained_project
+    ENV.clear()
+
+
 @pytest.fixture
-def champion_and_candidate(trained_project: Path) -> Path:
+def champion_and_candidate(backend: Path) -> Path:
     """v1 serves; v2 is approved for production and waits in staging."""
+    trained_project = backend
     configure(trained_project)
     ship(trained_project, 1)
     with svc(trained_project, "alice") as service:
@@ -90,7 +113,7 @@ def rollout_state(root: Path) -> str:
 
 def test_a_good_canary_reaches_full_traffic(champion_and_candidate: Path) -> None:
     root = champion_and_candidate
-    with Server(root, controller=True, controller_seconds=0.3) as server, Load(server.url) as load:
+    with Server(root, env=dict(ENV), controller=True, controller_seconds=0.3) as server, Load(server.url) as load:
         wait_for(lambda: len(load.statuses) > 20)
         with svc(root, "rui") as service:
             rollout = service.start_rollout("churn", 2, steps=[50, 100])
@@ -119,7 +142,10 @@ def test_a_failing_challenger_is_rolled_back_without_client_failures(champion_an
     with svc(root, "alice") as service:
         bad = service.run_pipeline("churn").version.version
         service.promote("churn", bad, "staging", reason="looks fine offline")
-    with Server(root, controller=True, controller_seconds=0.3) as server, Load(server.url, bad_share=0.3) as load:
+    with (
+        Server(root, env=dict(ENV), controller=True, controller_seconds=0.3) as server,
+        Load(server.url, bad_share=0.3) as load,
+    ):
         wait_for(lambda: len(load.statuses) > 20)
         with svc(root, "rui") as service:
             service.start_rollout("churn", bad, steps=[50, 100])
@@ -178,7 +204,7 @@ def test_cli_rollout_commands(champion_and_candidate: Path) -> None:
     from shipyard.cli import app
 
     def cli(*args: str) -> Any:
-        return CliRunner().invoke(app, ["--project", str(champion_and_candidate), "--actor", "rui", *args])
+        return CliRunner().invoke(app, ["--project", str(champion_and_candidate), "--actor", "rui", *args], env=dict(ENV))
 
     started = cli("rollout", "start", "churn", "2", "--steps", "20,100", "--interval", "2s", "--json")
     assert started.exit_code == 0, started.output

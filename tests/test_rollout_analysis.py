@@ -1,0 +1,100 @@
+"""The rollout analysis on a prediction log written by the real log writer."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shipyard.domain.rollouts import Rollout
+from shipyard.rollout import analyze, psi
+from shipyard.serving.predlog import PredictionLog
+
+
+def rollout(**checks: float) -> Rollout:
+    now = datetime.now(UTC) - timedelta(seconds=5)
+    return Rollout(
+        id=1,
+        model="churn",
+        version=2,
+        champion=1,
+        strategy="canary",
+        steps=(50.0, 100.0),
+        step_index=0,
+        interval_seconds=1.0,
+        checks={"min_requests": 100, **checks},
+        failure_limit=2,
+        failures=0,
+        state="running",
+        history=(),
+        started_by="t",
+        started_at=now,
+        step_started_at=now,
+    )
+
+
+def write(root: Path, version: int, routing: str, scores: np.ndarray, *, status: int = 200, latency: float = 2.0) -> None:
+    n = len(scores)
+    with PredictionLog(root) as log:
+        log.append(
+            model="churn",
+            version=version,
+            request_ids=[f"{routing}-{version}-{i}" for i in range(n)],
+            received_at=[time.time()] * n,
+            routing=[routing] * n,
+            features={"x": list(range(n))},
+            predictions=(scores >= 0.5).astype(int),
+            scores=scores,
+            latency_ms=[latency] * n,
+            status=[status] * n,
+        )
+
+
+def test_psi_matches_the_textbook_formula_and_is_zero_for_equal_samples() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.random(5000)
+    assert psi(a, a) == pytest.approx(0.0, abs=1e-12)
+    b = np.clip(a + 0.2, 0, 1)
+    edges = np.quantile(a, np.linspace(0, 1, 11))
+    edges[0], edges[-1] = -np.inf, np.inf
+    e = (np.histogram(a, edges)[0] + 0.5) / (len(a) + 5)
+    o = (np.histogram(b, edges)[0] + 0.5) / (len(b) + 5)
+    assert psi(a, b) == pytest.approx(float(np.sum((o - e) * np.log(o / e))), rel=1e-12)
+
+
+def test_waits_for_enough_challenger_traffic(tmp_path: Path) -> None:
+    write(tmp_path, 1, "champion", np.full(200, 0.3))
+    write(tmp_path, 2, "challenger", np.full(20, 0.3))
+    result = analyze(tmp_path, rollout())
+    assert result.passed is None and result.challenger_requests == 20
+
+
+def test_a_similar_challenger_passes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    write(tmp_path, 1, "champion", rng.beta(2, 5, 400))
+    write(tmp_path, 2, "challenger", rng.beta(2, 5, 400))
+    result = analyze(tmp_path, rollout())
+    assert result.passed is True, result.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("challenger", "failing"),
+    [
+        ({"status": 500}, "error rate increase"),
+        ({"latency": 50.0}, "p95 latency factor"),
+        ({"shift": 0.3}, "score divergence (PSI)"),
+    ],
+)
+def test_each_check_fails_on_its_own(tmp_path: Path, challenger: dict[str, float], failing: str) -> None:
+    rng = np.random.default_rng(2)
+    write(tmp_path, 1, "champion", rng.beta(2, 5, 400))
+    scores = np.clip(rng.beta(2, 5, 400) + challenger.get("shift", 0.0), 0, 1)
+    write(tmp_path, 2, "challenger", scores, latency=challenger.get("latency", 2.0))
+    if "status" in challenger:  # a fifth of the challenger's requests broke the model
+        write(tmp_path, 2, "challenger", np.full(100, np.nan), status=int(challenger["status"]))
+    result = analyze(tmp_path, rollout())
+    assert result.passed is False
+    assert [c.name for c in result.checks if not c.passed] == [failing]
