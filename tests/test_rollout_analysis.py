@@ -65,6 +65,16 @@ def test_psi_matches_the_textbook_formula_and_is_zero_for_equal_samples() -> Non
     assert psi(a, b) == pytest.approx(float(np.sum((o - e) * np.log(o / e))), rel=1e-12)
 
 
+def test_sampling_noise_is_not_drift() -> None:
+    from shipyard.rollout import psi_excess
+
+    rng = np.random.default_rng(3)
+    same = [psi_excess(rng.beta(2, 5, 300), rng.beta(2, 5, 100)) for _ in range(200)]
+    raw = [psi(rng.beta(2, 5, 300), rng.beta(2, 5, 100)) for _ in range(200)]
+    assert np.mean(raw) > 0.08 and np.mean(same) < 0.03
+    assert psi_excess(rng.beta(2, 5, 300), np.clip(rng.beta(2, 5, 100) + 0.2, 0, 1)) > 0.25
+
+
 def test_waits_for_enough_challenger_traffic(tmp_path: Path) -> None:
     write(tmp_path, 1, "champion", np.full(200, 0.3))
     write(tmp_path, 2, "challenger", np.full(20, 0.3))
