@@ -495,8 +495,6 @@ def evidence_collect(ctx: typer.Context, model: str, version: int) -> None:
 
 # -- serving ----------------------------------------------------------------------------
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
 
 @app.command()
 def serve(
@@ -527,7 +525,7 @@ def serve(
     import uvicorn
 
     from shipyard.serving.app import create_app
-    from shipyard.serving.gateway import GatewayConfig
+    from shipyard.serving.gateway import GatewayConfig, auth_by_default
 
     if not 0.0 <= log_sample <= 1.0:
         raise typer.BadParameter(f"--log-sample must be within [0, 1], got {log_sample}")
@@ -538,7 +536,7 @@ def serve(
         max_wait_ms=max_wait_ms,
         predict_in_thread=predict_in_thread,
         log_sample=log_sample,
-        auth=host not in LOOPBACK if auth is None else auth,
+        auth=auth_by_default(host) if auth is None else auth,
         controller=controller,
     )
     gateway = service.gateway(config)

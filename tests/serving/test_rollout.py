@@ -236,3 +236,26 @@ def test_cli_rollout_commands(champion_and_candidate: Path) -> None:
     assert cli("rollout", "abort", "churn").exit_code == 0
     bad = cli("rollout", "start", "churn", "2", "--steps", "5,x")
     assert bad.exit_code == 2 and "expected numbers" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("strategy", "modes"),
+    [("shadow", ["shadow"]), ("bluegreen", ["shadow", "bluegreen"]), ("canary", ["canary", "canary", "canary", "canary"])],
+)
+def test_strategies_drive_the_deployment(champion_and_candidate: Path, strategy: str, modes: list[str]) -> None:
+    """Shadow judges on copies; blue-green judges on shadowed traffic, then switches all of it at once."""
+    root = champion_and_candidate
+    seen = []
+    with svc(root, "rui") as service:
+        rollout = service.start_rollout("churn", 2, strategy=strategy)
+        while True:
+            deployment = service.deployments()[0]
+            seen.append(deployment.mode)
+            assert deployment.challenger == 2 and deployment.challenger_weight == rollout.weight
+            if rollout.last_step:
+                break
+            rollout = service.store.advance_rollout(actor="rui", model="churn", action="next")
+        rollout = service.store.advance_rollout(actor="rui", model="churn", action="promote")
+        after = service.deployments()[0]
+    assert seen == modes
+    assert rollout.state == "promoted" and (after.champion, after.challenger, after.mode) == (2, None, "single")

@@ -54,6 +54,14 @@ class GatewayConfig:
     controller_seconds: float = 1.0
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def auth_by_default(host: str) -> bool:
+    """Tokens are required as soon as the gateway listens beyond this machine."""
+    return host not in LOOPBACK
+
+
 class NotServed(ShipyardError):
     http_status = 404
 
