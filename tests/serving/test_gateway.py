@@ -235,7 +235,7 @@ def test_bearer_tokens(served: Path) -> None:
         assert client.get(f"{server.url}/v2/health/ready").status_code == 200  # probes stay open
 
 
-def test_schemathesis_finds_no_server_error(served: Path) -> None:
+def test_schemathesis_finds_no_server_error(served: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -252,6 +252,7 @@ def test_schemathesis_finds_no_server_error(served: Path) -> None:
                 "--request-timeout",
                 "10",
             ],
+            cwd=tmp_path,  # its cache of findings stays out of the work tree
             capture_output=True,
             text=True,
             timeout=300,
