@@ -23,19 +23,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from shipyard.examples.churn.generator import SAMPLE_CUSTOMER
 from shipyard.serving.server import free_port
 
 BIN = Path(sys.executable).parent
-ROW = {
-    "tenure_months": 3,
-    "contract_type": "month-to-month",
-    "monthly_charges": 80.5,
-    "payment_method": "electronic check",
-    "internet_service": "fiber optic",
-    "support_calls": 2,
-    "gender": "female",
-    "senior_citizen": 0,
-}
+ROW = SAMPLE_CUSTOMER
 
 
 def wait_http(url: str, since: float, timeout: float = 120.0) -> float:

@@ -6,21 +6,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shipyard.examples.churn.generator import SAMPLE_CUSTOMER
 from shipyard.service import Shipyard
 from shipyard.serving.app import create_app
 from shipyard.serving.gateway import Gateway, GatewayConfig
 from shipyard.serving.server import BackgroundServer
 
-ROW = {
-    "tenure_months": 3,
-    "contract_type": "month-to-month",
-    "monthly_charges": 80.5,
-    "payment_method": "electronic check",
-    "internet_service": "fiber optic",
-    "support_calls": 2,
-    "gender": "female",
-    "senior_citizen": 0,
-}
+ROW = SAMPLE_CUSTOMER
 
 
 class Server:

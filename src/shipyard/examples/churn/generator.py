@@ -21,6 +21,18 @@ INTERNET = ("dsl", "fiber optic", "none")
 DEFAULT_ROWS = 20_000
 DEFAULT_SEED = 7
 
+# One new customer, as a prediction request carries it (the model's input columns).
+SAMPLE_CUSTOMER = {
+    "tenure_months": 3,
+    "contract_type": "month-to-month",
+    "monthly_charges": 80.5,
+    "payment_method": "electronic check",
+    "internet_service": "fiber optic",
+    "support_calls": 2,
+    "gender": "female",
+    "senior_citizen": 0,
+}
+
 
 def generate(
     rows: int = DEFAULT_ROWS,
