@@ -18,6 +18,7 @@ from shipyard.domain.rollouts import Rollout
 from shipyard.domain.stages import Stage, check_transition
 from shipyard.store import database
 from shipyard.store.audit import canonical_sha256, event_hash, verify_chain
+from shipyard.store.monitoring import MonitoringRecords
 from shipyard.store.tables import (
     ApiTokenRow,
     ApprovalRow,
@@ -73,7 +74,7 @@ class Tx:
         return row.to_entity()
 
 
-class Store:
+class Store(MonitoringRecords):
     """Shipyard's source of truth on SQLite or PostgreSQL."""
 
     def __init__(self, engine: Engine, url: str) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shipyard.domain.entities import AuditEvent, Model, ModelVersion, StageChange
 from shipyard.domain.governance import Approval
+from shipyard.domain.monitoring import Alert, MonitorRun
 from shipyard.domain.rollouts import Rollout
 from shipyard.domain.stages import Stage
 
@@ -295,4 +296,82 @@ class RolloutRow(Base):
             started_at=as_utc(self.started_at),
             step_started_at=as_utc(self.step_started_at),
             finished_at=as_utc(self.finished_at) if self.finished_at else None,
+        )
+
+
+class MonitorRunRow(Base):
+    __tablename__ = "monitor_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(200), ForeignKey("models.name"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    window_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    dataset_drift: Mapped[bool] = mapped_column(Boolean)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(200))
+
+    def to_entity(self) -> MonitorRun:
+        return MonitorRun(
+            id=self.id,
+            model=self.model_name,
+            version=self.version,
+            at=as_utc(self.at),
+            window_start=as_utc(self.window_start) if self.window_start else None,
+            window_end=as_utc(self.window_end) if self.window_end else None,
+            rows=self.rows,
+            dataset_drift=self.dataset_drift,
+            report=dict(self.report),
+            actor=self.actor,
+        )
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_one_open",
+            "model_name",
+            "signal",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(200), ForeignKey("models.name"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    signal: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(20))
+    observed: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    action: Mapped[str] = mapped_column(String(20))
+    action_state: Mapped[str] = mapped_column(String(20))
+    action_result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    monitor_run: Mapped[int] = mapped_column(Integer)
+    seen: Mapped[int] = mapped_column(Integer)
+
+    def to_entity(self) -> Alert:
+        return Alert(
+            id=self.id,
+            model=self.model_name,
+            version=self.version,
+            signal=self.signal,
+            state=self.state,
+            observed=self.observed,
+            threshold=self.threshold,
+            action=self.action,
+            action_state=self.action_state,
+            action_result=dict(self.action_result),
+            opened_at=as_utc(self.opened_at),
+            last_seen_at=as_utc(self.last_seen_at),
+            resolved_at=as_utc(self.resolved_at) if self.resolved_at else None,
+            monitor_run=self.monitor_run,
+            seen=self.seen,
         )

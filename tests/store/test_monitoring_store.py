@@ -1,0 +1,76 @@
+"""Monitor runs and alerts in the store: one open alert per model and signal, audited, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from factories import register
+from shipyard.domain.errors import Conflict
+from shipyard.store.monitoring import SignalReading
+from shipyard.store.repository import Store
+from shipyard.store.tables import AlertRow
+
+
+def reading(fired: bool, observed: float = 0.5, signal: str = "feature_drift_share") -> SignalReading:
+    return SignalReading(signal=signal, observed=observed, threshold=0.25, fired=fired, action="retrain")
+
+
+def run(store: Store, *readings: SignalReading, rows: int = 500) -> object:
+    return store.record_monitor_run(
+        actor="monitor",
+        model="churn",
+        version=1,
+        window=(None, None),
+        rows=rows,
+        dataset_drift=any(r.fired for r in readings),
+        report={"rows": rows},
+        readings=list(readings),
+    )
+
+
+def test_a_lasting_signal_opens_one_alert_until_it_clears(store: Store) -> None:
+    register(store, 1)
+    first = run(store, reading(True))
+    assert [a.signal for a in first.opened] == ["feature_drift_share"]  # type: ignore[attr-defined]
+    assert first.opened[0].action_state == "pending"  # type: ignore[attr-defined]
+    again = run(store, reading(True, 0.6))
+    assert again.opened == () and len(again.ongoing) == 1  # type: ignore[attr-defined]
+    assert again.ongoing[0].seen == 2 and again.ongoing[0].observed == 0.6  # type: ignore[attr-defined]
+    cleared = run(store, reading(False, 0.1))
+    assert [a.id for a in cleared.resolved] == [first.opened[0].id]  # type: ignore[attr-defined]
+    assert cleared.resolved[0].resolved_at is not None  # type: ignore[attr-defined]
+    back = run(store, reading(True))
+    assert len(back.opened) == 1 and back.opened[0].id != first.opened[0].id  # type: ignore[attr-defined]
+    assert [a.state for a in store.alerts(model="churn")] == ["resolved", "open"]
+    assert len(store.monitor_runs("churn")) == 4
+    actions = [e.action for e in store.audit_events(model="churn")]
+    assert actions.count("alert.opened") == 2 and actions.count("alert.resolved") == 1 and actions.count("monitor.run") == 4
+    assert store.verify_audit().ok
+
+
+def test_signals_are_independent_and_a_run_without_readings_changes_nothing(store: Store) -> None:
+    register(store, 1)
+    run(store, reading(True), reading(True, 0.4, "prediction_drift"))
+    assert len(store.alerts(state="open")) == 2
+    run(store)  # too little traffic to judge: open alerts stay open
+    assert len(store.alerts(state="open")) == 2
+
+
+def test_action_results_are_recorded_and_audited(store: Store) -> None:
+    register(store, 1)
+    (alert,) = run(store, reading(True)).opened  # type: ignore[attr-defined]
+    done = store.record_alert_action(actor="monitor", alert_id=alert.id, state="done", result={"version": 2})
+    assert done.action_state == "done" and done.action_result == {"version": 2}
+    assert store.audit_events(model="churn")[-1].action == "alert.retrain"
+
+
+def test_the_database_refuses_a_second_open_alert_for_a_signal(store: Store) -> None:
+    """The partial unique index backs the deduplication even against a writer that skips the store's check."""
+    register(store, 1)
+    (alert,) = run(store, reading(True)).opened  # type: ignore[attr-defined]
+    with pytest.raises(Conflict, match="alerts"), store.write("intruder") as tx:
+        row = tx.session.get(AlertRow, alert.id)
+        assert row is not None
+        copy = {c.name: getattr(row, c.name) for c in AlertRow.__table__.columns if c.name != "id"}
+        tx.session.add(AlertRow(**copy))
+        tx.session.flush()
