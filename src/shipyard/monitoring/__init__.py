@@ -1,0 +1,1 @@
+"""Monitoring: reference profiles built at training and drift reports on live windows."""
