@@ -1,11 +1,17 @@
 """Serving throughput and latency: `mlflow models serve` beside `shipyard serve`, same model, same load.
 
-Builds the demo project (its churn champion), starts both servers on loopback,
-drives each with wrk (Debian's `wrk` package) in interleaved rounds, and prints
-requests/s, p50 and p99 for single-row requests at concurrency 1 and 32, rows/s
-for 100-row requests, and the ratios. Every load is bounded in time.
+Builds a project, registers and promotes the model through Shipyard, starts both
+servers on loopback, drives each with wrk (Debian's `wrk` package) in
+interleaved rounds, and prints requests/s, p50 and p99 for single-row requests
+at concurrency 1 and 32, rows/s for 100-row requests, and the ratios. Every
+load is bounded in time.
 
-    .venv/bin/python benchmarks/serving.py [--seconds 10] [--rounds 2]
+Two models: ``churn`` is the demo's champion (a one-hot-encoding scikit-learn
+pipeline whose own predict_proba takes ~4 ms a call, so it bounds concurrency 1
+on any server); ``wide`` is a 20-feature HistGradientBoosting on numeric
+features, the reference model the serving targets were set on (~0.7 ms a call).
+
+    .venv/bin/python benchmarks/serving.py [--model churn|wide] [--seconds 10] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -27,7 +33,44 @@ from shipyard.examples.churn.generator import SAMPLE_CUSTOMER
 from shipyard.serving.server import free_port
 
 BIN = Path(sys.executable).parent
-ROW = SAMPLE_CUSTOMER
+WIDE_FEATURES = [f"x{i:02d}" for i in range(20)]
+WIDE_TRAIN = """from sklearn.ensemble import HistGradientBoostingClassifier
+
+
+def train(frame):
+    return HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(frame.drop(columns=["y"]), frame["y"])
+"""
+
+
+def churn_project(root: Path) -> tuple[str, dict[str, object]]:
+    subprocess.run([BIN / "shipyard", "demo", "--dir", str(root)], check=True, capture_output=True)
+    return "churn", SAMPLE_CUSTOMER
+
+
+def wide_project(root: Path) -> tuple[str, dict[str, object]]:
+    """A project whose only model is a 20-feature HistGradientBoosting, registered and promoted through Shipyard."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+    from sklearn.datasets import make_classification
+
+    subprocess.run([BIN / "shipyard", "init", str(root)], check=True, capture_output=True)
+    x, y = make_classification(n_samples=20_000, n_features=20, n_informative=12, random_state=0)
+    frame = pd.DataFrame(x, columns=WIDE_FEATURES)
+    frame["y"] = y
+    frame.to_parquet(root / "data" / "wide.parquet", index=False)
+    (root / "train_wide.py").write_text(WIDE_TRAIN)
+    config = yaml.safe_load((root / "shipyard.yaml").read_text())
+    config["models"] = {
+        "wide": {"owner": "bench", "train": "train_wide.py:train", "data": {"path": "data/wide.parquet", "target": "y"}}
+    }
+    (root / "shipyard.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    shipyard = [str(BIN / "shipyard"), "--project", str(root)]
+    subprocess.run([*shipyard, "pipeline", "run", "wide"], check=True, capture_output=True)
+    for stage in ("staging", "production"):
+        subprocess.run([*shipyard, "promote", "wide", "1", stage, "--reason", "benchmark"], check=True, capture_output=True)
+    row = dict(zip(WIDE_FEATURES, np.round(x[0], 4).tolist(), strict=True))
+    return "wide", row
 
 
 def wait_http(url: str, since: float, timeout: float = 120.0) -> float:
@@ -71,11 +114,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--model", choices=["churn", "wide"], default="churn")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     root = Path(tempfile.mkdtemp(prefix="shipyard-bench-")) / "project"
-    subprocess.run([BIN / "shipyard", "demo", "--dir", str(root)], check=True, capture_output=True)
+    model, row = (churn_project if args.model == "churn" else wide_project)(root)
     tracking = f"sqlite:///{root / '.shipyard' / 'mlflow.db'}"
     # mlflow starts its server by running `uvicorn` from PATH.
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "OMP_NUM_THREADS": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -87,7 +131,7 @@ def main() -> None:
             "models",
             "serve",
             "-m",
-            "models:/churn@production",
+            f"models:/{model}@production",
             "--env-manager",
             "local",
             "--host",
@@ -111,17 +155,17 @@ def main() -> None:
         shipyard_start = wait_http(f"http://127.0.0.1:{shipyard_port}/v2/health/ready", ours_started, 180)
         targets = {
             "mlflow": (f"http://127.0.0.1:{mlflow_port}/invocations", "dataframe_records"),
-            "shipyard": (f"http://127.0.0.1:{shipyard_port}/v1/models/churn:predict", "instances"),
+            "shipyard": (f"http://127.0.0.1:{shipyard_port}/v1/models/{model}:predict", "instances"),
         }
         loads = {"1 row, c=1": (1, 1), "1 row, c=32": (1, 32), "100 rows, c=1": (100, 1)}
         results: dict[tuple[str, str], list[dict[str, float]]] = {}
         for _ in range(args.rounds):  # interleaved, so machine noise hits both alike
             for load, (rows, connections) in loads.items():
                 for name, (url, key) in targets.items():
-                    body = json.dumps({key: [ROW] * rows})
+                    body = json.dumps({key: [row] * rows})
                     wrk(url, body, connections, 2)  # warm-up
                     results.setdefault((name, load), []).append(wrk(url, body, connections, args.seconds))
-        print(f"churn champion, {args.rounds} interleaved rounds of {args.seconds} s each; medians")
+        print(f"{model} champion, {args.rounds} interleaved rounds of {args.seconds} s each; medians")
         print(f"start-up to first answer: mlflow {mlflow_start:.1f} s, shipyard {shipyard_start:.1f} s")
         print(f"{'load':<14} {'server':<9} {'req/s':>9} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
         for load, (rows, _) in loads.items():

@@ -30,6 +30,8 @@ LAYERS: dict[str, int] = {
     "kpis": 4,
     "scaffold": 4,
     "service": 5,
+    "loop": 5,
+    "tracing": 5,
     "cli": 6,
     "demo": 6,
 }

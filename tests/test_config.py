@@ -80,6 +80,16 @@ def test_no_project_says_how_to_make_one(tmp_path: Path) -> None:
         (MINIMAL + "    train: train\n", "models.churn.train: Value error, expected FILE.py:FUNCTION"),
         (MINIMAL + "    risk_tier: extreme\n", "models.churn.risk_tier"),
         (MINIMAL + "    primary_metric: mae\n", "models.churn.primary_metric"),
+        (
+            MINIMAL + "    monitoring: {alerts: [{signal: vibes, threshold: 1}]}\n",
+            "models.churn.monitoring.alerts.0.signal",
+        ),
+        (
+            MINIMAL + "    monitoring: {alerts: [{signal: error_rate, threshold: 0.1, action: webhook}]}\n",
+            "a webhook action needs `url`",
+        ),
+        (MINIMAL + "    monitoring: {window: -5}\n", "models.churn.monitoring.window"),
+        (MINIMAL + "lineage: {endpoint: x}\n", "lineage.endpoint: unknown key"),
     ],
 )
 def test_malformed_config_names_file_key_and_expectation(tmp_path: Path, text: str, expected: str) -> None:

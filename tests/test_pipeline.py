@@ -135,3 +135,29 @@ def test_bad_project_inputs_are_named(
             service.run_pipeline("churn")
         assert expected in str(caught.value)
         assert service.store.list_versions() == []
+
+
+def test_each_pipeline_step_emits_openlineage_events(trained_project: Path) -> None:
+    from shipyard.lineage import read_events
+    from test_lineage import openlineage_registry, validate_event
+
+    events = read_events(trained_project / ".shipyard" / "lineage")
+    runs = [e for e in events if e["job"]["name"] == "churn.pipeline"]
+    assert [e["eventType"] for e in runs] == ["START", "COMPLETE"] * 2  # the template trained twice
+    parent = runs[-1]["run"]["runId"]
+    children = [e for e in events if e["run"].get("facets", {}).get("parent", {}).get("run", {}).get("runId") == parent]
+    steps = [(e["job"]["name"], e["eventType"]) for e in children]
+    assert steps == [
+        (f"churn.{name}", state) for name in ("load_data", "train", "evaluate", "register") for state in ("START", "COMPLETE")
+    ]
+    data = children[0]["inputs"] or children[1]["inputs"]
+    settings = load_settings(trained_project, env={})
+    with Shipyard(settings) as service:
+        version = service.store.get_version("churn", 2)
+    assert data[0]["facets"]["version"]["datasetVersion"] == version.data_fingerprint
+    assert {f["name"] for f in data[0]["facets"]["schema"]["fields"]} >= {"tenure_months", "churned"}
+    (model,) = children[-1]["outputs"]
+    assert model["name"] == "models/churn" and model["facets"]["version"]["datasetVersion"] == "2"
+    schemas = openlineage_registry()
+    for event in events:
+        validate_event(event, schemas)

@@ -36,14 +36,17 @@ def rollout(**checks: float) -> Rollout:
     )
 
 
-def write(root: Path, version: int, routing: str, scores: np.ndarray, *, status: int = 200, latency: float = 2.0) -> None:
+def write(
+    root: Path, version: int, routing: str, scores: np.ndarray, *, status: int = 200, latency: float = 2.0, ago: float = 0.0
+) -> list[str]:
     n = len(scores)
+    ids = [f"{routing}-{version}-{ago}-{i}" for i in range(n)]
     with PredictionLog(root) as log:
         log.append(
             model="churn",
             version=version,
-            request_ids=[f"{routing}-{version}-{i}" for i in range(n)],
-            received_at=[time.time()] * n,
+            request_ids=ids,
+            received_at=[time.time() - ago] * n,
             routing=[routing] * n,
             features={"x": list(range(n))},
             predictions=(scores >= 0.5).astype(int),
@@ -51,6 +54,7 @@ def write(root: Path, version: int, routing: str, scores: np.ndarray, *, status:
             latency_ms=[latency] * n,
             status=[status] * n,
         )
+    return ids
 
 
 def test_psi_matches_the_textbook_formula_and_is_zero_for_equal_samples() -> None:
@@ -108,3 +112,44 @@ def test_each_check_fails_on_its_own(tmp_path: Path, challenger: dict[str, float
     result = analyze(tmp_path, rollout())
     assert result.passed is False
     assert [c.name for c in result.checks if not c.passed] == [failing]
+
+
+def test_latency_is_judged_against_the_champion_before_the_challenger_shared_its_process(tmp_path: Path) -> None:
+    """A CPU-bound challenger slows every answer in the process; the champion's earlier latency shows it."""
+    rng = np.random.default_rng(4)
+    write(tmp_path, 1, "champion", rng.beta(2, 5, 400), latency=30.0)
+    write(tmp_path, 2, "challenger", rng.beta(2, 5, 400), latency=40.0)
+    assert analyze(tmp_path, rollout()).passed is True  # both slow alike: no baseline, no verdict against it
+    write(tmp_path, 1, "champion", rng.beta(2, 5, 400), latency=5.0, ago=10.0)  # before the rollout began
+    result = analyze(tmp_path, rollout())
+    (latency,) = [c for c in result.checks if c.name == "p95 latency factor"]
+    assert not latency.passed and latency.observed == pytest.approx(8.0)
+
+
+def labels(root: Path, ids: list[str], y: np.ndarray) -> Path:
+    import pandas as pd
+
+    from shipyard.monitoring.labels import ingest
+
+    path = root / "labels.csv"
+    pd.DataFrame({"request_id": ids, "label": y}).to_csv(path, index=False)
+    ingest(path, model="churn", log_root=root / "log", labels_root=root / "labels")
+    return root / "labels"
+
+
+@pytest.mark.parametrize(("inverted", "passed"), [(False, True), (True, False)])
+def test_once_labels_arrive_the_challenger_must_not_rank_significantly_worse(
+    tmp_path: Path, inverted: bool, passed: bool
+) -> None:
+    rng = np.random.default_rng(5)
+    y_a, y_b = rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    informative = np.clip(0.3 + 0.4 * y_a + rng.normal(0, 0.15, 300), 0, 1)
+    a = write(tmp_path / "log", 1, "champion", informative)
+    challenger = np.clip(0.3 + 0.4 * (1 - y_b if inverted else y_b) + rng.normal(0, 0.15, 300), 0, 1)
+    b = write(tmp_path / "log", 2, "challenger", challenger)
+    folder = labels(tmp_path, a + b, np.concatenate([y_a, y_b]))
+    without = analyze(tmp_path / "log", rollout(max_divergence=10.0))
+    assert "online roc_auc vs champion" not in [c.name for c in without.checks]
+    result = analyze(tmp_path / "log", rollout(max_divergence=10.0), folder)
+    (online,) = [c for c in result.checks if c.name.startswith("online")]
+    assert online.passed is passed and result.passed is passed, online

@@ -72,6 +72,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(gate_app, name="gate")
 app.add_typer(evidence_app, name="evidence")
 app.add_typer(rollout_app, name="rollout")
+monitor_app = typer.Typer(cls=_Group, help="Drift, performance and alerts on production traffic.", no_args_is_help=True)
+labels_app = typer.Typer(cls=_Group, help="Ground truth for logged predictions.", no_args_is_help=True)
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(labels_app, name="labels")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 
@@ -607,6 +611,9 @@ def rollout_start(
     strategy: Annotated[str | None, typer.Option("--strategy", help="canary, shadow or bluegreen.")] = None,
     steps: Annotated[str | None, typer.Option("--steps", help="Challenger traffic per step, e.g. 5,25,50,100.")] = None,
     interval: Annotated[str | None, typer.Option("--interval", help="Traffic time per step, e.g. 30s.")] = None,
+    check: Annotated[
+        list[str] | None, typer.Option("--check", help="Override an analysis threshold, e.g. max_divergence=0.5 (repeatable).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Start a rollout; only a version that passes its production gate can start one."""
@@ -614,8 +621,19 @@ def rollout_start(
         parsed = [float(s) for s in steps.split(",")] if steps else None
     except ValueError:
         raise typer.BadParameter(f"--steps {steps!r}: expected numbers separated by commas, e.g. 5,25,50,100") from None
+    overrides: dict[str, str] = {}
+    for item in check or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--check {item!r}: expected NAME=VALUE, e.g. max_divergence=0.5")
+        overrides[key.strip()] = value.strip()
     rollout = _svc(ctx).start_rollout(
-        model, version, strategy=strategy, steps=parsed, interval=_duration(interval) if interval else None
+        model,
+        version,
+        strategy=strategy,
+        steps=parsed,
+        interval=_duration(interval) if interval else None,
+        checks=overrides or None,
     )
     if as_json:
         emit_json(rollout.to_dict())
@@ -736,6 +754,194 @@ def audit_export(
     with output.open("w", encoding="utf-8") as handle:
         count = service.audit_export(handle, fmt=fmt)
     err_console().print(f"wrote {count} events to {output}")
+
+
+# -- monitoring, trace and KPIs -----------------------------------------------------
+
+
+@monitor_app.command("run")
+def monitor_run(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Argument(help="Model to monitor (default: every model with a champion).")] = None,
+    window: Annotated[str | None, typer.Option("--window", help="How much recent traffic, e.g. 15m or 1h.")] = None,
+    last: Annotated[int | None, typer.Option("--last", help="The last N predictions instead of a time window.")] = None,
+    act: Annotated[bool, typer.Option("--act/--no-act", help="Run the actions of newly opened alerts.")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare recent traffic with each champion's reference; raise, refresh or resolve alerts and act on new ones."""
+    if window is not None and last is not None:
+        raise typer.BadParameter("pass --window or --last, not both")
+    outcomes = _svc(ctx).monitor(model, window=_duration(window) if window else None, last=last, act=act)
+    if as_json:
+        emit_json([o.to_dict() for o in outcomes])
+        return
+    console = out_console()
+    if not outcomes:
+        console.print("No model has a production version to monitor.")
+    for outcome in outcomes:
+        print_monitor(console, outcome)
+    if any(a["state"] == "failed" for o in outcomes for a in o.actions):
+        raise typer.Exit(1)
+
+
+def print_monitor(console: Console, outcome: Any) -> None:
+    from rich.table import Table
+
+    report = outcome.run.report
+    console.print(
+        f"[bold]{outcome.model}/{outcome.version}[/]: {report['rows']} predictions judged"
+        f" (error rate {report['error_rate'] if report['error_rate'] is not None else '-'}),"
+        f" dataset drift: {'[red]yes[/]' if outcome.run.dataset_drift else 'no'}"
+    )
+    drift = report.get("drift") or {}
+    features = drift.get("features") or {}
+    if features:
+        table = Table("feature", "method", "observed", "threshold", "drift", box=None)
+        for name, entry in features.items():
+            table.add_row(
+                name,
+                str(entry.get("method", "-")),
+                _fmt(entry.get("observed")),
+                _fmt(entry.get("thresholds")),
+                "[red]yes[/]" if entry.get("drifted") else "no",
+            )
+        console.print(table)
+    performance = report.get("performance")
+    if performance:
+        live = performance["live"]
+        console.print(
+            f"live {live['metric']} {live['value']:.4f} [{live['ci_low']:.4f}, {live['ci_high']:.4f}] on {live['rows']} labels;"
+            f" holdout {performance.get('holdout')}"
+        )
+    for note in report.get("notes") or []:
+        console.print(f"[dim]{note}[/]")
+    for label, alerts in (("opened", outcome.opened), ("still open", outcome.ongoing), ("resolved", outcome.resolved)):
+        for alert in alerts:
+            console.print(
+                f"alert {alert.id} {label}: {alert.signal} {alert.observed} (threshold {alert.threshold}) → {alert.action}"
+            )
+    for action in outcome.actions:
+        details = ", ".join(f"{k}={v}" for k, v in action.items() if k not in ("alert", "action", "state"))
+        console.print(f"action {action['action']} for alert {action['alert']}: {action['state']} {details}")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+    return "-" if value is None else str(value)
+
+
+@monitor_app.command("alerts")
+def monitor_alerts(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Argument()] = None,
+    state: Annotated[str | None, typer.Option("--state", help="open or resolved")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Alerts, newest last: signal, observed value, threshold, action and what it did."""
+    alerts = _svc(ctx).alerts(model, state=state)
+    if as_json:
+        emit_json([a.to_dict() for a in alerts])
+        return
+    from rich.table import Table
+
+    table = Table("id", "model", "signal", "observed", "threshold", "state", "action", "opened", "resolved", box=None)
+    for a in alerts:
+        table.add_row(
+            str(a.id),
+            f"{a.model}/{a.version}",
+            a.signal,
+            _fmt(a.observed),
+            _fmt(a.threshold),
+            a.state,
+            f"{a.action} ({a.action_state})",
+            a.opened_at.strftime("%Y-%m-%d %H:%M:%S"),
+            a.resolved_at.strftime("%Y-%m-%d %H:%M:%S") if a.resolved_at else "-",
+        )
+    out_console().print(table)
+
+
+@labels_app.command("ingest")
+def labels_ingest(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet with request_id (or the model's id column) and a label.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="The model the labels are for.")],
+    key: Annotated[str | None, typer.Option("--key", help="Entity key column (default: the model's id_column).")] = None,
+    label_column: Annotated[str | None, typer.Option("--label-column", help="Column with the 0/1 outcome.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Join ground truth to the prediction log, so monitor runs judge live performance."""
+    result = _svc(ctx).ingest_labels(file, model=model, entity_key=key, label_column=label_column)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    out_console().print(
+        f"{result.rows} labels read from {result.file}; {result.matched} matched logged predictions by {result.key},"
+        f" {result.unmatched} did not"
+    )
+
+
+@app.command()
+def trace(ctx: typer.Context, request_id: str, as_json: JsonFlag = False) -> None:
+    """One prediction → version → training run → data and code → gates → approvals → rollout."""
+    found = _svc(ctx).trace(request_id)
+    if as_json:
+        emit_json(found)
+        return
+    console = out_console()
+    for answer in found["answers"]:
+        p, v = answer["prediction"], answer["version"]
+        console.print(f"[bold]request {p['request_id']}[/] at {p['received_at']} ({p['routing']}, status {p['status']})")
+        console.print(f"  prediction {p['prediction']} score {_fmt(p['score'])} in {_fmt(p['latency_ms'])} ms")
+        console.print(
+            f"  model {v['model']}/{v['version']} ({v['stage']}), registered by {v['registered_by']} at {v['registered_at']}"
+        )
+        console.print(f"  training run {answer['training_run'] or '-'}")
+        data = answer["data"]
+        console.print(f"  data {', '.join(data['sources']) or '-'} (sha256 {_short(data['fingerprint'])})")
+        code = answer["code"]
+        console.print(f"  code commit {_short(code['git_commit'])}{'' if code['clean'] in (None, True) else ' (dirty)'}")
+        for gate in answer["gates"]:
+            verdict = "passed" if gate["passed"] else "blocked"
+            console.print(f"  gate {gate['stage']}: {verdict}{' (break-glass)' if gate['break_glass'] else ''} at {gate['at']}")
+        for approval in answer["approvals"]:
+            console.print(f"  {approval['decision']} for {approval['stage']} by {approval['actor']} at {approval['at']}")
+        for promotion in answer["promotions"]:
+            console.print(f"  to production by {promotion['actor']} at {promotion['at']}: {promotion['reason']}")
+        for rollout in answer["rollouts"]:
+            console.print(
+                f"  rollout {rollout['id']} ({rollout['strategy']}) {rollout['state']}, started by {rollout['started_by']}"
+            )
+
+
+@app.command()
+def kpis(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option("--since", help="Window, e.g. 30d, 12h, 2w.")] = "30d",
+    as_json: JsonFlag = False,
+) -> None:
+    """DORA figures for models and governance figures."""
+    figures = _svc(ctx).kpis(since)
+    document = figures.to_dict()
+    if as_json:
+        emit_json(document)
+        return
+    from rich.table import Table
+
+    table = Table("figure", "value", box=None)
+    for name, value in _flatten(document):
+        table.add_row(name, _fmt(value))
+    out_console().print(table)
+
+
+def _flatten(document: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in document.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def main() -> None:

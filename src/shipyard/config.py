@@ -10,9 +10,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shipyard.domain.errors import InvalidSpec, NotFound
 
@@ -70,6 +70,34 @@ class RolloutSpec(_Spec):
         return {"canary": [5.0, 25.0, 50.0, 100.0], "shadow": [0.0], "bluegreen": [0.0, 100.0]}[strategy]
 
 
+class AlertRule(_Spec):
+    signal: Literal["feature_drift_share", "prediction_drift", "metric_decay", "error_rate"] = Field(
+        description="feature_drift_share: share of features drifted; prediction_drift: PSI of the scores; "
+        "metric_decay: holdout primary metric minus the live one (significant only); error_rate: failed share"
+    )
+    threshold: float = Field(ge=0.0)
+    action: Literal["retrain", "rollback", "webhook", "none"] = "none"
+    url: str | None = Field(default=None, description="where the webhook action POSTs the alert")
+    timeout: float = Field(default=5.0, gt=0.0, description="seconds per webhook attempt")
+    retries: int = Field(default=3, ge=0, description="webhook attempts after the first")
+
+    @model_validator(mode="after")
+    def _webhook_has_url(self) -> AlertRule:
+        if self.action == "webhook" and not self.url:
+            raise ValueError("a webhook action needs `url`, e.g. url: https://hooks.example.com/shipyard")
+        return self
+
+
+class MonitoringSpec(_Spec):
+    window: float = Field(default=3600.0, gt=0.0, description="seconds of prediction log a monitor run reads")
+    min_rows: int = Field(default=200, ge=1, description="fewer rows than this give no drift verdict")
+    interval: float = Field(default=0.0, ge=0.0, description="seconds between monitor runs inside `shipyard serve`; 0: off")
+    actor: str = Field(default="shipyard.monitor", description="who automated actions (retrain, rollback) act as")
+    drift: dict[str, Any] = Field(default_factory=dict, description="drift methods and thresholds (see docs)")
+    alerts: list[AlertRule] = Field(default_factory=list)
+    rollout: bool = Field(default=True, description="start a rollout when a retrained version passes its gates")
+
+
 class ModelSpec(_Spec):
     owner: str
     description: str = ""
@@ -79,6 +107,7 @@ class ModelSpec(_Spec):
     primary_metric: Literal["roc_auc", "accuracy", "f1", "log_loss", "brier"] = "roc_auc"
     policy: str | None = None
     rollout: RolloutSpec = RolloutSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
 
     @field_validator("train")
     @classmethod
@@ -89,10 +118,16 @@ class ModelSpec(_Spec):
         return value
 
 
+class LineageSpec(_Spec):
+    url: str | None = Field(default=None, description="an OpenLineage HTTP endpoint (Marquez-compatible); events go there too")
+    api_key: str | None = None
+
+
 class ProjectSpec(_Spec):
     project: str
     store: StoreSpec = StoreSpec()
     mlflow: MlflowSpec = MlflowSpec()
+    lineage: LineageSpec = LineageSpec()
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     principals: dict[str, list[Role]] | None = Field(
         default=None, description="actor → roles; without it every actor holds every role but admin"
@@ -112,6 +147,18 @@ class Settings:
     @property
     def state_dir(self) -> Path:
         return self.root / STATE_DIR
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.state_dir / "predictions"
+
+    @property
+    def labels_dir(self) -> Path:
+        return self.state_dir / "labels"
+
+    @property
+    def lineage_dir(self) -> Path:
+        return self.state_dir / "lineage"
 
     def model(self, name: str) -> ModelSpec:
         try:

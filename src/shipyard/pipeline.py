@@ -24,6 +24,7 @@ from shipyard.config import ModelSpec, Settings
 from shipyard.domain.entities import ModelVersion
 from shipyard.domain.errors import InvalidSpec, NotFound, ShipyardError
 from shipyard.evidence import Champion, Lineage
+from shipyard.lineage import DatasetRef, LineageEmitter
 from shipyard.policy.spec import EMPTY as EMPTY_POLICY
 from shipyard.policy.spec import Policy, load_policy
 from shipyard.registry import MODEL_ARTIFACT, Registry
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 StepReporter = Callable[[str], AbstractContextManager[object]]
+
+
+PROFILE_ARTIFACT = "reference_profile.json"
 
 
 def no_progress(_step: str) -> AbstractContextManager[object]:
@@ -217,8 +221,8 @@ class Prepared:
     path: Path
 
 
-def prepare(settings: Settings, spec: ModelSpec) -> Prepared:
-    data_path = settings.resolve(spec.data.path)
+def prepare(settings: Settings, spec: ModelSpec, data_path: Path | None = None) -> Prepared:
+    data_path = data_path or settings.resolve(spec.data.path)
     dataset = load_dataset(data_path)
     features = feature_columns(spec, dataset.frame, str(data_path))
     frame = dataset.frame
@@ -327,6 +331,48 @@ def log_governance_artifacts(
     return sorted(names | model_dir)
 
 
+def lineage_emitter(settings: Settings) -> LineageEmitter:
+    """OpenLineage events of pipeline steps: to .shipyard/lineage/events.jsonl, and to `lineage.url` when set."""
+    config = settings.spec.lineage
+    return LineageEmitter(
+        namespace=f"shipyard/{settings.spec.project}", directory=settings.lineage_dir, url=config.url, api_key=config.api_key
+    )
+
+
+def data_ref(prepared: Prepared) -> DatasetRef:
+    frame = prepared.dataset.frame
+    return DatasetRef(
+        namespace="file",
+        name=str(prepared.path.resolve()),
+        fields=tuple((str(column), str(dtype)) for column, dtype in frame.dtypes.items()),
+        fingerprint=prepared.dataset.fingerprint,
+        rows=len(frame),
+    )
+
+
+def model_ref(settings: Settings, version: ModelVersion) -> DatasetRef:
+    """A registered model as OpenLineage output: one dataset per model, its version as the dataset version."""
+    return DatasetRef(
+        namespace=f"mlflow/{settings.registry_uri}", name=f"models/{version.model}", fingerprint=str(version.version)
+    )
+
+
+def log_reference_profile(registry: Registry, run_id: str, model: Any, prepared: Prepared) -> None:
+    """The training data's profile and the holdout's scores, which monitoring compares live traffic with."""
+    import tempfile
+
+    from shipyard.checks.evaluation import positive_scores
+    from shipyard.monitoring.profile import build_profile, save_profile
+
+    features = prepared.features
+    scores = positive_scores(model, prepared.parts.holdout[features])
+    profile = build_profile(prepared.parts.train[features].reset_index(drop=True), scores=scores)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / PROFILE_ARTIFACT
+        save_profile(profile, path)
+        registry.log_file(run_id, path)
+
+
 def _register(
     settings: Settings,
     store: Store,
@@ -381,93 +427,106 @@ def run(
     model_name: str,
     *,
     progress: StepReporter = no_progress,
+    data_path: Path | None = None,
 ) -> PipelineResult:
-    """Run the governed pipeline for one model and register a candidate version."""
+    """Run the governed pipeline for one model and register a candidate version.
+
+    ``data_path`` replaces the configured data source (a retrain on recent labelled data).
+    """
     started = time.perf_counter()
     spec = settings.model(model_name)
     actor = settings.actor
+    lineage = lineage_emitter(settings)
 
-    with progress("load data"):
-        policy_for(settings, model_name)  # a bad policy fails before any work
-        prepared = prepare(settings, spec)
-        parts, features, dataset = prepared.parts, prepared.features, prepared.dataset
-        # Reach MLflow before training, so an unreachable server fails fast.
-        experiment = registry.experiment_id(settings.experiment)
-    with progress("train"):
-        train = load_train_function(settings.root, spec.train)
-        train_frame = parts.train[[*features, spec.data.target]].reset_index(drop=True)
-        try:
-            model = train(train_frame)
-        except ShipyardError:
-            raise
-        except Exception as exc:
-            raise InvalidSpec(f"{spec.train} raised {_user_error(exc, settings.resolve(spec.train.rpartition(':')[0]))}") from exc
-        if model is None:
-            raise InvalidSpec(f"{spec.train} returned None; expected a fitted model")
+    with lineage.step(f"{model_name}.pipeline", facets={"shipyard_pipeline": {"model": model_name, "actor": actor}}) as parent:
+        with progress("load data"), lineage.step(f"{model_name}.load_data", parent=parent) as step:
+            policy_for(settings, model_name)  # a bad policy fails before any work
+            prepared = prepare(settings, spec, data_path)
+            parts, features, dataset = prepared.parts, prepared.features, prepared.dataset
+            data = data_ref(prepared)
+            step.add_input(data)
+            # Reach MLflow before training, so an unreachable server fails fast.
+            experiment = registry.experiment_id(settings.experiment)
+        with progress("train"), lineage.step(f"{model_name}.train", parent=parent, inputs=[data]):
+            train = load_train_function(settings.root, spec.train)
+            train_frame = parts.train[[*features, spec.data.target]].reset_index(drop=True)
+            try:
+                model = train(train_frame)
+            except ShipyardError:
+                raise
+            except Exception as exc:
+                where = settings.resolve(spec.train.rpartition(":")[0])
+                raise InvalidSpec(f"{spec.train} raised {_user_error(exc, where)}") from exc
+            if model is None:
+                raise InvalidSpec(f"{spec.train} returned None; expected a fitted model")
 
-    git = git_info(settings.root)
-    tags = {
-        "shipyard.model": model_name,
-        "shipyard.data.uri": dataset.uri,
-        "shipyard.data.fingerprint": dataset.fingerprint,
-        "mlflow.user": actor,
-    }
-    if git.commit:
-        tags["mlflow.source.git.commit"] = git.commit
-        tags["shipyard.git.dirty"] = str(git.dirty).lower()
-    run_id = registry.start_run(experiment, run_name=f"{model_name}-train", tags=tags)
-    lineage = Lineage(
-        data_sources=[dataset.uri],
-        data_fingerprint=dataset.fingerprint,
-        git_commit=git.commit,
-        git_clean=None if git.dirty is None else not git.dirty,
-        trained_by=actor,
-        run_id=run_id,
-    )
-    try:
-        with progress("evaluate and check"):
-            evidence, schema = gather_evidence(
-                settings, store, registry, model_name, model=model, prepared=prepared, lineage=lineage
-            )
-            metrics = evidence["metrics"]["holdout"]
-        with progress("log to MLflow"):
-            params = {
-                **_estimator_params(model),
-                "shipyard.split": parts.method,
-                "shipyard.holdout_fraction": spec.data.holdout_fraction,
-                "shipyard.rows_train": len(parts.train),
-                "shipyard.rows_holdout": len(parts.holdout),
-                "shipyard.features": ",".join(features),
-            }
-            registry.log_run_data(run_id, params=params, metrics={f"holdout_{k}": v for k, v in metrics.items()})
-            registry.log_dataset(
-                run_id,
-                name=prepared.path.name,
-                uri=dataset.uri,
-                digest=dataset.fingerprint,
-                frame=dataset.frame,
-                context="training",
-            )
-            source = registry.log_sklearn_model(run_id, model, example=parts.holdout[features].head(5).reset_index(drop=True))
-            evidence["artifacts"] = log_governance_artifacts(settings, registry, model_name, run_id, evidence, schema)
-    except BaseException:
-        registry.finish_run(run_id, failed=True)
-        raise
-    registry.finish_run(run_id)
-    with progress("register"):
-        version = _register(
-            settings,
-            store,
-            registry,
-            model_name,
-            source=source,
+        git = git_info(settings.root)
+        tags = {
+            "shipyard.model": model_name,
+            "shipyard.data.uri": dataset.uri,
+            "shipyard.data.fingerprint": dataset.fingerprint,
+            "mlflow.user": actor,
+        }
+        if git.commit:
+            tags["mlflow.source.git.commit"] = git.commit
+            tags["shipyard.git.dirty"] = str(git.dirty).lower()
+        run_id = registry.start_run(experiment, run_name=f"{model_name}-train", tags=tags)
+        facts = Lineage(
+            data_sources=[dataset.uri],
+            data_fingerprint=dataset.fingerprint,
+            git_commit=git.commit,
+            git_clean=None if git.dirty is None else not git.dirty,
+            trained_by=actor,
             run_id=run_id,
-            prepared=prepared,
-            evidence=evidence,
-            schema=schema,
-            git=git,
-            how="trained",
         )
+        try:
+            with progress("evaluate and check"), lineage.step(f"{model_name}.evaluate", parent=parent, inputs=[data]):
+                evidence, schema = gather_evidence(
+                    settings, store, registry, model_name, model=model, prepared=prepared, lineage=facts
+                )
+                metrics = evidence["metrics"]["holdout"]
+            with progress("log to MLflow"):
+                params = {
+                    **_estimator_params(model),
+                    "shipyard.split": parts.method,
+                    "shipyard.holdout_fraction": spec.data.holdout_fraction,
+                    "shipyard.rows_train": len(parts.train),
+                    "shipyard.rows_holdout": len(parts.holdout),
+                    "shipyard.features": ",".join(features),
+                }
+                registry.log_run_data(run_id, params=params, metrics={f"holdout_{k}": v for k, v in metrics.items()})
+                registry.log_dataset(
+                    run_id,
+                    name=prepared.path.name,
+                    uri=dataset.uri,
+                    digest=dataset.fingerprint,
+                    frame=dataset.frame,
+                    context="training",
+                )
+                example = parts.holdout[features].head(5).reset_index(drop=True)
+                source = registry.log_sklearn_model(run_id, model, example=example)
+                log_reference_profile(registry, run_id, model, prepared)
+                evidence["artifacts"] = log_governance_artifacts(settings, registry, model_name, run_id, evidence, schema)
+        except BaseException:
+            registry.finish_run(run_id, failed=True)
+            raise
+        registry.finish_run(run_id)
+        with progress("register"), lineage.step(f"{model_name}.register", parent=parent, inputs=[data]) as step:
+            version = _register(
+                settings,
+                store,
+                registry,
+                model_name,
+                source=source,
+                run_id=run_id,
+                prepared=prepared,
+                evidence=evidence,
+                schema=schema,
+                git=git,
+                how="trained",
+            )
+            step.add_output(model_ref(settings, version))
+            step.add_facet("shipyard_training", {"mlflow_run_id": run_id, "git_commit": git.commit or ""})
     return PipelineResult(
         version=version,
         run_id=run_id,

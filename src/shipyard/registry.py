@@ -172,6 +172,23 @@ class Registry:
         with translate_errors(f"logging {artifact_file}", self.tracking_uri):
             self.client.log_text(run_id, text, artifact_file)
 
+    def log_file(self, run_id: str, local_path: Path) -> None:
+        with translate_errors(f"logging {local_path.name}", self.tracking_uri):
+            self.client.log_artifact(run_id, str(local_path))
+
+    def download_artifact(self, run_id: str, path: str, destination: Path) -> Path:
+        """One run artifact, copied under ``destination``; NotFound when the run never logged it."""
+        from mlflow.exceptions import MlflowException
+
+        if path not in self.artifact_names(run_id):
+            raise NotFound(f"run {run_id} has no artifact {path!r}", hint="Train the version again with `shipyard pipeline run`.")
+        destination.mkdir(parents=True, exist_ok=True)
+        with translate_errors(f"downloading {path} of run {run_id}", self.tracking_uri):
+            try:
+                return Path(self.client.download_artifacts(run_id, path, str(destination)))
+            except MlflowException as exc:
+                raise NotFound(f"run {run_id} has no artifact {path!r}: {exc.message}") from exc
+
     def artifact_names(self, run_id: str, path: str | None = None) -> list[str]:
         with translate_errors(f"listing artifacts of run {run_id}", self.tracking_uri):
             return [Path(info.path).name for info in self.client.list_artifacts(run_id, path)]

@@ -9,7 +9,7 @@ restarted controller carries on from the same step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from shipyard.store.repository import Store
 
 CHALLENGER_ROUTES = ("challenger", "shadow")
+BASELINE_SECONDS = 60.0  # of champion traffic before a rollout, read for its latency baseline
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
@@ -48,7 +49,7 @@ def psi_excess(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> floa
     return max(0.0, psi(expected, actual, bins) - (bins - 1) * (1 / len(expected) + 1 / len(actual)))
 
 
-def analyze(log_dir: Path, rollout: Rollout) -> Analysis:
+def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> Analysis:
     """The challenger over the current step's window against the champion since the rollout began.
 
     The champion's baseline spans the whole rollout because at the last step (or after a
@@ -62,8 +63,9 @@ def analyze(log_dir: Path, rollout: Rollout) -> Analysis:
     table = read_log(
         log_dir,
         model=rollout.model,
-        since=rollout.started_at,
-        columns=["received_at", "version", "routing", "status", "latency_ms", "score"],
+        # A stretch before the rollout gives the champion's latency before the challenger shared its process.
+        since=rollout.started_at - timedelta(seconds=max(rollout.interval_seconds, BASELINE_SECONDS)),
+        columns=["request_id", "received_at", "version", "routing", "status", "latency_ms", "score"],
     )
     received = np.asarray(table.column("received_at").to_numpy(zero_copy_only=False)).astype("datetime64[us]")
     in_step = received >= np.datetime64(rollout.step_started_at.replace(tzinfo=None), "us")
@@ -73,7 +75,9 @@ def analyze(log_dir: Path, rollout: Rollout) -> Analysis:
     latency = np.asarray(table.column("latency_ms").to_numpy(zero_copy_only=False), dtype=float)
     score = np.asarray(table.column("score").to_numpy(zero_copy_only=False), dtype=float)
     challenger = (version == rollout.version) & np.isin(routing, CHALLENGER_ROUTES) & in_step
-    champion = (version == rollout.champion) & (routing == "champion")
+    started = np.datetime64(rollout.started_at.replace(tzinfo=None), "us")
+    before = (version == rollout.champion) & (routing == "champion") & (received < started)
+    champion = (version == rollout.champion) & (routing == "champion") & (received >= started)
     n_challenger, n_champion = int(challenger.sum()), int(champion.sum())
     minimum = int(checks.get("min_requests", 50))
     if n_challenger < minimum or n_champion < minimum:
@@ -96,6 +100,10 @@ def analyze(log_dir: Path, rollout: Rollout) -> Analysis:
     )
     p95_challenger = float(np.percentile(latency[challenger & ok], 95)) if (challenger & ok).any() else float("inf")
     p95_champion = float(np.percentile(latency[champion & ok], 95)) if (champion & ok).any() else float("inf")
+    if (before & ok).sum() >= minimum:
+        # Versions share one process: a CPU-bound challenger slows the champion's answers as well, so
+        # judge against the faster of the champion before the rollout and the champion now.
+        p95_champion = min(p95_champion, float(np.percentile(latency[before & ok], 95)))
     factor = p95_challenger / max(p95_champion, 1e-6)
     results.append(
         Check(
@@ -115,11 +123,48 @@ def analyze(log_dir: Path, rollout: Rollout) -> Analysis:
             threshold=f"≤ {checks.get('max_divergence', 0.25)}",
         )
     )
+    if labels_dir is not None:
+        request_ids = np.asarray(table.column("request_id").to_numpy(zero_copy_only=False)).astype(str)
+        online = online_metric_check(labels_dir, rollout, request_ids, score, champion & ok, challenger & ok)
+        if online is not None:
+            results.append(online)
     return Analysis(
         passed=all(c.passed for c in results),
         checks=tuple(results),
         challenger_requests=n_challenger,
         champion_requests=n_champion,
+    )
+
+
+MIN_LABELLED = 30  # labelled answers per side (both classes) before the online metric is judged
+
+
+def online_metric_check(
+    labels_dir: Path, rollout: Rollout, request_ids: np.ndarray, score: np.ndarray, champion: np.ndarray, challenger: np.ndarray
+) -> Check | None:
+    """Once labels have arrived for the window: the challenger's primary metric must not be significantly worse."""
+    import numpy as np
+
+    from shipyard.checks.comparison import unpaired_difference
+    from shipyard.monitoring.labels import read_labels
+
+    labels = read_labels(labels_dir, rollout.model)
+    if labels.num_rows == 0:
+        return None
+    known = dict(zip(labels.column("request_id").to_pylist(), labels.column("label").to_pylist(), strict=True))
+    y = np.array([known.get(rid, -1) for rid in request_ids], dtype=np.int64)
+    labelled = y >= 0
+    a, b = champion & labelled, challenger & labelled
+    if min(a.sum(), b.sum()) < MIN_LABELLED or len(np.unique(y[a])) < 2 or len(np.unique(y[b])) < 2:
+        return None
+    metric = str(rollout.checks.get("metric", "roc_auc"))
+    difference, low, high = unpaired_difference(y[a], score[a], y[b], score[b], metric=metric)
+    return Check(
+        name=f"online {metric} vs champion",
+        # Fail only when the whole interval says worse: a small labelled window must not roll back a good model.
+        passed=high >= 0.0,
+        observed=f"{difference:+.4f} [{low:+.4f}, {high:+.4f}] on {int(b.sum())}/{int(a.sum())} labels",
+        threshold="95% interval reaches ≥ 0",
     )
 
 
@@ -137,14 +182,16 @@ class Decision:
         }
 
 
-def reconcile(store: Store, log_dir: Path, *, actor: str, now: datetime | None = None) -> list[Decision]:
+def reconcile(
+    store: Store, log_dir: Path, *, actor: str, now: datetime | None = None, labels_dir: Path | None = None
+) -> list[Decision]:
     """One pass: judge every running rollout whose step has had its interval of traffic."""
     now = now or datetime.now(UTC)
     decisions = []
     for rollout in store.active_rollouts():
         if rollout.state != "running" or (now - rollout.step_started_at).total_seconds() < rollout.interval_seconds:
             continue
-        analysis = analyze(log_dir, rollout)
+        analysis = analyze(log_dir, rollout, labels_dir)
         if analysis.passed is None:
             continue  # not enough challenger traffic yet: keep waiting, nothing to record
         action = "fail" if not analysis.passed else "promote" if rollout.last_step else "next"

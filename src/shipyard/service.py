@@ -5,9 +5,10 @@ The CLI, the HTTP API and the UI all call this; no face holds a business rule.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -21,7 +22,13 @@ from shipyard.policy.access import Access
 from shipyard.store.repository import ANY_CHAMPION, ChampionChanged, Store
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from shipyard.domain.monitoring import Alert
     from shipyard.domain.rollouts import Analysis, Rollout
+    from shipyard.kpis import Kpis
+    from shipyard.loop import MonitorOutcome
+    from shipyard.monitoring.labels import Ingested
     from shipyard.pipeline import PipelineResult, StepReporter
     from shipyard.registry import Registry
     from shipyard.rollout import Decision
@@ -119,12 +126,14 @@ class Shipyard:
 
     # -- training ---------------------------------------------------------------
 
-    def run_pipeline(self, model: str, *, progress: StepReporter | None = None) -> PipelineResult:
+    def run_pipeline(self, model: str, *, progress: StepReporter | None = None, data_path: Path | None = None) -> PipelineResult:
         from shipyard import pipeline
 
         self.settings.model(model)  # unknown model → NotFound before any heavy import
         self.access.require(self.actor, "train", what=f"train {model}")
-        result = pipeline.run(self.settings, self.store, self.registry, model, progress=progress or pipeline.no_progress)
+        result = pipeline.run(
+            self.settings, self.store, self.registry, model, progress=progress or pipeline.no_progress, data_path=data_path
+        )
         self._mirror(model, changed=[result.version.version])
         return result
 
@@ -388,10 +397,36 @@ class Shipyard:
             schema = self.store.reference_schema(name) or {}
             allowed = {col: spec["isin"] for col, spec in (schema.get("columns") or {}).items() if spec and spec.get("isin")}
             categories[name] = allowed
+        intervals = [spec.monitoring.interval for spec in self.settings.spec.models.values() if spec.monitoring.interval > 0]
+        if intervals and not config.monitor_seconds:
+            config = dataclasses.replace(config, monitor_seconds=min(intervals))
         gateway = Gateway(self.store, self.registry, config, predlog=predlog, categories=categories)
         if config.controller:
             gateway.controller = self.reconcile_rollouts
+        gateway.monitor = self._monitor_due
+        from shipyard.serving.metrics import StoreFigures
+
+        gateway.metrics.registry.register(StoreFigures(self._figures))
         return gateway
+
+    def _monitor_due(self) -> None:
+        """The gateway's monitor pass: each model with an interval, acting as its monitoring actor."""
+        from shipyard import loop
+
+        for name, spec in self.settings.spec.models.items():
+            if spec.monitoring.interval > 0 and loop.champion(self, name) is not None:
+                loop.monitor(loop.as_actor(self, spec.monitoring.actor), name)
+
+    def _figures(self) -> list[tuple[str, str, dict[str, str], float]]:
+        """Open alerts and the KPIs, for /metrics."""
+        open_alerts: dict[tuple[str, str], float] = {}
+        for alert in self.store.alerts(state="open"):
+            open_alerts[(alert.model, alert.signal)] = open_alerts.get((alert.model, alert.signal), 0.0) + 1.0
+        figures = [
+            ("shipyard_alerts_open", "Open alerts by model and signal", {"model": m, "signal": sig}, n)
+            for (m, sig), n in open_alerts.items()
+        ]
+        return figures + self.kpis("30d").gauges()
 
     # -- rollouts -----------------------------------------------------------------------------
 
@@ -403,8 +438,12 @@ class Shipyard:
         strategy: str | None = None,
         steps: list[float] | None = None,
         interval: float | None = None,
+        checks: Mapping[str, Any] | None = None,
     ) -> Rollout:
-        """Start moving traffic to a version that passes its production gate (approvals included)."""
+        """Start moving traffic to a version that passes its production gate (approvals included).
+
+        ``checks`` overrides analysis thresholds for this rollout only (recorded with it, so audited).
+        """
         spec = self.settings.model(model).rollout
         strategy = strategy or spec.strategy
         if strategy not in ("canary", "shadow", "bluegreen"):
@@ -422,10 +461,25 @@ class Shipyard:
             strategy=strategy,
             steps=[float(s) for s in steps],
             interval_seconds=interval if interval is not None else spec.interval,
-            checks=spec.checks.model_dump(),
+            checks={**self._rollout_checks(model, checks), "metric": self.settings.model(model).primary_metric},
             failure_limit=spec.failure_limit,
             gate=report,
         )
+
+    def _rollout_checks(self, model: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+        from pydantic import ValidationError
+
+        from shipyard.config import RolloutChecks
+
+        base = self.settings.model(model).rollout.checks
+        if not overrides:
+            return base.model_dump()
+        try:
+            return RolloutChecks.model_validate({**base.model_dump(), **overrides}).model_dump()
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            known = ", ".join(RolloutChecks.model_fields)
+            raise InvalidSpec(f"bad rollout check override: {problems}", hint=f"Checks: {known}.") from exc
 
     def rollout_status(self, model: str) -> tuple[Rollout | None, Analysis | None]:
         """The latest rollout of a model, and a live judgement of its current step when it is active."""
@@ -434,7 +488,8 @@ class Shipyard:
         self.store.get_model(model)
         rollouts = self.store.rollouts(model)
         latest = rollouts[-1] if rollouts else None
-        analysis = analyze(self.settings.state_dir / "predictions", latest) if latest is not None and latest.active else None
+        active = latest is not None and latest.active
+        analysis = analyze(self.settings.predictions_dir, latest, self.settings.labels_dir) if latest and active else None
         return latest, analysis
 
     def rollout_action(self, model: str, action: str) -> Rollout:
@@ -449,11 +504,64 @@ class Shipyard:
         from shipyard.rollout import reconcile
 
         self.access.require(self.actor, "promote:production", what="drive rollouts")
-        decisions = reconcile(self.store, self.settings.state_dir / "predictions", actor=self.actor)
+        decisions = reconcile(self.store, self.settings.predictions_dir, actor=self.actor, labels_dir=self.settings.labels_dir)
         for decision in decisions:
             if decision.action == "promote":
                 self._mirror(decision.rollout.model)
         return decisions
+
+    # -- monitoring and the closed loop -------------------------------------------------------
+
+    def monitor(
+        self, model: str | None = None, *, window: float | None = None, last: int | None = None, act: bool = True
+    ) -> list[MonitorOutcome]:
+        """Drift, errors and live performance of each champion's recent traffic; alerts raised and acted on."""
+        from shipyard import loop
+
+        return loop.monitor(self, model, window=window, last=last, act=act)
+
+    def alerts(self, model: str | None = None, *, state: str | None = None) -> list[Alert]:
+        if model is not None:
+            self.store.get_model(model)
+        return self.store.alerts(model=model, state=state)
+
+    def ingest_labels(
+        self, path: Path, *, model: str, entity_key: str | None = None, label_column: str | None = None
+    ) -> Ingested:
+        from shipyard import loop
+
+        return loop.ingest_labels(self, path, model=model, entity_key=entity_key, label_column=label_column)
+
+    def trace(self, request_id: str) -> dict[str, Any]:
+        from shipyard.tracing import trace
+
+        return trace(self, request_id)
+
+    def kpis(self, since: str = "30d") -> Kpis:
+        from datetime import UTC, datetime
+
+        from shipyard import kpis
+
+        now = datetime.now(UTC)
+        return kpis.compute(self.store, since=now - kpis.parse_since(since), now=now, commit_time=self._commit_time)
+
+    def _commit_time(self, commit: str) -> datetime | None:
+        """When a commit was made, if the project's git repository has it."""
+        import subprocess
+        from datetime import datetime
+
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(self.settings.root), "show", "-s", "--format=%cI", commit],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        text = done.stdout.strip()
+        return datetime.fromisoformat(text) if done.returncode == 0 and text else None
 
     def create_token(self, name: str) -> str:
         """A new bearer token for the gateway; only its sha256 is stored, so it is shown once."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 import yaml
 from harness import Server, wait_for
 
-from shipyard.domain.errors import Conflict, GateBlocked
+from shipyard.domain.errors import Conflict, GateBlocked, InvalidSpec
 from shipyard.domain.stages import Stage
 from shipyard.service import Shipyard
 
@@ -149,6 +150,21 @@ BAD_CHALLENGERS: dict[str, tuple[list[tuple[str, str]], float, str]] = {
     "raises": ([('OneHotEncoder(handle_unknown="ignore")', 'OneHotEncoder(handle_unknown="error")')], 0.3, "error rate increase"),
     # ranks as well (same AUC) but scores far higher: only live divergence shows it
     "shifted": ([("random_state=0)", 'random_state=0, class_weight="balanced")')], 0.0, "score divergence (PSI)"),
+    # the champion's model behind 2,000 identity steps: the same scores, tens of milliseconds later
+    "slow": (
+        [
+            (
+                "from sklearn.pipeline import Pipeline",
+                "from sklearn.pipeline import Pipeline\nfrom sklearn.preprocessing import FunctionTransformer",
+            ),
+            (
+                '            ("classify",',
+                '            *[(f"pad{i}", FunctionTransformer()) for i in range(2000)],\n            ("classify",',
+            ),
+        ],
+        0.0,
+        "p95 latency factor",
+    ),
 }
 
 
@@ -171,10 +187,15 @@ def test_a_bad_challenger_is_rolled_back_without_client_failures(champion_and_ca
         Server(root, env=dict(ENV), controller=True, controller_seconds=0.3) as server,
         Load(server.url, bad_share=bad_share) as load,
     ):
-        wait_for(lambda: len(load.statuses) > 20)
+        # Enough champion traffic first for the latency baseline (the slow case needs it).
+        wait_for(lambda: len(load.statuses) > 250)
+        time.sleep(1.2)  # the prediction log flushes every second
         with svc(root, "rui") as service:
             service.start_rollout("churn", bad, steps=[50, 100])
-        wait_for(lambda: rollout_state(root) == "rolled_back", timeout=90)
+        wait_for(lambda: rollout_state(root) in ("rolled_back", "promoted"), timeout=90)
+        with svc(root, "val") as service:
+            rollout, _ = service.rollout_status("churn")
+        assert rollout is not None and rollout.state == "rolled_back", [e.get("analysis") for e in rollout.history]
         wait_for(lambda: load.versions[-50:] == [1] * 50, timeout=30)  # all traffic is back on the champion
     assert set(load.statuses) == {200}
     with svc(root, "val") as service:
@@ -198,6 +219,19 @@ def test_only_a_version_that_passes_its_production_gate_can_start(champion_and_c
         service.start_rollout("churn", 2, steps=[10, 100])
         with pytest.raises(Conflict, match="already has a running rollout"):
             service.start_rollout("churn", 2)
+
+
+def test_a_rollout_can_override_its_thresholds_and_keeps_them(champion_and_candidate: Path) -> None:
+    root = champion_and_candidate
+    with svc(root, "rui") as service:
+        with pytest.raises(InvalidSpec, match="max_divergence") as caught:
+            service.start_rollout("churn", 2, checks={"max_divergence": "wide"})
+        assert "Checks: min_requests" in (caught.value.hint or "")
+        with pytest.raises(InvalidSpec, match="nonsense"):
+            service.start_rollout("churn", 2, checks={"nonsense": 1})
+        rollout = service.start_rollout("churn", 2, checks={"max_divergence": "2.0"})
+    assert rollout.checks["max_divergence"] == 2.0 and rollout.checks["min_requests"] == 100
+    assert rollout.checks["metric"] == "roc_auc"
 
 
 def test_pause_resume_abort_are_audited_and_need_a_deployer(champion_and_candidate: Path) -> None:

@@ -133,6 +133,62 @@ def paired_bootstrap(
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Interval:
+    """A metric and its bootstrap percentile interval."""
+
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    rows: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "metric": self.metric,
+            "value": float(self.value),
+            "ci_low": float(self.ci_low),
+            "ci_high": float(self.ci_high),
+            "confidence": float(self.confidence),
+            "rows": int(self.rows),
+        }
+
+
+def bootstrap_interval(
+    y_true: ArrayLike, scores: ArrayLike, *, metric: str, resamples: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> Interval:
+    """`metric` on one set of labelled scores, with a percentile bootstrap interval (the same resampling as above)."""
+    import numpy as np
+
+    _check_metric(metric)
+    _check_bootstrap_settings(resamples, seed, confidence)
+    y = _labels(y_true, need_both=True)
+    p = _probabilities("scores", scores, len(y))
+    value = float(_metric_values(metric, y, p, np.ones((1, len(y))))[0])
+    spread = np.concatenate([_metric_values(metric, y, p, weights) for weights in _bootstrap_weights(y, resamples, seed)])
+    alpha = 1.0 - confidence
+    low, high = np.quantile(spread, [alpha / 2, 1 - alpha / 2])
+    return Interval(metric=metric, value=value, ci_low=float(low), ci_high=float(high), confidence=confidence, rows=len(y))
+
+
+def unpaired_difference(
+    y_a: ArrayLike, scores_a: ArrayLike, y_b: ArrayLike, scores_b: ArrayLike, *, metric: str, resamples: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
+    """`metric` of b minus a, with a 95% percentile interval from independent bootstraps (different requests, not paired)."""
+    import numpy as np
+
+    _check_metric(metric)
+    ya, yb = _labels(y_a, need_both=True, name="y_a"), _labels(y_b, need_both=True, name="y_b")
+    pa, pb = _probabilities("scores_a", scores_a, len(ya)), _probabilities("scores_b", scores_b, len(yb))
+    a = np.concatenate([_metric_values(metric, ya, pa, w) for w in _bootstrap_weights(ya, resamples, seed)])
+    b = np.concatenate([_metric_values(metric, yb, pb, w) for w in _bootstrap_weights(yb, resamples, seed + 1)])
+    full_a = float(_metric_values(metric, ya, pa, np.ones((1, len(ya))))[0])
+    full_b = float(_metric_values(metric, yb, pb, np.ones((1, len(yb))))[0])
+    low, high = np.quantile(_improvements(metric, b, a), [0.025, 0.975])
+    return float(_improvements(metric, np.array([full_b]), np.array([full_a]))[0]), float(low), float(high)
+
+
 def delong_test(y_true: ArrayLike, candidate_scores: ArrayLike, champion_scores: ArrayLike) -> HypothesisTest:
     """DeLong's test that two correlated ROC AUCs are equal (two-sided).
 

@@ -26,6 +26,9 @@ Defaults, and why:
   distance is at least 0.02 (a fiftieth of a standard deviation: a 0.05σ shift passes, sampling
   noise on a large window, about 0.002, does not); a categorical one when the chi-square p < 0.05
   and the Jensen–Shannon distance is at least 0.01 (about a 1.4-point move in a 50/50 split).
+  The 0.05 is for the whole report: it is split over the features ``auto`` judges (Bonferroni),
+  so eight features are tested at 0.00625 each and an unchanged dataset is flagged in at most
+  one report in twenty. The score is judged on its own, at the full 0.05.
 - ``ks`` and ``chisquare`` flag at p < 0.05, ``wasserstein``, ``jensenshannon`` and ``psi`` at
   ≥ 0.1: Evidently 0.7's defaults (p-values for small references, distances for large ones).
 - ``chisquare`` tests homogeneity (both sides are samples), as ``scipy.stats.chi2_contingency``.
@@ -431,6 +434,11 @@ def _resolve(profile: Profile, spec: DriftSpec) -> dict[str, _Method]:
         if feature.kind not in method.applies_to:
             problems.append(f"{name} ({feature.kind}): {method.kind}")
         methods[name] = method
+    # One report tests every feature: with twenty features at 0.05 about one unchanged feature is
+    # "significant" by chance. Split `auto`'s alpha over the features it judges (Bonferroni).
+    judged = {name: method for name, method in methods.items() if isinstance(method, AutoMethod)}
+    for name, auto in judged.items():
+        methods[name] = auto.model_copy(update={"alpha": auto.alpha / len(judged)})
     if problems:
         raise InvalidSpec(
             f"drift method does not apply to the feature's type: {'; '.join(problems)}",

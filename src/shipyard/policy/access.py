@@ -16,6 +16,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "promote:rejected": frozenset({"scientist", "approver", "deployer", "admin"}),
     "approve": frozenset({"approver", "admin"}),
     "operate": frozenset({"deployer", "admin"}),
+    "monitor": frozenset({"scientist", "deployer", "admin"}),
     "break_glass": frozenset({"admin"}),
 }
 OPEN_ROLES = frozenset(r for r in ROLES if r != "admin")

@@ -52,6 +52,7 @@ class GatewayConfig:
     challenger_timeout: float = 1.0  # seconds before the champion answers for a slow challenger
     controller: bool = False  # run the rollout controller in this gateway
     controller_seconds: float = 1.0
+    monitor_seconds: float = 0.0  # run monitor passes this often (0: never); set from models' monitoring.interval
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -120,12 +121,15 @@ class Gateway:
         self.failures: dict[tuple[str, int], str] = {}
         self.generation = -1
         self.tokens: dict[str, str] = {}
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict") if config.predict_in_thread else None
+        # One predict thread per loaded version: a slow challenger must not queue the champion's calls behind its own.
+        self._executors: dict[tuple[str, int], ThreadPoolExecutor] = {}
         self._reloader: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self.controller: Callable[[], object] | None = None  # the rollout controller's pass, run on a timer
         self._controller_task: asyncio.Task[None] | None = None
+        self.monitor: Callable[[], object] | None = None  # a monitor pass over the served models, run on a timer
+        self._monitor_task: asyncio.Task[None] | None = None
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -135,13 +139,18 @@ class Gateway:
         await self.reload()
         self._reloader = asyncio.get_running_loop().create_task(self._reload_forever(), name="deployment reload")
         if self.controller is not None:
-            self._controller_task = asyncio.get_running_loop().create_task(self._control_forever(), name="rollout controller")
+            task = self._every(self.config.controller_seconds, self.controller, "rollout controller pass")
+            self._controller_task = asyncio.get_running_loop().create_task(task, name="rollout controller")
+        if self.monitor is not None and self.config.monitor_seconds > 0:
+            task = self._every(self.config.monitor_seconds, self.monitor, "monitor run")
+            self._monitor_task = asyncio.get_running_loop().create_task(task, name="monitor")
 
     async def stop(self) -> None:
-        if self._controller_task is not None:
-            self._controller_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._controller_task
+        for task in (self._controller_task, self._monitor_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._reloader is not None:
             self._reloader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -152,8 +161,8 @@ class Gateway:
             await batcher.stop()
         if self.predlog is not None:
             await asyncio.to_thread(self.predlog.close)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        for executor in self._executors.values():
+            executor.shutdown(wait=True)
 
     @property
     def ready(self) -> bool:
@@ -167,14 +176,16 @@ class Gateway:
             except ShipyardError as exc:
                 log.warning("deployment reload failed, serving the previous state: %s", exc.message)
 
-    async def _control_forever(self) -> None:
-        assert self.controller is not None
+    async def _every(self, seconds: float, work: Callable[[], object], what: str) -> None:
+        """Run blocking store work off the event loop on a timer; a failed pass is logged and the next one tries again."""
         while True:
-            await asyncio.sleep(self.config.controller_seconds)
+            await asyncio.sleep(seconds)
             try:
-                await asyncio.to_thread(self.controller)
+                await asyncio.to_thread(work)
             except ShipyardError as exc:
-                log.warning("rollout controller pass failed: %s", exc.message)
+                log.warning("%s failed: %s", what, exc.message)
+            except Exception:  # a bug in one pass must not stop the timer or the gateway
+                log.exception("%s failed", what)
 
     async def reload(self, *, force: bool = False) -> bool:
         """Apply the store's deployment state if its generation moved; True when something changed."""
@@ -199,7 +210,7 @@ class Gateway:
                     loaded,
                     max_batch=self.config.max_batch,
                     max_wait_ms=self.config.max_wait_ms,
-                    executor=self._executor,
+                    executor=self._executor_for(key),
                     on_batch=self._bookkeep,
                 )
                 batcher.start()
@@ -229,9 +240,25 @@ class Gateway:
         for key in [k for k in self.batchers if k not in in_use and k not in wanted]:
             batcher = self.batchers.pop(key)
             self.metrics.loaded.labels(key[0], str(key[1])).set(0)
-            asyncio.get_running_loop().create_task(batcher.stop())
+            asyncio.get_running_loop().create_task(self._retire(key, batcher))
         gc.collect()
         gc.freeze()  # loaded models are long-lived: keep full collections from walking them
+
+    def _executor_for(self, key: tuple[str, int]) -> ThreadPoolExecutor | None:
+        if not self.config.predict_in_thread:
+            return None
+        if key not in self._executors:
+            self._executors[key] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{key[0]}-{key[1]}")
+        return self._executors[key]
+
+    async def _retire(self, key: tuple[str, int], batcher: Batcher) -> None:
+        """Stop a version no deployment routes to: finish its queued requests, then its thread."""
+        await batcher.stop()
+        if key in self.batchers:
+            return  # routed to again meanwhile: its new batcher shares this thread
+        executor = self._executors.pop(key, None)
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, wait=True)
 
     async def _load(self, name: str, version: int) -> LoadedModel | None:
         from shipyard.serving import runtime

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
+
+# name, help, labels, value: a gauge computed from the store when scraped
+Figure = tuple[str, str, dict[str, str], float]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -45,3 +51,33 @@ class GatewayMetrics:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class StoreFigures:
+    """Gauges read from the store at scrape time (open alerts, KPIs), cached so scrapes stay cheap."""
+
+    def __init__(self, figures: Callable[[], list[Figure]], *, ttl: float = 15.0) -> None:
+        self.figures = figures
+        self.ttl = ttl
+        self._cached: list[Figure] = []
+        self._at = float("-inf")
+
+    def collect(self) -> Iterator[Metric]:
+        import logging
+        import time
+
+        from prometheus_client.core import GaugeMetricFamily
+
+        if time.monotonic() - self._at > self.ttl:
+            try:
+                self._cached = self.figures()
+            except Exception:  # an unreachable store must not break /metrics: serve the last figures
+                logging.getLogger(__name__).warning("reading store figures for /metrics failed", exc_info=True)
+            self._at = time.monotonic()
+        families: dict[str, GaugeMetricFamily] = {}
+        for name, help_text, labels, value in self._cached:
+            family = families.get(name)
+            if family is None:
+                family = families[name] = GaugeMetricFamily(name, help_text, labels=sorted(labels))
+            family.add_metric([labels[key] for key in sorted(labels)], value)
+        yield from families.values()

@@ -1,0 +1,167 @@
+"""Ground truth: labels joined to the prediction log by request id or entity key."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.domain.errors import InvalidSpec, NotFound
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+LABEL_COLUMNS = ("label", "churned", "target", "y")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ingested:
+    model: str
+    file: str
+    sha256: str
+    rows: int
+    matched: int
+    unmatched: int
+    key: str
+    path: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    if not path.is_file():
+        raise NotFound(
+            f"label file {path} does not exist", hint="Pass a CSV or Parquet file with request_id (or an entity key) and label."
+        )
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if path.suffix.lower() in (".csv", ".txt"):
+            return pd.read_csv(path)
+    except Exception as exc:  # pandas and pyarrow raise many types for a corrupt file
+        raise InvalidSpec(
+            f"cannot read {path}: {type(exc).__name__}: {exc}", hint="Pass a readable CSV or Parquet file."
+        ) from exc
+    raise InvalidSpec(f"{path} is neither CSV nor Parquet (suffix {path.suffix!r})", hint="Use a .csv or .parquet file.")
+
+
+def ingest(
+    path: Path,
+    *,
+    model: str,
+    log_root: Path,
+    labels_root: Path,
+    entity_key: str | None = None,
+    label_column: str | None = None,
+) -> Ingested:
+    """Match each label to logged predictions and append the matches under ``labels_root/model=<name>/``.
+
+    A row is matched by ``request_id`` when the file has that column, else by the entity key
+    (a feature the gateway logged, e.g. ``customer_id``): every logged request of that entity
+    then carries the label. Unmatched labels are counted, not stored, so a later ingest of the
+    same file after the predictions are logged still counts them once.
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from shipyard.serving.predlog import FEATURE_PREFIX, read_log
+
+    frame = read_table(path)
+    column = label_column or next((c for c in LABEL_COLUMNS if c in frame.columns), None)
+    if column is None or column not in frame.columns:
+        raise InvalidSpec(
+            f"{path} has no label column (looked for {label_column or ', '.join(LABEL_COLUMNS)}; "
+            f"found {', '.join(map(str, frame.columns))})",
+            hint="Name the column with --label-column.",
+        )
+    labels = pd.to_numeric(frame[column], errors="coerce")
+    bad = labels.isna() | ~labels.isin([0, 1])
+    if bad.any():
+        first = frame.loc[bad, column].iloc[0]
+        raise InvalidSpec(
+            f"{path}: {int(bad.sum())} labels in {column!r} are not 0 or 1 (first: {first!r})",
+            hint="Labels are the binary outcome the model predicts: 0 or 1.",
+        )
+    if "request_id" in frame.columns:
+        key = "request_id"
+    elif entity_key and entity_key in frame.columns:
+        key = entity_key
+    else:
+        raise InvalidSpec(
+            f"{path} has neither a request_id column nor the entity key {entity_key!r} "
+            f"(columns: {', '.join(map(str, frame.columns))})",
+            hint="Give each label the x-request-id of its prediction, or the model's id column.",
+        )
+    wanted = ["request_id"] if key == "request_id" else ["request_id", FEATURE_PREFIX + key]
+    log = read_log(log_root, model=model, columns=wanted).to_pandas()
+    if key == "request_id":
+        joined = pd.DataFrame({"request_id": frame["request_id"].astype(str), "label": labels.astype("int8")})
+        joined = joined[joined["request_id"].isin(set(log["request_id"].astype(str)))]
+        matched_labels = len(joined)
+    else:
+        keys = pd.DataFrame({"key": frame[key].astype(str), "label": labels.astype("int8")}).drop_duplicates("key", keep="last")
+        logged = pd.DataFrame({"request_id": log["request_id"].astype(str), "key": log[FEATURE_PREFIX + key].astype(str)})
+        joined = logged.merge(keys, on="key", how="inner")[["request_id", "label"]]
+        matched_labels = int(keys["key"].isin(set(logged["key"])).sum())
+    joined = joined.drop_duplicates("request_id", keep="last")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    written: str | None = None
+    if len(joined):
+        folder = labels_root / f"model={model}"
+        folder.mkdir(parents=True, exist_ok=True)
+        now = datetime.now(UTC)
+        table = pa.table(
+            {
+                "request_id": pa.array(joined["request_id"].to_numpy(dtype=object), pa.string()),
+                "label": pa.array(joined["label"].to_numpy(dtype=np.int8), pa.int8()),
+                "ingested_at": pa.array([now] * len(joined), pa.timestamp("us", tz="UTC")),
+                "source_sha256": pa.array([digest] * len(joined), pa.string()),
+            }
+        )
+        target = folder / f"part-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
+        temporary = target.with_suffix(".tmp")
+        pq.write_table(table, temporary)
+        temporary.replace(target)  # readers never see a half-written file
+        written = str(target)
+    return Ingested(
+        model=model,
+        file=str(path),
+        sha256=digest,
+        rows=len(frame),
+        matched=matched_labels,
+        unmatched=len(frame) - matched_labels,
+        key=key,
+        path=written,
+    )
+
+
+def read_labels(labels_root: Path, model: str) -> pa.Table:
+    """request_id → label; the latest ingest wins for a request labelled twice."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    folder = labels_root / f"model={model}"
+    files = sorted(str(p) for p in folder.glob("part-*.parquet")) if folder.is_dir() else []
+    schema = pa.schema([("request_id", pa.string()), ("label", pa.int8()), ("ingested_at", pa.timestamp("us", tz="UTC"))])
+    if not files:
+        return schema.empty_table()
+    table = ds.dataset(files, format="parquet").to_table(columns=schema.names)
+    order = pd.DataFrame(
+        {
+            "request_id": table.column("request_id").to_numpy(zero_copy_only=False),
+            "at": table.column("ingested_at").cast(pa.int64()),
+        }
+    )
+    keep = order.sort_values("at", kind="stable").drop_duplicates("request_id", keep="last").index.to_numpy()
+    return table.take(pa.array(np.sort(keep)))
