@@ -13,7 +13,7 @@ SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
 
 def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path) -> None:
     root = tmp_path / "demo"
-    done = subprocess.run([SHIPYARD, "demo", "--dir", str(root)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([SHIPYARD, "demo", "--dir", str(root)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     out = " ".join(done.stdout.split())
     assert "churn v1 candidate → staging" in out
@@ -26,7 +26,14 @@ def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path) -> 
     assert "rui.reviewer (approver) approved churn v1 for production" in out
     assert "canary v3" in out and "next → 100% of traffic" in out
     assert "rollout of v3: promoted" in out and "rollout of v4: rolled back" in out
-    assert "@production → v3" in out
+    # The closed loop: drift in live traffic, one alert, a governed retrain, its rollout, trace and KPIs.
+    assert "alert 1 opened: feature_drift_share" in out and "→ retrain" in out
+    assert "retrain by shipyard.monitor on" in out and "churn v5, staging gate passed" in out
+    assert "still open, seen 2×: no second retrain" in out
+    assert "rollout of v5: promoted" in out
+    assert re.search(r"shipyard trace \w+: churn v5 ← run", out)
+    assert "KPIs (`shipyard kpis`): 3 deployments" in out
+    assert "@production → v5" in out
     assert "audit verify: chain intact" in out
     answered = re.search(r"Clients: (\d+)/(\d+) requests answered 200 through both rollouts", out)
     assert answered is not None and answered.group(1) == answered.group(2) and int(answered.group(1)) > 100
@@ -34,9 +41,9 @@ def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path) -> 
 
     listing = subprocess.run([SHIPYARD, "-C", str(root), "models", "list", "--json"], capture_output=True, text=True, check=True)
     stages = {v["version"]: v["stage"] for v in json.loads(listing.stdout)["models"][0]["versions"]}
-    assert stages == {1: "archived", 2: "rejected", 3: "production", 4: "staging"}
+    assert stages == {1: "archived", 2: "rejected", 3: "archived", 4: "staging", 5: "production"}
     fingerprints = {v["data_fingerprint"] for v in json.loads(listing.stdout)["models"][0]["versions"]}
-    assert len(fingerprints) == 2  # new data arrived before v3
+    assert len(fingerprints) == 3  # new data arrived before v3, and v5 learned from labelled traffic
 
     again = subprocess.run([SHIPYARD, "demo", "--dir", str(root)], capture_output=True, text=True, timeout=60)
     assert again.returncode == 4 and "--force" in again.stderr

@@ -15,8 +15,10 @@ from shipyard.domain.stages import Stage
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from shipyard.loop import MonitorOutcome
     from shipyard.service import Shipyard
 
+SHIFTED = 800  # predictions of the shifted population before the monitor judges them
 SCIENTIST = "dana.scientist"
 REVIEWER = "rui.reviewer"
 DEPLOYER = "ops.deployer"
@@ -64,10 +66,12 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
             _promote(console, scientist, third, Stage.STAGING, "same AUC on the holdout")
             _approve(console, reviewer, third)
             _rollout(console, deployer, third, "canary v%d: the live analysis decides")
+            _closed_loop(console, root, scientist, reviewer, deployer, traffic)
         traffic.report(console)
 
         _summary(console, scientist)
         _champion_answers(console, scientist)
+        _kpis(console, scientist)
         ok = _verify(console, scientist)
     finally:
         for service in (scientist, reviewer, deployer):
@@ -205,6 +209,8 @@ class Traffic:
         self.server = BackgroundServer(create_app(gateway))
         self.statuses: list[int] = []
         self.latencies: list[float] = []
+        self.shifted = False  # clients send the shifted population (a price rise) while this is set
+        self.outcomes: list[tuple[str, int]] = []  # (request id, whether the customer churned) of shifted requests
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._drive, name="demo clients", daemon=True)
 
@@ -226,16 +232,26 @@ class Traffic:
 
         from shipyard.examples.churn.generator import generate
 
-        rows = generate(2000, seed=21, start=date(2025, 10, 1), end=date(2025, 12, 31))
-        records = rows.drop(columns=["customer_id", "signup_date", "churned"]).to_dict(orient="records")
+        def population(**knobs: float) -> tuple[list[dict[str, object]], list[int]]:
+            rows = generate(2000, seed=21, start=date(2025, 10, 1), end=date(2025, 12, 31), **knobs)  # type: ignore[arg-type]
+            return rows.drop(columns=["customer_id", "signup_date", "churned"]).to_dict(orient="records"), rows[
+                "churned"
+            ].tolist()
+
+        usual, _ = population()
+        # The generator's knobs: prices up 30% and most new customers on month-to-month contracts.
+        shifted, churned = population(price_rise=0.30, month_to_month_share=0.85)
 
         async def client(offset: int, http: httpx.AsyncClient) -> None:
             i = offset
             while not self.stopping.is_set():
                 started = time.perf_counter()
-                response = await http.post("/v1/models/churn:predict", json={"instances": [records[i % len(records)]]})
+                records, j = (shifted, i % len(shifted)) if self.shifted else (usual, i % len(usual))
+                response = await http.post("/v1/models/churn:predict", json={"instances": [records[j]]})
                 self.latencies.append((time.perf_counter() - started) * 1000)
                 self.statuses.append(response.status_code)
+                if records is shifted and response.status_code == 200:
+                    self.outcomes.append((response.headers["x-request-id"], churned[j]))
                 i += self.clients
 
         async def main() -> None:
@@ -258,9 +274,9 @@ class Traffic:
         )
 
 
-def _rollout(console: Console, service: Shipyard, version: int, title: str) -> None:
+def _rollout(console: Console, service: Shipyard, version: int, title: str, checks: dict[str, float] | None = None) -> None:
     console.print(f"   {service.actor}: {title % version}")
-    service.start_rollout("churn", version, steps=[25, 50, 100], interval=2.0)
+    service.start_rollout("churn", version, steps=[25, 50, 100], interval=2.0, checks=checks)
     seen = 1
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -269,11 +285,11 @@ def _rollout(console: Console, service: Shipyard, version: int, title: str) -> N
             break
         for event in rollout.history[seen:]:
             analysis = event.get("analysis") or {}
-            checks = ", ".join(
+            judged = ", ".join(
                 f"{c['name']} {c['observed']}" for c in analysis.get("checks", []) if c["name"] != "challenger requests"
             )
             weight = f" → {event['weight']:g}% of traffic" if "weight" in event else ""
-            console.print(f"     {event['event']}{weight} ({checks})", highlight=False)
+            console.print(f"     {event['event']}{weight} ({judged})", highlight=False)
         seen = len(rollout.history)
         if not rollout.active:
             style = "green" if rollout.state == "promoted" else "red"
@@ -281,6 +297,119 @@ def _rollout(console: Console, service: Shipyard, version: int, title: str) -> N
             return
         time.sleep(0.3)
     raise AssertionError("the demo's rollout did not finish in time")
+
+
+def _closed_loop(
+    console: Console, root: Path, scientist: Shipyard, reviewer: Shipyard, deployer: Shipyard, traffic: Traffic
+) -> None:
+    """Drift in live traffic → an alert → a governed retrain → gates → a rollout; then the shift ends and the alert resolves."""
+    import csv
+
+    from shipyard import loop
+
+    console.print("\n[bold]5. The closed loop[/]: prices rise 30% and month-to-month contracts jump to 85% of new customers")
+    traffic.shifted = True
+    _wait_for(lambda: len(traffic.outcomes) >= SHIFTED, 60)
+    time.sleep(1.0)  # the prediction log flushes every half second
+    labels = root / "labels.csv"
+    with labels.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["request_id", "churned"])
+        writer.writerows(traffic.outcomes)
+    ingested = scientist.ingest_labels(labels, model="churn")
+    console.print(
+        f"   labels ingest: {ingested.matched} outcomes of shifted customers joined to the prediction log by request id"
+    )
+    monitor = loop.as_actor(scientist, "shipyard.monitor")
+    first = _monitor(console, monitor, "monitor run (what a scheduler or `shipyard serve` calls)", last=SHIFTED)
+    retrained = next((a for a in first.actions if a["action"] == "retrain" and a["state"] == "done"), None)
+    if retrained is None:
+        raise AssertionError(f"the demo expected a retrain; the monitor run did {first.actions}")
+    version = int(retrained["version"])
+    console.print(
+        f"   retrain by shipyard.monitor on {retrained['labelled_rows']} labelled production rows: churn v{version}, "
+        f"staging gate {retrained['staging']}; production: {retrained.get('rollout', '-')}",
+        highlight=False,
+    )
+    _monitor(console, monitor, "the drift is still there: the open alert is refreshed, not repeated", last=SHIFTED)
+    _approve(console, reviewer, version)
+    console.print(
+        "   The retrained model scores the new population differently by design, so the deployer widens the\n"
+        "   divergence check for this rollout only (recorded with it); errors and latency still judge it"
+    )
+    _rollout(console, deployer, version, "canary v%d, retrained on the new population", checks={"max_divergence": 2.0})
+    console.print("   The promotion ends: prices and contracts return to the usual mix")
+    traffic.shifted = False
+    sent = len(traffic.statuses)
+    _wait_for(lambda: len(traffic.statuses) >= sent + SHIFTED, 60)
+    time.sleep(1.0)
+    _monitor(console, monitor, "monitor run on the new champion", last=SHIFTED)
+    request_id = traffic.outcomes[-1][0]
+    _trace(console, scientist, request_id)
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the demo's traffic did not arrive in time")
+        time.sleep(0.1)
+
+
+def _monitor(console: Console, service: Shipyard, title: str, *, last: int) -> MonitorOutcome:
+    from shipyard import loop
+
+    console.print(f"   {title}:")
+    (outcome,) = loop.monitor(service, "churn", last=last)
+    drift = outcome.run.report.get("drift") or {}
+    drifted = drift.get("drifted") or []
+    console.print(
+        f"     churn v{outcome.version}: {outcome.run.rows} predictions; drifted features: {', '.join(drifted) or 'none'}",
+        highlight=False,
+    )
+    for alert in outcome.opened:
+        console.print(
+            f"     [red]alert {alert.id} opened[/]: {alert.signal} {alert.observed:.3f} ≥ {alert.threshold} → {alert.action}"
+        )
+    for alert in outcome.ongoing:
+        again = f"no second {alert.action}" if alert.action != "none" else "no action configured"
+        console.print(f"     alert {alert.id} ({alert.signal}) still open, seen {alert.seen}×: {again}")
+    for alert in outcome.resolved:
+        console.print(f"     [green]alert {alert.id} resolved[/] ({alert.signal} back under {alert.threshold})")
+    return outcome
+
+
+def _trace(console: Console, service: Shipyard, request_id: str) -> None:
+    found = service.trace(request_id)
+    answer = found["answers"][0]
+    v, data, code = answer["version"], answer["data"], answer["code"]
+    approvals = ", ".join(f"{a['actor']} ({a['stage']})" for a in answer["approvals"]) or "none"
+    gates = ", ".join(f"{g['stage']} {'passed' if g['passed'] else 'blocked'}" for g in answer["gates"])
+    console.print(
+        f"   shipyard trace {request_id}: churn v{v['version']} ← run {answer['training_run'][:8]} ← data sha256 "
+        f"{(data['fingerprint'] or '-')[:12]} ← commit {(code['git_commit'] or '-')[:8]}; "
+        f"gates: {gates}; approvals: {approvals}; "
+        f"rollouts: {', '.join(str(r['id']) + ' ' + r['state'] for r in answer['rollouts']) or 'none'}",
+        highlight=False,
+    )
+
+
+def _kpis(console: Console, service: Shipyard) -> None:
+    figures = service.kpis("30d").to_dict()
+    delivery, governance = figures["delivery"], figures["governance"]
+
+    def seconds(entry: dict[str, float | None] | None) -> str:
+        value = (entry or {}).get("median_seconds")
+        return f"{value:.0f} s" if value is not None else "-"
+
+    rate = delivery["change_failure_rate"]
+    console.print(
+        f"KPIs (`shipyard kpis`): {delivery['deployments']} deployments, lead time {seconds(delivery['lead_time'])} "
+        f"(median, registration → production), change failure rate {rate:.0%}, time to restore "
+        f"{seconds(delivery['time_to_restore'])}; production versions with complete evidence, lineage and approvals: "
+        f"{governance['evidence_complete_share']:.0%} / {governance['lineage_share']:.0%} / {governance['approved_share']:.0%}",
+        highlight=False,
+    )
 
 
 def _verify(console: Console, service: Shipyard) -> bool:
