@@ -68,7 +68,9 @@ def wide_project(root: Path) -> tuple[str, dict[str, object]]:
     shipyard = [str(BIN / "shipyard"), "--project", str(root)]
     subprocess.run([*shipyard, "pipeline", "run", "wide"], check=True, capture_output=True)
     for stage in ("staging", "production"):
-        subprocess.run([*shipyard, "promote", "wide", "1", stage, "--reason", "benchmark"], check=True, capture_output=True)
+        subprocess.run(
+            [*shipyard, "promote", "wide", "1", "--to", stage, "--reason", "benchmark"], check=True, capture_output=True
+        )
     row = dict(zip(WIDE_FEATURES, np.round(x[0], 4).tolist(), strict=True))
     return "wide", row
 

@@ -16,9 +16,9 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from shipyard.serving.inputs import Decoded, build_frame
+from shipyard.serving.inputs import Decoded, batch_columns, frame_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,6 +48,7 @@ class BatchDone:
     loaded: LoadedModel
     jobs: list[Job]
     frame: pd.DataFrame | None
+    columns: dict[str, Any] | None  # the frame's typed columns, for the prediction log without pandas indexing
     predictions: np.ndarray | None
     scores: np.ndarray | None
     seconds: float
@@ -124,7 +125,7 @@ class Batcher:
     async def _predict(self, jobs: list[Job]) -> None:
         started = time.perf_counter()
         try:
-            frame, predictions, scores = await self._call(jobs)
+            frame, columns, predictions, scores = await self._call(jobs)
         except Exception:
             # One bad request must not fail its neighbours: score them one by one.
             await self._isolate(jobs)
@@ -141,6 +142,7 @@ class Batcher:
                     loaded=self.loaded,
                     jobs=jobs,
                     frame=frame,
+                    columns=columns,
                     predictions=predictions,
                     scores=scores,
                     seconds=time.perf_counter() - started,
@@ -148,14 +150,15 @@ class Batcher:
                 )
             )
 
-    async def _call(self, jobs: list[Job]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-        frame = build_frame([job.decoded for job in jobs], self.loaded.schema)
+    async def _call(self, jobs: list[Job]) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray, np.ndarray]:
+        columns = batch_columns([job.decoded for job in jobs], self.loaded.schema)
+        frame = frame_of(columns)
         if self.executor is None:
             predictions, scores = self.loaded.predict(frame)
         else:
             loop = asyncio.get_running_loop()
             predictions, scores = await loop.run_in_executor(self.executor, self.loaded.predict, frame)
-        return frame, predictions, scores
+        return frame, columns, predictions, scores
 
     async def _isolate(self, jobs: list[Job]) -> None:
         failed = []
@@ -169,12 +172,21 @@ class Batcher:
                     job.future.set_exception(ModelFailed(f"{type(exc).__name__}: {reason}"))
         if failed and self.on_batch is not None:
             self.on_batch(
-                BatchDone(loaded=self.loaded, jobs=[], frame=None, predictions=None, scores=None, seconds=0.0, failed=failed)
+                BatchDone(
+                    loaded=self.loaded,
+                    jobs=[],
+                    frame=None,
+                    columns=None,
+                    predictions=None,
+                    scores=None,
+                    seconds=0.0,
+                    failed=failed,
+                )
             )
 
     async def _predict_one(self, job: Job) -> None:
         started = time.perf_counter()
-        frame, predictions, scores = await self._call([job])
+        frame, columns, predictions, scores = await self._call([job])
         if not job.future.done():
             job.future.set_result((predictions.tolist(), scores.tolist()))
         if self.on_batch is not None:
@@ -183,6 +195,7 @@ class Batcher:
                     loaded=self.loaded,
                     jobs=[job],
                     frame=frame,
+                    columns=columns,
                     predictions=predictions,
                     scores=scores,
                     seconds=time.perf_counter() - started,

@@ -360,7 +360,7 @@ class Gateway:
         if done.failed:
             self.metrics.errors.labels(name, "model_failed").inc(len(done.failed))
             self._log_failures(done)
-        if not done.jobs or done.predictions is None or done.scores is None or done.frame is None:
+        if not done.jobs or done.predictions is None or done.scores is None or done.columns is None:
             return
         rows = len(done.predictions)
         self.metrics.batch_size.labels(name, version).observe(rows)
@@ -386,7 +386,7 @@ class Gateway:
             request_ids=request_ids,
             received_at=received,
             routing=routing,
-            features={column: done.frame[column].to_numpy() for column in done.frame.columns},
+            features=done.columns,
             predictions=done.predictions,
             scores=done.scores,
             latency_ms=latency,
