@@ -290,7 +290,7 @@ def test_rolled_back_rollouts_and_rolled_back_deployments_are_failed_changes(sto
     )
     clock.set(timedelta(days=5, hours=2))
     promoted = store.advance_rollout(actor="shipyard.rollout", model="churn", action="promote")
-    assert promoted.state == "promoted"
+    assert promoted.state == "promoted" and promoted.finished_at is not None
 
     found = kpis.compute(store, since=T0 + timedelta(hours=12), now=T0 + timedelta(days=6))
     # Production moves: 1 (T0+1d), 3 (T0+3d), 1 again (rollback, T0+4d), 4 (rollout, T0+5d2h).
@@ -300,6 +300,7 @@ def test_rolled_back_rollouts_and_rolled_back_deployments_are_failed_changes(sto
     assert found.lead_time.count == 3  # the rollback is no delivery
     assert found.lead_time.median == pytest.approx(3 * DAY)  # of 1d, 3d, 5d2h
     assert gauges(found)[("shipyard_kpi_change_failure_rate", ())] == pytest.approx(0.5)
+    assert found.rollout_time.count == 1 and found.rollout_time.median == pytest.approx(2 * 3600)  # started 5d, full traffic 5d2h
     # The rollout ended before this window, and churn/3's rollback lies after its end.
     narrow = kpis.compute(store, since=T0 + timedelta(days=2, hours=12), now=T0 + timedelta(days=3, hours=12))
     assert (narrow.deployments, narrow.changes, narrow.failed_changes, narrow.failed_rollouts) == (1, 1, 0, 0)

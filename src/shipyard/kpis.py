@@ -114,6 +114,7 @@ class Kpis:
     changes: int
     failed_changes: int
     failed_rollouts: int
+    rollout_time: Durations  # rollout started → full traffic, for rollouts promoted in the window
     restore_time: Durations  # alert opened → resolved
     open_alerts: int
     # governance
@@ -167,6 +168,7 @@ class Kpis:
                 "changes": self.changes,
                 "failed_changes": self.failed_changes,
                 "failed_rollouts": self.failed_rollouts,
+                "rollout_time": self.rollout_time.to_dict(),
                 "change_failure_rate": self.change_failure_rate,
                 "time_to_restore": self.restore_time.to_dict(),
                 "open_alerts": self.open_alerts,
@@ -211,6 +213,12 @@ class Kpis:
         add("changes", "Production deployments and failed rollouts in the window.", self.changes)
         add("failed_changes", "Changes in the window that were rolled back or aborted.", self.failed_changes)
         add("change_failure_rate", "Failed changes divided by changes in the window.", self.change_failure_rate)
+        durations(
+            "rollout_seconds",
+            "Time from a rollout's start to full traffic, for rollouts promoted in the window.",
+            self.rollout_time,
+            {},
+        )
         restore = "Time from an alert opening to its resolution, for alerts resolved in the window."
         durations("time_to_restore_seconds", restore, self.restore_time, {})
         add("open_alerts", "Alerts open now.", self.open_alerts)
@@ -274,6 +282,7 @@ def compute(
 
     by_model: dict[str, int] = {}
     rollbacks = changes = failed = failed_rollouts = 0
+    rollout_time: list[float] = []
     lead: list[float] = []
     commit_lead: list[float] = []
     for model in store.list_models():
@@ -300,6 +309,8 @@ def compute(
         for rollout in store.rollouts(model.name):
             if rollout.state in FAILED_ROLLOUT and in_window(rollout.finished_at):
                 failed_rollouts += 1
+            elif rollout.state == "promoted" and rollout.finished_at is not None and in_window(rollout.finished_at):
+                rollout_time.append((rollout.finished_at - rollout.started_at).total_seconds())
     changes += failed_rollouts
     failed += failed_rollouts
 
@@ -347,6 +358,7 @@ def compute(
         changes=changes,
         failed_changes=failed,
         failed_rollouts=failed_rollouts,
+        rollout_time=Durations.of(rollout_time),
         restore_time=Durations.of(restore),
         open_alerts=open_alerts,
         audit_chain_valid=verification.ok,

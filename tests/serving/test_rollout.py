@@ -168,7 +168,13 @@ BAD_CHALLENGERS: dict[str, tuple[list[tuple[str, str]], float, str]] = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(BAD_CHALLENGERS))
+@pytest.mark.parametrize(
+    ("backend", "kind"),
+    # Every kind on SQLite; on PostgreSQL one kind shows the shared store drives the same rollback (the
+    # good canary above runs on both), which keeps the suite within its time budget.
+    [*(("sqlite", kind) for kind in sorted(BAD_CHALLENGERS)), ("postgresql", "raises")],
+    indirect=["backend"],
+)
 def test_a_bad_challenger_is_rolled_back_without_client_failures(champion_and_candidate: Path, kind: str) -> None:
     edits, bad_share, failing = BAD_CHALLENGERS[kind]
     root = champion_and_candidate
