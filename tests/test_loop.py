@@ -248,3 +248,21 @@ def test_cli_monitor_labels_trace_and_kpis(serving: Path) -> None:
     assert result.exit_code == 2 and "not a duration" in result.output  # type: ignore[attr-defined]
     result = run("--project", str(serving), "--actor", "val", "monitor", "run")
     assert result.exit_code == 5 and "val may not run the monitor" in result.output  # type: ignore[attr-defined]
+
+
+def test_rollback_restores_the_previous_champion_through_its_gate_or_aborts_a_rollout(trained_project: Path) -> None:
+    configure(trained_project, [{"signal": "error_rate", "threshold": 0.05, "action": "rollback"}])
+    ship(trained_project, 1)
+    ship(trained_project, 2)  # v1 archived
+    traffic(trained_project, 2, rows=200, shifted=False, status=500, seed=12)
+    with svc(trained_project) as service:
+        (outcome,) = service.monitor("churn", last=200)
+        (action,) = outcome.actions
+        assert action["state"] == "done" and (action["restored"], action["replaced"]) == (1, 2), action
+        stages = {v.version: v.stage.value for v in service.versions("churn")}
+        assert stages == {1: "production", 2: "archived"}
+        moved = service.store.stage_history("churn", 1)[-1]
+        assert moved.actor == MONITOR and moved.reason.startswith("rollback: alert")
+        # The same alert stays open while the errors last: no second rollback.
+        (again,) = service.monitor("churn", last=200)
+        assert again.actions == [] and service.versions("churn")[0].stage.value == "production"
