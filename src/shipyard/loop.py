@@ -109,7 +109,13 @@ def monitor(
             if model is not None:
                 raise NotFound(f"{name} has no production version to monitor", hint=f"Promote one: `shipyard promote {name} N`.")
             continue
-        profile = reference_profile(service, version)
+        try:
+            profile = reference_profile(service, version)
+        except NotFound as exc:
+            if model is not None:
+                raise
+            log.warning("not monitoring %s: %s", version.subject, exc.message)  # the other models still get their run
+            continue
         frame = read_window(
             service.settings.predictions_dir, name, version.version, window=window or spec.monitoring.window, last=last, now=now
         )
