@@ -61,6 +61,28 @@ def test_plain_json_records_and_columns(served: Path) -> None:
         assert "shipyard_batch_rows_bucket" in metrics and "shipyard_model_load_seconds" in metrics
 
 
+def test_metrics_export_open_alerts_and_kpis_from_the_store(served: Path) -> None:
+    from shipyard.store.monitoring import SignalReading
+
+    with Shipyard.open(served, actor="alice", env={}) as service:
+        service.store.record_monitor_run(
+            actor="shipyard.monitor",
+            model="churn",
+            version=1,
+            window=(None, None),
+            rows=500,
+            dataset_drift=True,
+            report={},
+            readings=[SignalReading(signal="feature_drift_share", observed=0.5, threshold=0.25, fired=True, action="none")],
+        )
+    with Server(served) as server, httpx.Client() as client:
+        metrics = client.get(f"{server.url}/metrics").text
+    assert 'shipyard_alerts_open{model="churn",signal="feature_drift_share"} 1.0' in metrics
+    assert "shipyard_kpi_audit_chain_valid 1.0" in metrics
+    assert 'shipyard_kpi_deployments{model="churn"} 1.0' in metrics
+    assert "shipyard_kpi_production_approved_ratio 1.0" in metrics
+
+
 def test_open_inference_protocol_client(served: Path) -> None:
     """A KServe V2 client library, not hand-written JSON, talks to /v2/.../infer."""
     import numpy as np
