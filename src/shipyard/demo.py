@@ -268,7 +268,7 @@ class Traffic:
         rows = read_log(self.log_dir, model="churn").num_rows
         ok = self.statuses.count(200)
         console.print(
-            f"\n   Clients: {ok}/{len(self.statuses)} requests answered 200 through both rollouts, median latency "
+            f"\n   Clients: {ok}/{len(self.statuses)} requests answered 200 through every rollout, median latency "
             f"{statistics.median(self.latencies):.1f} ms; prediction log: {rows} rows under {self.log_dir}",
             highlight=False,
         )
