@@ -266,3 +266,11 @@ def test_rollback_restores_the_previous_champion_through_its_gate_or_aborts_a_ro
         # The same alert stays open while the errors last: no second rollback.
         (again,) = service.monitor("churn", last=200)
         assert again.actions == [] and service.versions("churn")[0].stage.value == "production"
+
+
+def test_monitoring_a_model_without_a_champion_says_how_to_get_one(trained_project: Path) -> None:
+    with svc(trained_project) as service:
+        with pytest.raises(NotFound, match="churn has no production version to monitor") as caught:
+            service.monitor("churn")
+        assert "--to production" in (caught.value.hint or "")
+        assert service.monitor() == []  # every model: nothing in production, nothing to judge

@@ -107,7 +107,10 @@ def monitor(
         version = champion(service, name)
         if version is None:
             if model is not None:
-                raise NotFound(f"{name} has no production version to monitor", hint=f"Promote one: `shipyard promote {name} N`.")
+                raise NotFound(
+                    f"{name} has no production version to monitor",
+                    hint=f"Promote one: `shipyard promote {name} N --to production --reason TEXT`.",
+                )
             continue
         try:
             profile = reference_profile(service, version)
