@@ -386,6 +386,7 @@ class Shipyard:
         """A gateway over this project's deployments, logging predictions under .shipyard/predictions."""
         from shipyard.pipeline import policy_for
         from shipyard.serving.gateway import Gateway
+        from shipyard.serving.metrics import StoreFigures
         from shipyard.serving.predlog import PredictionLog
 
         log_dir = config.log_dir or self.settings.state_dir / "predictions"
@@ -404,9 +405,7 @@ class Shipyard:
         if config.controller:
             gateway.controller = self.reconcile_rollouts
         gateway.monitor = self._monitor_due
-        from shipyard.serving.metrics import StoreFigures
-
-        gateway.metrics.registry.register(StoreFigures(self._figures))
+        gateway.figures = StoreFigures(self._figures)
         return gateway
 
     def _monitor_due(self) -> None:

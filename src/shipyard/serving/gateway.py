@@ -24,7 +24,7 @@ from shipyard.domain.entities import Deployment
 from shipyard.domain.errors import ShipyardError
 from shipyard.serving.batching import BatchDone, Batcher, ModelFailed
 from shipyard.serving.inputs import Decoded
-from shipyard.serving.metrics import GatewayMetrics
+from shipyard.serving.metrics import GatewayMetrics, StoreFigures
 
 if TYPE_CHECKING:
     from shipyard.registry import Registry
@@ -53,6 +53,7 @@ class GatewayConfig:
     controller: bool = False  # run the rollout controller in this gateway
     controller_seconds: float = 1.0
     monitor_seconds: float = 0.0  # run monitor passes this often (0: never); set from models' monitoring.interval
+    figures_seconds: float = 30.0  # re-read the store's figures (open alerts, KPIs) for /metrics this often
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -130,6 +131,8 @@ class Gateway:
         self._controller_task: asyncio.Task[None] | None = None
         self.monitor: Callable[[], object] | None = None  # a monitor pass over the served models, run on a timer
         self._monitor_task: asyncio.Task[None] | None = None
+        self.figures: StoreFigures | None = None  # store-backed gauges for /metrics, refreshed off the event loop
+        self._figures_task: asyncio.Task[None] | None = None
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -144,9 +147,19 @@ class Gateway:
         if self.monitor is not None and self.config.monitor_seconds > 0:
             task = self._every(self.config.monitor_seconds, self.monitor, "monitor run")
             self._monitor_task = asyncio.get_running_loop().create_task(task, name="monitor")
+        if self.figures is not None:
+            self.metrics.registry.register(self.figures)
+            try:
+                await asyncio.to_thread(self.figures.refresh)
+            except ShipyardError as exc:
+                log.warning("reading the store's figures for /metrics failed: %s", exc.message)
+            except Exception:  # /metrics without store figures beats a gateway that does not start
+                log.exception("reading the store's figures for /metrics failed")
+            task = self._every(self.config.figures_seconds, self.figures.refresh, "reading the store's figures for /metrics")
+            self._figures_task = asyncio.get_running_loop().create_task(task, name="store figures")
 
     async def stop(self) -> None:
-        for task in (self._controller_task, self._monitor_task):
+        for task in (self._controller_task, self._monitor_task, self._figures_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -54,26 +54,22 @@ class GatewayMetrics:
 
 
 class StoreFigures:
-    """Gauges read from the store at scrape time (open alerts, KPIs), cached so scrapes stay cheap."""
+    """Gauges read from the store (open alerts, KPIs).
 
-    def __init__(self, figures: Callable[[], list[Figure]], *, ttl: float = 15.0) -> None:
+    ``refresh`` reads the store and belongs on a worker thread on a timer; ``collect``, which
+    prometheus-client calls while /metrics renders on the event loop, only hands out the last figures.
+    """
+
+    def __init__(self, figures: Callable[[], list[Figure]]) -> None:
         self.figures = figures
-        self.ttl = ttl
         self._cached: list[Figure] = []
-        self._at = float("-inf")
+
+    def refresh(self) -> None:
+        self._cached = self.figures()  # one assignment: a scrape sees the old list or the new one
 
     def collect(self) -> Iterator[Metric]:
-        import logging
-        import time
-
         from prometheus_client.core import GaugeMetricFamily
 
-        if time.monotonic() - self._at > self.ttl:
-            try:
-                self._cached = self.figures()
-            except Exception:  # an unreachable store must not break /metrics: serve the last figures
-                logging.getLogger(__name__).warning("reading store figures for /metrics failed", exc_info=True)
-            self._at = time.monotonic()
         families: dict[str, GaugeMetricFamily] = {}
         for name, help_text, labels, value in self._cached:
             family = families.get(name)
