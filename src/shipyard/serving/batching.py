@@ -130,6 +130,18 @@ class Batcher:
             # One bad request must not fail its neighbours: score them one by one.
             await self._isolate(jobs)
             return
+        self._answer(jobs, started, frame, columns, predictions, scores)
+
+    def _answer(
+        self,
+        jobs: list[Job],
+        started: float,
+        frame: pd.DataFrame,
+        columns: dict[str, Any],
+        predictions: np.ndarray,
+        scores: np.ndarray,
+    ) -> None:
+        """Hand each job its rows of the batch's answer, then the batch to bookkeeping."""
         offset = 0
         for job in jobs:
             end = offset + job.decoded.rows
@@ -186,19 +198,4 @@ class Batcher:
 
     async def _predict_one(self, job: Job) -> None:
         started = time.perf_counter()
-        frame, columns, predictions, scores = await self._call([job])
-        if not job.future.done():
-            job.future.set_result((predictions.tolist(), scores.tolist()))
-        if self.on_batch is not None:
-            self.on_batch(
-                BatchDone(
-                    loaded=self.loaded,
-                    jobs=[job],
-                    frame=frame,
-                    columns=columns,
-                    predictions=predictions,
-                    scores=scores,
-                    seconds=time.perf_counter() - started,
-                    failed=[],
-                )
-            )
+        self._answer([job], started, *await self._call([job]))
