@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shipyard.domain.entities import ModelVersion
 from shipyard.store.repository import Store
 
 
-def register(store: Store, version: int, *, model: str = "churn", actor: str = "alice") -> ModelVersion:
+def register(
+    store: Store,
+    version: int,
+    *,
+    model: str = "churn",
+    actor: str = "alice",
+    git_commit: str | None = "c0ffee",
+    evidence: dict[str, Any] | None = None,
+) -> ModelVersion:
     return store.register_version(
         actor=actor,
         model=model,
@@ -16,8 +26,9 @@ def register(store: Store, version: int, *, model: str = "churn", actor: str = "
         run_id=f"run{version}",
         data_uri="file:///data/churn.parquet",
         data_fingerprint="ab" * 32,
-        git_commit="c0ffee",
+        git_commit=git_commit,
         metrics={"roc_auc": 0.8 + version / 100},
+        evidence=evidence,
     )
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+from factories import register
 from shipyard import kpis
 from shipyard.domain.errors import InvalidSpec
 from shipyard.domain.governance import Approval, GateReport, Outcome, RuleResult
@@ -48,29 +48,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr(repository, "utcnow", fake)
     return fake
-
-
-def register(
-    store: Store,
-    version: int,
-    *,
-    model: str = "churn",
-    git_commit: str | None = "c0ffee",
-    evidence: dict[str, Any] | None = None,
-) -> None:
-    store.register_version(
-        actor="alice",
-        model=model,
-        owner="team@example.com",
-        version=version,
-        source=f"file:///artifacts/{model}/{version}/model",
-        run_id=f"run{version}",
-        data_uri="file:///data/churn.parquet",
-        data_fingerprint="ab" * 32,
-        git_commit=git_commit,
-        metrics={"roc_auc": 0.8},
-        evidence=evidence,
-    )
 
 
 def move(store: Store, version: int, to: Stage, *, model: str = "churn", reason: str = "ok", break_glass: bool = False) -> None:

@@ -244,6 +244,8 @@ def test_cli_monitor_labels_trace_and_kpis(serving: Path) -> None:
     result = run(*root, "kpis", "--json")
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     assert "Traceback" not in result.output  # type: ignore[attr-defined]
+    result = run(*root, "monitor", "run", "churn", "--window", "1h", "--last", "10")
+    assert result.exit_code == 2 and "not both" in result.output  # type: ignore[attr-defined]
     result = run(*root, "monitor", "run", "churn", "--window", "soon")
     assert result.exit_code == 2 and "not a duration" in result.output  # type: ignore[attr-defined]
     result = run("--project", str(serving), "--actor", "val", "monitor", "run")

@@ -769,8 +769,6 @@ def monitor_run(
     as_json: JsonFlag = False,
 ) -> None:
     """Compare recent traffic with each champion's reference; raise, refresh or resolve alerts and act on new ones."""
-    if window is not None and last is not None:
-        raise typer.BadParameter("pass --window or --last, not both")
     outcomes = _svc(ctx).monitor(model, window=_duration(window) if window else None, last=last, act=act)
     if as_json:
         emit_json([o.to_dict() for o in outcomes])

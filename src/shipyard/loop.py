@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.domain.errors import GateBlocked, InvalidSpec, NotFound, ShipyardError
 from shipyard.domain.monitoring import Alert, MonitorRun
 from shipyard.domain.stages import Stage
+from shipyard.evidence import json_safe
 
 if TYPE_CHECKING:
     from shipyard.domain.entities import ModelVersion
@@ -100,6 +101,10 @@ def monitor(
     service.access.require(service.actor, "monitor", what="run the monitor")
     if last is not None and last < 1:
         raise InvalidSpec(f"--last must be at least 1, got {last}")
+    if last is not None and window is not None:
+        raise InvalidSpec(
+            "a monitor run reads a time window or the last N predictions, not both", hint="Pass --window or --last."
+        )
     names = [model] if model is not None else sorted(service.settings.spec.models)
     outcomes = []
     for name in names:
@@ -140,7 +145,7 @@ def monitor(
             window=(observation.start, observation.end),
             rows=observation.rows,
             dataset_drift=observation.dataset_drift,
-            report=_json_safe(observation.report()),
+            report=json_safe(observation.report()),
             readings=observation.readings,
         )
         outcome = MonitorOutcome(
@@ -187,7 +192,7 @@ def act_on(service: Shipyard, alerts: tuple[Alert, ...]) -> list[dict[str, Any]]
         except Exception as exc:  # an action must never lose the alert that asked for it
             log.exception("alert %s: %s failed", alert.id, alert.action)
             state, result = "failed", {"error": f"{type(exc).__name__}: {exc}"}
-        recorded = service.store.record_alert_action(actor=actor, alert_id=alert.id, state=state, result=_json_safe(result))
+        recorded = service.store.record_alert_action(actor=actor, alert_id=alert.id, state=state, result=json_safe(result))
         results.append({"alert": recorded.id, "action": recorded.action, "state": state, **result})
     return results
 
@@ -288,9 +293,3 @@ def ingest_labels(
     with service.store.write(service.actor) as tx:
         tx.audit("labels.ingested", model, result.to_dict())
     return result
-
-
-def _json_safe(value: Any) -> Any:
-    from shipyard.evidence import json_safe
-
-    return json_safe(value)

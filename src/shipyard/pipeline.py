@@ -91,21 +91,25 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_dataset(path: Path) -> Dataset:
+def read_frame(path: Path, *, what: str = "dataset", hint: str = "Check data.path in shipyard.yaml.") -> pd.DataFrame:
+    """A CSV or Parquet file as a frame; a missing, unreadable or other file is one clear error naming it."""
     import pandas as pd
 
     if not path.is_file():
-        raise NotFound(f"dataset {path} does not exist", hint="Check data.path in shipyard.yaml.")
+        raise NotFound(f"{what} {path} does not exist", hint=hint)
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        elif suffix == ".csv":
-            frame = pd.read_csv(path)
-        else:
-            raise InvalidSpec(f"dataset {path} has suffix {suffix!r}; expected .parquet or .csv")
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path)
     except (ValueError, OSError) as exc:
-        raise InvalidSpec(f"dataset {path} could not be read: {exc}") from exc
+        raise InvalidSpec(f"{what} {path} could not be read: {exc}", hint=hint) from exc
+    raise InvalidSpec(f"{what} {path} has suffix {suffix!r}; expected .parquet or .csv", hint=hint)
+
+
+def load_dataset(path: Path) -> Dataset:
+    frame = read_frame(path)
     return Dataset(frame=frame, uri=path.resolve().as_uri(), fingerprint=sha256_file(path))
 
 

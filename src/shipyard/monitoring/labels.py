@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.domain.errors import InvalidSpec, NotFound
+from shipyard.domain.errors import InvalidSpec
 
 if TYPE_CHECKING:
-    import pandas as pd
     import pyarrow as pa
 
 LABEL_COLUMNS = ("label", "churned", "target", "y")
@@ -31,25 +29,6 @@ class Ingested:
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    import pandas as pd
-
-    if not path.is_file():
-        raise NotFound(
-            f"label file {path} does not exist", hint="Pass a CSV or Parquet file with request_id (or an entity key) and label."
-        )
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if path.suffix.lower() in (".csv", ".txt"):
-            return pd.read_csv(path)
-    except Exception as exc:  # pandas and pyarrow raise many types for a corrupt file
-        raise InvalidSpec(
-            f"cannot read {path}: {type(exc).__name__}: {exc}", hint="Pass a readable CSV or Parquet file."
-        ) from exc
-    raise InvalidSpec(f"{path} is neither CSV nor Parquet (suffix {path.suffix!r})", hint="Use a .csv or .parquet file.")
 
 
 def ingest(
@@ -73,9 +52,10 @@ def ingest(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from shipyard.pipeline import read_frame, sha256_file
     from shipyard.serving.predlog import FEATURE_PREFIX, read_log
 
-    frame = read_table(path)
+    frame = read_frame(path, what="label file", hint="Pass a CSV or Parquet file with request_id (or an entity key) and label.")
     column = label_column or next((c for c in LABEL_COLUMNS if c in frame.columns), None)
     if column is None or column not in frame.columns:
         raise InvalidSpec(
@@ -113,7 +93,7 @@ def ingest(
         joined = logged.merge(keys, on="key", how="inner")[["request_id", "label"]]
         matched_labels = int(keys["key"].isin(set(logged["key"])).sum())
     joined = joined.drop_duplicates("request_id", keep="last")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     written: str | None = None
     if len(joined):
         folder = labels_root / f"model={model}"

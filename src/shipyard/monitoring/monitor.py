@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from shipyard.monitoring.drift import DriftSpec
     from shipyard.monitoring.profile import Profile
 
-LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
 MIN_LABELS = 30  # labelled rows (with both classes) before the live metric is judged
 
 
@@ -107,7 +106,7 @@ def live_performance(
     frame: pd.DataFrame, labels: pd.DataFrame, *, metric: str, holdout: float | None
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The primary metric on the labelled rows of the window, with its bootstrap interval, against the holdout value."""
-    from shipyard.checks.comparison import bootstrap_interval
+    from shipyard.checks.comparison import LOWER_IS_BETTER, bootstrap_interval
 
     if not len(labels):
         return None, ["no labels ingested yet: performance not judged"]
@@ -163,9 +162,8 @@ def observe(
         drift = report.to_dict()
         dataset_drift = bool(report.dataset_drift)
         share = float(report.share_drifted)
-        score = drift.get("score")
-        if isinstance(score, dict):
-            score_psi = _statistic(score, "psi")
+        if report.score is not None and report.score.status == "ok":
+            score_psi = float(report.score.statistics["psi"])
     else:
         notes.append(f"{rows} successful predictions in the window; {monitoring.min_rows} are needed to judge drift")
     performance, why = live_performance(ok, labels, metric=spec.primary_metric, holdout=holdout_metric)
@@ -204,14 +202,3 @@ def observe(
         readings=readings,
         notes=notes,
     )
-
-
-def _statistic(entry: dict[str, Any], name: str) -> float | None:
-    """A statistic from a drift report entry, wherever the report nests it."""
-    for container in (entry, entry.get("statistics") or {}):
-        value = container.get(name)
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, dict) and isinstance(value.get("value"), int | float):
-            return float(value["value"])
-    return None
