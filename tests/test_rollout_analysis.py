@@ -37,7 +37,15 @@ def rollout(**checks: float) -> Rollout:
 
 
 def write(
-    root: Path, version: int, routing: str, scores: np.ndarray, *, status: int = 200, latency: float = 2.0, ago: float = 0.0
+    root: Path,
+    version: int,
+    routing: str,
+    scores: np.ndarray,
+    *,
+    status: int = 200,
+    latency: float = 2.0,
+    model_ms: float | None = 1.0,
+    ago: float = 0.0,
 ) -> list[str]:
     n = len(scores)
     ids = [f"{routing}-{version}-{ago}-{i}" for i in range(n)]
@@ -53,6 +61,7 @@ def write(
             scores=scores,
             latency_ms=[latency] * n,
             status=[status] * n,
+            model_ms=None if model_ms is None else [model_ms] * n,
         )
     return ids
 
@@ -99,6 +108,7 @@ def test_a_similar_challenger_passes(tmp_path: Path) -> None:
     [
         ({"status": 500}, "error rate increase"),
         ({"latency": 50.0}, "p95 latency factor"),
+        ({"model_ms": 8.0}, "p95 model time factor"),
         ({"shift": 0.3}, "score divergence (PSI)"),
     ],
 )
@@ -106,7 +116,7 @@ def test_each_check_fails_on_its_own(tmp_path: Path, challenger: dict[str, float
     rng = np.random.default_rng(2)
     write(tmp_path, 1, "champion", rng.beta(2, 5, 400))
     scores = np.clip(rng.beta(2, 5, 400) + challenger.get("shift", 0.0), 0, 1)
-    write(tmp_path, 2, "challenger", scores, latency=challenger.get("latency", 2.0))
+    write(tmp_path, 2, "challenger", scores, latency=challenger.get("latency", 2.0), model_ms=challenger.get("model_ms", 1.0))
     if "status" in challenger:  # a fifth of the challenger's requests broke the model
         write(tmp_path, 2, "challenger", np.full(100, np.nan), status=int(challenger["status"]))
     result = analyze(tmp_path, rollout())
@@ -114,16 +124,34 @@ def test_each_check_fails_on_its_own(tmp_path: Path, challenger: dict[str, float
     assert [c.name for c in result.checks if not c.passed] == [failing]
 
 
-def test_latency_is_judged_against_the_champion_before_the_challenger_shared_its_process(tmp_path: Path) -> None:
-    """A CPU-bound challenger slows every answer in the process; the champion's earlier latency shows it."""
+def test_a_challenger_slow_in_its_own_time_fails_even_when_shared_load_hides_it(tmp_path: Path) -> None:
+    """A CPU-heavy challenger slows every answer in the process alike; its predict calls' own time still shows it."""
     rng = np.random.default_rng(4)
-    write(tmp_path, 1, "champion", rng.beta(2, 5, 400), latency=30.0)
-    write(tmp_path, 2, "challenger", rng.beta(2, 5, 400), latency=40.0)
-    assert analyze(tmp_path, rollout()).passed is True  # both slow alike: no baseline, no verdict against it
-    write(tmp_path, 1, "champion", rng.beta(2, 5, 400), latency=5.0, ago=10.0)  # before the rollout began
+    write(tmp_path, 1, "champion", rng.beta(2, 5, 400), latency=30.0, model_ms=2.0)
+    write(tmp_path, 2, "challenger", rng.beta(2, 5, 400), latency=40.0, model_ms=16.0)
     result = analyze(tmp_path, rollout())
-    (latency,) = [c for c in result.checks if c.name == "p95 latency factor"]
-    assert not latency.passed and latency.observed == pytest.approx(8.0)
+    checks = {c.name: c for c in result.checks}
+    assert checks["p95 latency factor"].passed and checks["p95 latency factor"].observed == pytest.approx(4 / 3, abs=1e-3)
+    assert not checks["p95 model time factor"].passed and checks["p95 model time factor"].observed == pytest.approx(8.0)
+    assert result.passed is False
+
+
+def test_a_log_written_without_model_times_is_judged_without_that_check(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    write(tmp_path, 1, "champion", rng.beta(2, 5, 400), model_ms=None)
+    write(tmp_path, 2, "challenger", rng.beta(2, 5, 400), model_ms=None)
+    result = analyze(tmp_path, rollout())
+    assert result.passed is True and "p95 model time factor" not in [c.name for c in result.checks]
+
+
+def test_champion_traffic_before_the_rollout_is_not_its_baseline(tmp_path: Path) -> None:
+    """Serving two versions costs both: the challenger is compared with the champion under the same load."""
+    rng = np.random.default_rng(7)
+    write(tmp_path, 1, "champion", rng.beta(2, 5, 400), latency=5.0, ago=30.0)  # alone, before the rollout began
+    write(tmp_path, 1, "champion", rng.beta(2, 5, 400), latency=30.0)
+    write(tmp_path, 2, "challenger", rng.beta(2, 5, 400), latency=30.0)
+    result = analyze(tmp_path, rollout())
+    assert result.passed is True and result.champion_requests == 400, result.to_dict()
 
 
 def labels(root: Path, ids: list[str], y: np.ndarray) -> Path:

@@ -53,7 +53,7 @@ class DataSpec(_Spec):
 class RolloutChecks(_Spec):
     min_requests: int = Field(default=50, ge=1, description="challenger requests before a step is judged")
     max_error_increase: float = Field(default=0.02, ge=0.0, description="challenger error rate minus the champion's")
-    max_latency_factor: float = Field(default=3.0, gt=0.0, description="challenger p95 over the champion's")
+    max_latency_factor: float = Field(default=3.0, gt=0.0, description="challenger p95 latency, model time over the champion's")
     max_divergence: float = Field(default=0.25, ge=0.0, description="PSI between the two score distributions")
 
 

@@ -79,6 +79,7 @@ def test_round_trip_across_models_and_days(tmp_path: Path) -> None:
         scores=np.array([0.9, 0.2, 0.75]),
         latency_ms=[1.25, 1.25, 2.5],
         status=[200, 200, 200],
+        model_ms=[0.5, 0.5, 0.75],
     )
     append(log, ["r3"], model="fraud", version=7, at=NEXT_DAY, features={"amount": [99.5]})
 
@@ -89,7 +90,7 @@ def test_round_trip_across_models_and_days(tmp_path: Path) -> None:
     assert all(path.name.startswith("part-") for path in parquet_files(tmp_path))
 
     churn = read_log(tmp_path, model="churn").sort_by([("received_at", "ascending"), ("f_tenure", "ascending")])
-    assert churn.schema.names[:9] == base_schema().names
+    assert churn.schema.names[: len(base_schema())] == base_schema().names
     for field in base_schema():
         assert churn.schema.field(field.name).type == field.type
     assert churn.schema.field("f_tenure").type == pa.int64()
@@ -105,6 +106,7 @@ def test_round_trip_across_models_and_days(tmp_path: Path) -> None:
         "score": 0.9,
         "latency_ms": 1.25,
         "status": 200,
+        "model_ms": 0.5,
         "f_tenure": 12,
         "f_plan": "basic",
         "f_churned_before": True,
@@ -113,6 +115,7 @@ def test_round_trip_across_models_and_days(tmp_path: Path) -> None:
     assert churn.column("routing").to_pylist() == ["champion", "champion", "challenger"]
 
     fraud = read_log(tmp_path, model="fraud")
+    assert fraud.column("model_ms").to_pylist() == [None]  # not measured: null, as in logs that predate the column
     assert fraud.column("request_id").to_pylist() == ["r3"]
     assert fraud.column("score").to_pylist() == [None]
     assert fraud.column("f_amount").to_pylist() == [99.5]
@@ -277,7 +280,7 @@ def test_batches_with_different_features_fill_nulls(tmp_path: Path) -> None:
     log.flush()
 
     table = read_log(tmp_path).sort_by("request_id")
-    assert table.column_names[9:] == ["f_tenure", "f_plan", "f_region", "f_device"]
+    assert table.column_names[len(base_schema()) :] == ["f_tenure", "f_plan", "f_region", "f_device"]
     assert table.column("f_plan").to_pylist() == ["pro", None, None]
     assert table.column("f_region").to_pylist() == [None, "eu", None]
     assert table.column("f_device").to_pylist() == [None, None, "ios"]
@@ -330,3 +333,14 @@ def test_importing_the_log_does_not_load_pyarrow() -> None:
     code = "import sys, json; import shipyard.serving.predlog; print(json.dumps(sorted(sys.modules)))"
     loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout))
     assert loaded.isdisjoint({"pyarrow", "numpy", "pandas"})
+
+
+def test_a_log_file_written_before_model_times_reads_them_as_null(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    with PredictionLog(tmp_path) as log:
+        append(log, ["old"], features={"tenure": [3]})
+    (path,) = parquet_files(tmp_path)
+    pq.write_table(pq.read_table(path).drop_columns(["model_ms"]), path)  # as an earlier gateway wrote it
+    table = read_log(tmp_path, columns=["request_id", "model_ms"])
+    assert table.to_pylist() == [{"request_id": "old", "model_ms": None}]

@@ -51,7 +51,7 @@ class BatchDone:
     columns: dict[str, Any] | None  # the frame's typed columns, for the prediction log without pandas indexing
     predictions: np.ndarray | None
     scores: np.ndarray | None
-    seconds: float
+    model_seconds: float  # CPU time of the predict call on its thread: the model's own cost, whatever else runs
     failed: list[Job]
 
 
@@ -123,23 +123,22 @@ class Batcher:
             await self._predict(jobs)
 
     async def _predict(self, jobs: list[Job]) -> None:
-        started = time.perf_counter()
         try:
-            frame, columns, predictions, scores = await self._call(jobs)
+            answer = await self._call(jobs)
         except Exception:
             # One bad request must not fail its neighbours: score them one by one.
             await self._isolate(jobs)
             return
-        self._answer(jobs, started, frame, columns, predictions, scores)
+        self._answer(jobs, *answer)
 
     def _answer(
         self,
         jobs: list[Job],
-        started: float,
         frame: pd.DataFrame,
         columns: dict[str, Any],
         predictions: np.ndarray,
         scores: np.ndarray,
+        model_seconds: float,
     ) -> None:
         """Hand each job its rows of the batch's answer, then the batch to bookkeeping."""
         offset = 0
@@ -157,20 +156,20 @@ class Batcher:
                     columns=columns,
                     predictions=predictions,
                     scores=scores,
-                    seconds=time.perf_counter() - started,
+                    model_seconds=model_seconds,
                     failed=[],
                 )
             )
 
-    async def _call(self, jobs: list[Job]) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray, np.ndarray]:
+    async def _call(self, jobs: list[Job]) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray, np.ndarray, float]:
         columns = batch_columns([job.decoded for job in jobs], self.loaded.schema)
         frame = frame_of(columns)
         if self.executor is None:
-            predictions, scores = self.loaded.predict(frame)
+            predictions, scores, model_seconds = self.loaded.timed_predict(frame)
         else:
             loop = asyncio.get_running_loop()
-            predictions, scores = await loop.run_in_executor(self.executor, self.loaded.predict, frame)
-        return frame, columns, predictions, scores
+            predictions, scores, model_seconds = await loop.run_in_executor(self.executor, self.loaded.timed_predict, frame)
+        return frame, columns, predictions, scores, model_seconds
 
     async def _isolate(self, jobs: list[Job]) -> None:
         failed = []
@@ -191,11 +190,10 @@ class Batcher:
                     columns=None,
                     predictions=None,
                     scores=None,
-                    seconds=0.0,
+                    model_seconds=0.0,
                     failed=failed,
                 )
             )
 
     async def _predict_one(self, job: Job) -> None:
-        started = time.perf_counter()
-        self._answer([job], started, *await self._call([job]))
+        self._answer([job], *await self._call([job]))

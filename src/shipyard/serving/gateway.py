@@ -404,6 +404,7 @@ class Gateway:
             scores=done.scores,
             latency_ms=latency,
             status=[200] * rows,
+            model_ms=[done.model_seconds * 1000.0] * rows,
         )
         self.metrics.log_dropped.set(self.predlog.dropped_rows)
 

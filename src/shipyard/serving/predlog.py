@@ -43,6 +43,7 @@ class _Batch(NamedTuple):
     scores: Sequence[float] | NDArray[Any] | None
     latency_ms: Sequence[float]
     status: Sequence[int]
+    model_ms: Sequence[float] | None
     keep: list[int] | None  # rows that survived sampling; None keeps all
     rows: int  # rows kept
 
@@ -129,8 +130,12 @@ class PredictionLog:
         scores: Sequence[float] | NDArray[Any] | None,
         latency_ms: Sequence[float],
         status: Sequence[int],
+        model_ms: Sequence[float] | None = None,
     ) -> None:
-        """Record one predicted batch (`received_at` in epoch seconds); never blocks on I/O."""
+        """Record one predicted batch (`received_at` in epoch seconds); never blocks on I/O.
+
+        `model_ms` is the model's own time for the batch each row was in (None: not measured).
+        """
         n = len(request_ids)
         if (
             len(received_at) != n
@@ -139,6 +144,7 @@ class PredictionLog:
             or (scores is not None and len(scores) != n)
             or len(latency_ms) != n
             or len(status) != n
+            or (model_ms is not None and len(model_ms) != n)
             or any(len(values) != n for values in features.values())
         ):
             raise ValueError(f"every column of a batch needs one value per request id ({n}); got {_lengths_seen(locals())}")
@@ -149,7 +155,19 @@ class PredictionLog:
                 keep = None
         rows = n if keep is None else len(keep)
         batch = _Batch(
-            model, version, request_ids, received_at, routing, features, predictions, scores, latency_ms, status, keep, rows
+            model,
+            version,
+            request_ids,
+            received_at,
+            routing,
+            features,
+            predictions,
+            scores,
+            latency_ms,
+            status,
+            model_ms,
+            keep,
+            rows,
         )
         with self._lock:
             # Checked under the lock: a batch accepted here is seen by close()'s final flush.
@@ -306,7 +324,7 @@ class PredictionLog:
 
 
 def _lengths_seen(arguments: Mapping[str, Any]) -> str:
-    names = ("request_ids", "received_at", "routing", "predictions", "scores", "latency_ms", "status")
+    names = ("request_ids", "received_at", "routing", "predictions", "scores", "latency_ms", "status", "model_ms")
     seen = [f"{name}={len(arguments[name])}" for name in names if arguments[name] is not None]
     seen += [f"features[{key!r}]={len(values)}" for key, values in arguments["features"].items()]
     return ", ".join(seen)
@@ -358,6 +376,7 @@ def _to_table(model: str, version: int, group: list[_Batch]) -> pa.Table:
         "score": pa.array(column(lambda b: b.scores), pa.float64()),
         "latency_ms": pa.array(column(lambda b: b.latency_ms), pa.float64()),
         "status": pa.array(column(lambda b: b.status), pa.int16()),
+        "model_ms": pa.array(column(lambda b: b.model_ms), pa.float64()),
     }
     for name in dict.fromkeys(name for batch in group for name in batch.features):
         values = column(lambda b, name=name: b.features.get(name))
@@ -394,6 +413,7 @@ def base_schema() -> pa.Schema:
             ("score", pa.float64()),
             ("latency_ms", pa.float64()),
             ("status", pa.int16()),
+            ("model_ms", pa.float64()),  # absent (null) in logs written before it was recorded
         ]
     )
 
