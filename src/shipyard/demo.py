@@ -58,14 +58,17 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
         with Traffic(deployer) as traffic:
             console.print(f"\n[bold]3. Live traffic[/] from {traffic.clients} clients through the gateway `shipyard serve` runs")
             _rollout(console, deployer, second, "canary v%d: 25%% → 50%% → 100%% of traffic, judged at each step")
-            console.print("\n[bold]4. A version that ranks as well but scores differently[/] (class_weight='balanced')")
+            console.print("\n[bold]4. A version that ranks as well but scores differently[/] (churners weighted 6 to 1)")
             train_file = root / "train.py"
-            train_file.write_text(train_file.read_text().replace("random_state=0)", 'random_state=0, class_weight="balanced")'))
+            plain = train_file.read_text()
+            train_file.write_text(plain.replace("random_state=0)", "random_state=0, class_weight={0: 1, 1: 6})"))
             commit_all(root, "Weight churners up")
             third = _train(console, scientist, "   Train, gate, approve as usual")
             _promote(console, scientist, third, Stage.STAGING, "same AUC on the holdout")
             _approve(console, reviewer, third)
             _rollout(console, deployer, third, "canary v%d: the live analysis decides")
+            train_file.write_text(plain)  # the team drops the weighting the canary turned down
+            commit_all(root, "Drop the churner weighting")
             _closed_loop(console, root, scientist, reviewer, deployer, traffic)
         traffic.report(console)
 

@@ -1,16 +1,22 @@
-"""A real gateway on a free loopback port, in a background thread, for tests."""
+"""A real gateway on a free loopback port, for tests: in a background thread, or as its own `shipyard serve` process."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from shipyard.examples.churn.generator import SAMPLE_CUSTOMER
 from shipyard.service import Shipyard
 from shipyard.serving.app import create_app
 from shipyard.serving.gateway import Gateway, GatewayConfig
-from shipyard.serving.server import BackgroundServer
+from shipyard.serving.server import BackgroundServer, free_port
 
 ROW = SAMPLE_CUSTOMER
 
@@ -42,9 +48,55 @@ class Server:
         self.service.close()
 
 
-def wait_for(condition: Any, timeout: float = 30.0) -> None:
+class ServeProcess:
+    """`shipyard serve` in its own process: what a user runs, with its own interpreter lock.
+
+    Load tests that judge latency need this: a gateway sharing the test's process also
+    shares its lock with the load generator and the test's own polling.
+    """
+
+    def __init__(self, root: Path, *, actor: str = "rui", env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [str(Path(sys.executable).with_name("shipyard")), "--project", str(root), "--actor", actor]
+        self.command = [*command, "serve", "--port", str(self.port), *args]
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ServeProcess:
+        self.process = subprocess.Popen(self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        with httpx.Client() as client:
+            wait_for(lambda: self._ready(client), timeout=90)
+        return self
+
+    def _ready(self, client: httpx.Client) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"shipyard serve exited with {self.process.returncode}: {self.process.communicate()[1][-3000:]}")
+        try:
+            return client.get(f"{self.url}/v2/health/ready").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def terminate(self) -> tuple[int, str]:
+        """SIGTERM, then the exit status and what the process wrote to stderr."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            _, errors = self.process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, errors = self.process.communicate()
+        return self.process.returncode, errors
+
+    def __exit__(self, *_exc: object) -> None:
+        self.terminate()
+
+
+def wait_for(condition: Any, timeout: float = 30.0, every: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+        time.sleep(every)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import ROW, Server, wait_for
+from harness import ROW, ServeProcess, Server, wait_for
 
 from factories import copy_versions
 from shipyard.domain.stages import Stage
@@ -298,53 +298,18 @@ def test_unknown_category_is_refused_where_the_policy_forbids_it(served: Path) -
 def test_sigterm_drains_and_flushes_the_log(served: Path) -> None:
     """The real `shipyard serve` process: SIGTERM while clients are sending loses no logged prediction."""
     import signal
-    import subprocess
-    import sys
 
-    from shipyard.serving.server import free_port
-
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("shipyard")),
-            "--project",
-            str(served),
-            "--actor",
-            "rui",
-            "serve",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
     answered: list[str] = []
-    try:
-        with httpx.Client() as client:
-            wait_for(lambda: _ready(client, url), timeout=90)
-            for i in range(30):
-                response = predict(client, url, {"instances": [ROW]}, headers={"x-request-id": f"term-{i}"})
-                assert response.status_code == 200
-                answered.append(f"term-{i}")
-        process.send_signal(signal.SIGTERM)
+    with ServeProcess(served) as server, httpx.Client() as client:
+        for i in range(30):
+            response = predict(client, server.url, {"instances": [ROW]}, headers={"x-request-id": f"term-{i}"})
+            assert response.status_code == 200
+            answered.append(f"term-{i}")
         # uvicorn shuts down gracefully, then re-raises the signal so the exit status says SIGTERM.
-        _, errors = process.communicate(timeout=60)
-        assert process.returncode in (0, -signal.SIGTERM), errors
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        status, errors = server.terminate()
+        assert status in (0, -signal.SIGTERM), errors
     logged = read_log(served / ".shipyard" / "predictions", model="churn").column("request_id").to_pylist()
     assert sorted(logged) == sorted(answered)
-
-
-def _ready(client: httpx.Client, url: str) -> bool:
-    try:
-        return client.get(f"{url}/v2/health/ready").status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def test_two_gateways_on_postgresql_converge(served: Path, postgres_url: str) -> None:
