@@ -18,11 +18,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shipyard.serving.inputs import Decoded, batch_columns, frame_of
+from shipyard.serving.inputs import Decoded, batch_columns
 
 if TYPE_CHECKING:
     import numpy as np
-    import pandas as pd
 
     from shipyard.serving.runtime import LoadedModel
 
@@ -47,8 +46,7 @@ class BatchDone:
 
     loaded: LoadedModel
     jobs: list[Job]
-    frame: pd.DataFrame | None
-    columns: dict[str, Any] | None  # the frame's typed columns, for the prediction log without pandas indexing
+    columns: dict[str, Any] | None  # the batch's typed columns: what the model and the prediction log read
     predictions: np.ndarray | None
     scores: np.ndarray | None
     model_seconds: float  # CPU time of the predict call on its thread: the model's own cost, whatever else runs
@@ -134,7 +132,6 @@ class Batcher:
     def _answer(
         self,
         jobs: list[Job],
-        frame: pd.DataFrame,
         columns: dict[str, Any],
         predictions: np.ndarray,
         scores: np.ndarray,
@@ -152,7 +149,6 @@ class Batcher:
                 BatchDone(
                     loaded=self.loaded,
                     jobs=jobs,
-                    frame=frame,
                     columns=columns,
                     predictions=predictions,
                     scores=scores,
@@ -161,15 +157,14 @@ class Batcher:
                 )
             )
 
-    async def _call(self, jobs: list[Job]) -> tuple[pd.DataFrame, dict[str, Any], np.ndarray, np.ndarray, float]:
+    async def _call(self, jobs: list[Job]) -> tuple[dict[str, Any], np.ndarray, np.ndarray, float]:
         columns = batch_columns([job.decoded for job in jobs], self.loaded.schema)
-        frame = frame_of(columns)
         if self.executor is None:
-            predictions, scores, model_seconds = self.loaded.timed_predict(frame)
+            predictions, scores, model_seconds = self.loaded.timed_predict(columns)
         else:
             loop = asyncio.get_running_loop()
-            predictions, scores, model_seconds = await loop.run_in_executor(self.executor, self.loaded.timed_predict, frame)
-        return frame, columns, predictions, scores, model_seconds
+            predictions, scores, model_seconds = await loop.run_in_executor(self.executor, self.loaded.timed_predict, columns)
+        return columns, predictions, scores, model_seconds
 
     async def _isolate(self, jobs: list[Job]) -> None:
         failed = []
@@ -186,7 +181,6 @@ class Batcher:
                 BatchDone(
                     loaded=self.loaded,
                     jobs=[],
-                    frame=None,
                     columns=None,
                     predictions=None,
                     scores=None,

@@ -1,0 +1,107 @@
+"""A served model reads a plain float array only where that answers exactly as the frame does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, VotingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from shipyard.serving.inputs import Field, InputSchema
+from shipyard.serving.runtime import LoadedModel, array_model
+
+SCHEMA = InputSchema(fields=(Field("age", "long"), Field("income", "double"), Field("score", "double")))
+
+
+def training(seed: int = 0, rows: int = 300) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"age": rng.integers(18, 90, rows), "income": rng.normal(50, 15, rows), "score": rng.random(rows)})
+    return frame, (frame["income"] / 50 + frame["score"] + rng.normal(0, 0.3, rows) > 1.5).astype(int).to_numpy()
+
+
+def columns_of(frame: pd.DataFrame) -> dict[str, Any]:
+    """Typed as the gateway types a batch: integers as int64, reals as float64."""
+    return {
+        "age": frame["age"].to_numpy(np.int64),
+        "income": frame["income"].to_numpy(np.float64),
+        "score": frame["score"].to_numpy(np.float64),
+    }
+
+
+def example(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    return {name: frame[name].head(5).tolist() for name in frame.columns}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: HistGradientBoostingClassifier(max_iter=20, random_state=0),
+        lambda: LogisticRegression(),
+        lambda: Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression())]),
+    ],
+    ids=["gradient-boosting", "logistic", "pipeline"],
+)
+def test_a_numeric_model_answers_arrays_as_it_answers_frames(make: Any) -> None:
+    frame, y = training()
+    model = make().fit(frame, y)
+    plain = array_model(model, SCHEMA, example(frame))
+    assert plain is not None and plain is not model
+    assert list(model.feature_names_in_) == ["age", "income", "score"]  # the registry's model keeps its names
+    batch, _ = training(seed=1, rows=64)
+    on_frame = LoadedModel(name="m", version=1, model=model, schema=SCHEMA, load_seconds=0.0)
+    on_arrays = LoadedModel(name="m", version=1, model=model, schema=SCHEMA, load_seconds=0.0, on_arrays=plain)
+    for rows in (batch.head(1), batch):  # pytest turns any warning (such as "no feature names") into a failure
+        labels, scores = on_arrays.predict(columns_of(rows))
+        expected_labels, expected_scores = on_frame.predict(columns_of(rows))
+        assert np.allclose(scores, expected_scores, rtol=1e-12, atol=0) and np.array_equal(labels, expected_labels)
+
+
+def test_columns_in_another_order_than_the_model_was_fitted_with_keep_the_frame() -> None:
+    frame, y = training()
+    model = LogisticRegression().fit(frame[["income", "age", "score"]], y)
+    assert array_model(model, SCHEMA, example(frame)) is None
+
+
+def test_a_string_column_keeps_the_frame() -> None:
+    frame, y = training()
+    frame["plan"] = "basic"
+    schema = InputSchema(fields=(*SCHEMA.fields, Field("plan", "string")))
+    model = LogisticRegression().fit(frame[["age", "income", "score"]], y)
+    assert array_model(model, schema, example(frame)) is None
+
+
+def test_a_model_whose_parts_keep_their_column_names_keeps_the_frame() -> None:
+    frame, y = training()
+    voting = VotingClassifier([("a", LogisticRegression()), ("b", LogisticRegression(C=0.1))], voting="soft").fit(frame, y)
+    assert array_model(voting, SCHEMA, example(frame)) is None  # its estimators would warn on an array
+
+
+def test_a_model_that_selects_columns_by_name_keeps_the_frame() -> None:
+    frame, y = training()
+    by_name = Pipeline(
+        [
+            ("pick", ColumnTransformer([("scale", StandardScaler(), ["income", "score"])], remainder="passthrough")),
+            ("classify", LogisticRegression()),
+        ]
+    ).fit(frame, y)
+    assert array_model(by_name, SCHEMA, example(frame)) is None
+
+
+def test_the_trial_rows_come_from_the_input_example_logged_with_the_model(tmp_path: Path) -> None:
+    import json
+
+    from shipyard.serving.runtime import _example
+
+    # The layout MLflow writes for a frame's input example (pandas "split" orient, without the index).
+    logged = {"columns": ["score", "age", "income", "plan"], "data": [[0.5, 30, 41.0, "pro"], [0.25, 61, 52.5, "basic"]]}
+    (tmp_path / "input_example.json").write_text(json.dumps(logged))
+    assert _example(tmp_path, SCHEMA) == {"age": [30, 61], "income": [41.0, 52.5], "score": [0.5, 0.25]}
+    (tmp_path / "input_example.json").write_text('{"inputs": [1, 2]}')  # another layout: a row of ones instead
+    assert _example(tmp_path, SCHEMA) == {"age": [1.0], "income": [1.0], "score": [1.0]}
