@@ -52,12 +52,15 @@ def test_a_numeric_model_answers_arrays_as_it_answers_frames(make: Any) -> None:
     frame, y = training()
     model = make().fit(frame, y)
     plain = array_model(model, SCHEMA, example(frame))
-    assert plain is not None and plain is not model
+    assert plain is not None and plain.plain is not model
+    # A gradient boosting's trees are walked by numpy for small batches (checked bit for bit at load).
+    assert (plain.forest is not None) == isinstance(model, HistGradientBoostingClassifier)
     assert list(model.feature_names_in_) == ["age", "income", "score"]  # the registry's model keeps its names
     batch, _ = training(seed=1, rows=64)
+    large, _ = training(seed=2, rows=400)  # beyond FOREST_CELLS: scikit-learn's own predict on the array
     on_frame = LoadedModel(name="m", version=1, model=model, schema=SCHEMA, load_seconds=0.0)
     on_arrays = LoadedModel(name="m", version=1, model=model, schema=SCHEMA, load_seconds=0.0, on_arrays=plain)
-    for rows in (batch.head(1), batch):  # pytest turns any warning (such as "no feature names") into a failure
+    for rows in (batch.head(1), batch, large):  # pytest turns any warning (such as "no feature names") into a failure
         labels, scores = on_arrays.predict(columns_of(rows))
         expected_labels, expected_scores = on_frame.predict(columns_of(rows))
         assert np.allclose(scores, expected_scores, rtol=1e-12, atol=0) and np.array_equal(labels, expected_labels)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.domain.entities import ModelVersion
 from shipyard.domain.errors import BackendUnavailable
 from shipyard.serving.inputs import InputSchema, frame_of
+from shipyard.serving.trees import Forest
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,8 +29,7 @@ class LoadedModel:
     model: Any
     schema: InputSchema
     load_seconds: float
-    # A copy of the model that reads a plain float array (see `array_model`); None: it gets a frame.
-    on_arrays: Any = None
+    on_arrays: OnArrays | None = None  # how it reads a plain float array (see `array_model`); None: it gets a frame
 
     @property
     def key(self) -> tuple[str, int]:
@@ -55,18 +55,37 @@ class LoadedModel:
 
 
 NUMERIC = frozenset({"double", "float", "long", "integer"})
+FOREST_CELLS = 4096  # rows × trees up to which numpy's walk beats scikit-learn's tree-by-tree predict
 
 
-def array_model(model: Any, schema: InputSchema, example: dict[str, list[Any]]) -> Any | None:
-    """A copy of ``model`` that takes a float array in the schema's column order, or None.
+@dataclass(frozen=True, slots=True)
+class OnArrays:
+    """How a numeric model answers a float array: its copy without column names, or for a small
+    batch its trees walked by numpy (`shipyard.serving.trees`) where it has them."""
+
+    plain: Any
+    forest: Forest | None = None
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if self.forest is not None and len(rows) * len(self.forest.roots) <= FOREST_CELLS:
+            return self.forest.predict_proba(rows)
+        return np.asarray(self.plain.predict_proba(rows))
+
+
+def array_model(model: Any, schema: InputSchema, example: dict[str, list[Any]]) -> OnArrays | None:
+    """How ``model`` can answer a float array in the schema's column order, or None.
 
     Handing scikit-learn a one-row frame costs more than its trees do (pandas checks,
     names, dtypes: about half of a 20-feature gradient boosting's predict call). For a
-    model fitted on a frame of numeric columns exactly in the schema's order, the copy
+    model fitted on a frame of numeric columns exactly in the schema's order, a copy
     forgets the column names it was fitted with (so scikit-learn does not warn that an
     array has none), and is used only when it answers ``example`` as the model does on a
-    frame (to rounding), without a warning. Anything else (a ColumnTransformer selecting by
-    name, a meta-estimator whose parts kept their names) keeps the frame.
+    frame (to rounding), without a warning. Anything else (a ColumnTransformer selecting
+    by name, a meta-estimator whose parts kept their names) keeps the frame. A gradient
+    boosting's numpy walk is used only when it matches scikit-learn bit for bit on the
+    example and on rows made to reach its leaves.
     """
     import copy
     import warnings
@@ -86,17 +105,33 @@ def array_model(model: Any, schema: InputSchema, example: dict[str, list[Any]]) 
             f.name: np.asarray(example[f.name], dtype=np.float64 if f.type in ("double", "float") else np.int64)
             for f in schema.fields
         }
+        rows = np.column_stack(list(columns.values())).astype(np.float64)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             expected = np.asarray(model.predict_proba(frame_of(columns)))
-            answered = np.asarray(plain.predict_proba(np.column_stack(list(columns.values()))))
+            answered = np.asarray(plain.predict_proba(rows))
     except Exception:
         return None
     # Another thread's warning may land here too (the filter is process-wide): then keep the frame, to be safe.
     # Equal up to rounding: a frame and an array may reach BLAS in different memory layouts.
     if caught or expected.shape != answered.shape or not np.allclose(expected, answered, rtol=1e-9, atol=1e-12):
         return None
-    return plain
+    return OnArrays(plain=plain, forest=_checked_forest(plain, rows))
+
+
+def _checked_forest(model: Any, example: np.ndarray) -> Forest | None:
+    import numpy as np
+
+    forest = Forest.of(model)
+    if forest is None:
+        return None
+    try:
+        for rows in (example, forest.probe()):
+            if not np.array_equal(forest.predict_proba(rows), model.predict_proba(rows)):
+                return None
+    except Exception:
+        return None
+    return forest
 
 
 def verify_digests(version: ModelVersion, actual: dict[str, str]) -> None:
