@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,45 @@ def test_the_trial_rows_come_from_the_input_example_logged_with_the_model(tmp_pa
     assert _example(tmp_path, SCHEMA) == {"age": [30, 61], "income": [41.0, 52.5], "score": [0.5, 0.25]}
     (tmp_path / "input_example.json").write_text('{"inputs": [1, 2]}')  # another layout: a row of ones instead
     assert _example(tmp_path, SCHEMA) == {"age": [1.0], "income": [1.0], "score": [1.0]}
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.calls = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.calls += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.parametrize(("make", "hops"), [(lambda: HistGradientBoostingClassifier(max_iter=20), 0), (LogisticRegression, 1)])
+def test_a_lone_request_skips_the_thread_only_where_the_model_answers_in_a_moment(make: Any, hops: int) -> None:
+    """The walked trees answer one row faster than a thread hands the call over; other models keep the thread."""
+    import asyncio
+    import json
+
+    from shipyard.serving.batching import Batcher
+    from shipyard.serving.inputs import decode_v1
+
+    frame, y = training()
+    model = make().fit(frame, y)
+    loaded = LoadedModel(
+        name="m", version=1, model=model, schema=SCHEMA, load_seconds=0.0, on_arrays=array_model(model, SCHEMA, example(frame))
+    )
+    executor = CountingExecutor()
+    row = {"age": 40, "income": 55.0, "score": 0.5}
+
+    async def one() -> tuple[list[int], list[float]]:
+        batcher = Batcher(loaded, executor=executor)
+        batcher.start()
+        try:
+            decoded = decode_v1(json.dumps({"instances": [row]}).encode(), SCHEMA)
+            return await batcher.submit(decoded, request_id="r", routing="champion", received_at=0.0)
+        finally:
+            await batcher.stop()
+
+    _, scores = asyncio.run(one())
+    executor.shutdown()
+    expected = model.predict_proba(pd.DataFrame([row]).astype({"age": "int64"}))[:, 1]
+    assert executor.calls == hops and np.allclose(scores, expected, rtol=1e-12, atol=0)

@@ -159,7 +159,9 @@ class Batcher:
 
     async def _call(self, jobs: list[Job]) -> tuple[dict[str, Any], np.ndarray, np.ndarray, float]:
         columns = batch_columns([job.decoded for job in jobs], self.loaded.schema)
-        if self.executor is None:
+        # A lone request on a model that answers it in a fraction of a millisecond: handing the
+        # call to a thread and back would cost more than the call, so it runs here.
+        if self.executor is None or (len(jobs) == 1 and self.loaded.quick(jobs[0].decoded.rows)):
             predictions, scores, model_seconds = self.loaded.timed_predict(columns)
         else:
             loop = asyncio.get_running_loop()
