@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.domain.entities import ModelVersion
 from shipyard.domain.errors import BackendUnavailable
+from shipyard.serving.encoded import EncodedForest
 from shipyard.serving.inputs import InputSchema, frame_of
 from shipyard.serving.trees import Forest
 
@@ -30,6 +31,7 @@ class LoadedModel:
     schema: InputSchema
     load_seconds: float
     on_arrays: OnArrays | None = None  # how it reads a plain float array (see `array_model`); None: it gets a frame
+    encoded: EncodedForest | None = None  # a one-hot pipeline answered without pandas (see `encoded_model`)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -39,16 +41,22 @@ class LoadedModel:
         """Labels and positive-class scores for a batch given column by column (as `batch_columns` types them)."""
         import numpy as np
 
+        count = len(next(iter(columns.values())))
+        proba = None
         if self.on_arrays is not None:
             rows = np.column_stack(list(columns.values())).astype(np.float64, copy=False)
             proba = np.asarray(self.on_arrays.predict_proba(rows))
-        else:
+        elif self.encoded is not None and self.encoded.forest.walks(count):
+            proba = self.encoded.predict_proba(columns)  # None: a value only scikit-learn may judge
+        if proba is None:
             proba = np.asarray(self.model.predict_proba(frame_of(columns)))
         scores = proba[:, 1] if proba.ndim == 2 and proba.shape[1] == 2 else proba.max(axis=1)
         return (scores >= 0.5).astype(np.int64), scores.astype(np.float64)
 
     def quick(self, rows: int) -> bool:
         """Whether a predict call on ``rows`` rows costs less than handing it to a thread does."""
+        if self.encoded is not None:
+            return self.encoded.forest.walks(rows)
         return self.on_arrays is not None and self.on_arrays.walks(rows)
 
     def timed_predict(self, columns: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -59,7 +67,6 @@ class LoadedModel:
 
 
 NUMERIC = frozenset({"double", "float", "long", "integer"})
-FOREST_CELLS = 4096  # rows × trees up to which numpy's walk beats scikit-learn's tree-by-tree predict
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +79,13 @@ class OnArrays:
 
     def walks(self, rows: int) -> bool:
         """Whether ``rows`` rows are answered by the numpy walk (a fraction of a millisecond)."""
-        return self.forest is not None and rows * len(self.forest.roots) <= FOREST_CELLS
+        return self.forest is not None and self.forest.walks(rows)
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
         import numpy as np
 
         forest = self.forest
-        if forest is not None and len(rows) * len(forest.roots) <= FOREST_CELLS:
+        if forest is not None and forest.walks(len(rows)):
             return forest.predict_proba(rows)
         return np.asarray(self.plain.predict_proba(rows))
 
@@ -143,6 +150,51 @@ def _checked_forest(model: Any, example: np.ndarray) -> Forest | None:
     return forest
 
 
+def encoded_model(model: Any, schema: InputSchema, example: dict[str, list[Any]]) -> EncodedForest | None:
+    """The one-hot pipeline's fast path (`shipyard.serving.encoded`), or None.
+
+    Used only when it answers bit for bit as the pipeline does on a frame, without a
+    warning, on ``example`` and on probe rows: every category seen (and an unseen one
+    where the encoder ignores them), numbers on and just above the trees' thresholds.
+    """
+    import warnings
+
+    import numpy as np
+
+    encoded = EncodedForest.of(model)
+    if encoded is None:
+        return None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for values in (example, encoded.probe()):
+                columns = _typed(schema, values)
+                answered = encoded.predict_proba(columns)
+                expected = np.asarray(model.predict_proba(frame_of(columns)))
+                if answered is None or not np.array_equal(answered, expected):
+                    return None
+    except Exception:
+        return None
+    return None if caught else encoded
+
+
+def _typed(schema: InputSchema, values: dict[str, list[Any]]) -> dict[str, Any]:
+    """Columns typed as the gateway types a request's (`batch_columns`); whole numbers for integer columns."""
+    import math
+
+    from shipyard.serving.inputs import Decoded, batch_columns
+
+    count = len(next(iter(values.values())))
+    fixed: dict[str, list[Any]] = {}
+    for field in schema.fields:
+        column = values[field.name]
+        if field.type in ("long", "integer"):
+            # Thresholds on integer columns sit between integers: alternate the integers below and above.
+            column = [math.floor(v) if i % 2 else math.ceil(v) for i, v in enumerate(column)]
+        fixed[field.name] = column
+    return batch_columns([Decoded(columns=fixed, rows=count)], schema)
+
+
 def verify_digests(version: ModelVersion, actual: dict[str, str]) -> None:
     expected = version.files_sha256
     if not expected:
@@ -183,7 +235,8 @@ def load(version: ModelVersion, registry: Registry, *, categories: dict[str, lis
         model=model,
         schema=schema,
         load_seconds=time.perf_counter() - started,
-        on_arrays=array_model(model, schema, _example(folder, schema)),
+        on_arrays=(on_arrays := array_model(model, schema, example := _example(folder, schema))),
+        encoded=None if on_arrays is not None else encoded_model(model, schema, example),
     )
 
 

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+FOREST_CELLS = 4096  # rows × trees up to which numpy's walk beats scikit-learn (benchmarks/tree_predict.py)
+
+
 @dataclass(frozen=True, slots=True)
 class Forest:
     feature: np.ndarray  # per node, all trees end to end: the column a split reads (0 at leaves)
@@ -78,6 +81,10 @@ class Forest:
             per_iteration=per_iteration,
             to_proba=to_proba,
         )
+
+    def walks(self, rows: int) -> bool:
+        """Whether numpy's walk beats scikit-learn's tree-by-tree predict on ``rows`` rows."""
+        return rows * len(self.roots) <= FOREST_CELLS
 
     def raw(self, rows: np.ndarray) -> np.ndarray:
         """Raw scores, shape (rows, per_iteration), as scikit-learn's ``_raw_predict`` computes them."""
