@@ -136,6 +136,18 @@ def test_a_challenger_slow_in_its_own_time_fails_even_when_shared_load_hides_it(
     assert result.passed is False
 
 
+def test_a_fraction_of_a_millisecond_is_never_a_latency_failure(tmp_path: Path) -> None:
+    """3.5 times slower at 0.2 ms is noise, a cold first call, nothing a client notices."""
+    rng = np.random.default_rng(8)
+    write(tmp_path, 1, "champion", rng.beta(2, 5, 400), latency=0.3, model_ms=0.2)
+    write(tmp_path, 2, "challenger", rng.beta(2, 5, 400), latency=1.05, model_ms=0.7)
+    result = analyze(tmp_path, rollout())
+    checks = {c.name: c for c in result.checks}
+    assert checks["p95 model time factor"].observed == pytest.approx(3.5) and checks["p95 model time factor"].passed
+    assert checks["p95 latency factor"].observed == pytest.approx(3.5) and checks["p95 latency factor"].passed
+    assert result.passed is True and checks["p95 latency factor"].threshold == "≤ 3.0× or under 1 ms slower"
+
+
 def test_a_log_written_without_model_times_is_judged_without_that_check(tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
     write(tmp_path, 1, "champion", rng.beta(2, 5, 400), model_ms=None)
