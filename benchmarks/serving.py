@@ -43,7 +43,9 @@ def train(frame):
 
 
 def churn_project(root: Path) -> tuple[str, dict[str, object]]:
-    subprocess.run([BIN / "shipyard", "demo", "--dir", str(root)], check=True, capture_output=True)
+    done = subprocess.run([BIN / "shipyard", "demo", "--dir", str(root)], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"`shipyard demo` failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return "churn", SAMPLE_CUSTOMER
 
 
