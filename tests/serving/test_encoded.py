@@ -63,7 +63,9 @@ def test_the_churn_pipeline_answers_as_scikit_learn_including_unseen_categories(
     frame.loc[::7, "contract_type"] = "lifetime"  # never seen: the encoder ignores it, so does the walk
     fast = LoadedModel(name="churn", version=1, model=model, schema=SCHEMA, load_seconds=0.0, encoded=encoded)
     slow = LoadedModel(name="churn", version=1, model=model, schema=SCHEMA, load_seconds=0.0)
-    for rows in (frame.head(1), frame):
+    large = customers(200, seed=6)  # 200 rows x 40 trees: past the walk, the classifier on the encoded array
+    assert not encoded.forest.walks(len(large)) and encoded.forest.walks(len(frame))
+    for rows in (frame.head(1), frame, large):
         assert encoded.predict_proba(columns(rows)) is not None
         assert np.array_equal(fast.predict(columns(rows))[1], slow.predict(columns(rows))[1])
     assert fast.quick(1) and not slow.quick(1)

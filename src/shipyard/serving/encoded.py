@@ -6,7 +6,8 @@ scikit-learn spends milliseconds per call on it for one row: the ColumnTransform
 validates and slices a pandas frame, the encoder checks every column, then the trees
 are walked one call each. Here the encoded row is written straight into a float array
 (a dictionary look-up per category, the numeric columns copied as they are) and the
-trees are walked by `shipyard.serving.trees.Forest`.
+trees are walked by `shipyard.serving.trees.Forest` (past its size, the classifier
+itself predicts on the encoded array).
 
 Only what can be matched exactly is taken: one-hot encoders without dropped or
 infrequent categories, over string categories; identity passthrough; dropped columns.
@@ -46,6 +47,7 @@ class EncodedForest:
     one_hot: tuple[OneHot, ...]
     passthrough: tuple[Passthrough, ...]
     forest: Forest
+    classifier: Any  # the pipeline's last step, for batches past the walk (it was fitted on encoded arrays)
 
     @classmethod
     def of(cls, model: Any) -> EncodedForest | None:
@@ -91,7 +93,7 @@ class EncodedForest:
         width = max([p.at + 1 for p in passthrough] + [h.start + len(h.codes) for h in one_hot] + [0])
         if int(forest.feature.max()) >= width:
             return None
-        return cls(width=width, one_hot=tuple(one_hot), passthrough=tuple(passthrough), forest=forest)
+        return cls(width=width, one_hot=tuple(one_hot), passthrough=tuple(passthrough), forest=forest, classifier=classifier)
 
     def encode(self, columns: dict[str, Any]) -> np.ndarray | None:
         """The encoded rows, or None when scikit-learn must answer (an unseen category its encoder refuses, a missing one)."""
@@ -111,8 +113,15 @@ class EncodedForest:
         return rows
 
     def predict_proba(self, columns: dict[str, Any]) -> np.ndarray | None:
+        """Class probabilities, or None when scikit-learn must answer (see `encode`)."""
+        import numpy as np
+
         rows = self.encode(columns)
-        return None if rows is None else self.forest.predict_proba(rows)
+        if rows is None:
+            return None
+        if self.forest.walks(len(rows)):
+            return self.forest.predict_proba(rows)
+        return np.asarray(self.classifier.predict_proba(rows))  # past the walk: the trees one by one, still no frame
 
     def probe(self, rows: int = 256, seed: int = 0) -> dict[str, list[Any]]:
         """Inputs that reach many leaves: seen and unseen categories, numbers on and just above split thresholds."""

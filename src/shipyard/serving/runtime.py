@@ -41,12 +41,11 @@ class LoadedModel:
         """Labels and positive-class scores for a batch given column by column (as `batch_columns` types them)."""
         import numpy as np
 
-        count = len(next(iter(columns.values())))
         proba = None
         if self.on_arrays is not None:
             rows = np.column_stack(list(columns.values())).astype(np.float64, copy=False)
             proba = np.asarray(self.on_arrays.predict_proba(rows))
-        elif self.encoded is not None and self.encoded.forest.walks(count):
+        elif self.encoded is not None:
             proba = self.encoded.predict_proba(columns)  # None: a value only scikit-learn may judge
         if proba is None:
             proba = np.asarray(self.model.predict_proba(frame_of(columns)))
