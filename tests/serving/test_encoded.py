@@ -105,3 +105,11 @@ def test_an_encoder_that_refuses_unseen_categories_still_refuses_them() -> None:
 )
 def test_what_cannot_be_matched_exactly_is_left_to_scikit_learn(make: Any) -> None:
     assert EncodedForest.of(make()) is None
+
+
+def test_a_passthrough_value_that_is_not_a_number_goes_to_scikit_learn() -> None:
+    encoded = encoded_model(pipeline(), SCHEMA, example())
+    assert encoded is not None
+    typed = columns(customers(2, seed=7))
+    typed["senior_citizen"] = pd.array([True, None], dtype="boolean")  # a missing boolean has no float
+    assert encoded.encode(typed) is None

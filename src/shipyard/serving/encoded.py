@@ -109,7 +109,10 @@ class EncodedForest:
                 elif part.strict or not isinstance(value, str):
                     return None
         for column in self.passthrough:
-            rows[:, column.at] = np.asarray(columns[column.column], dtype=np.float64)
+            values = columns[column.column]
+            if not isinstance(values, np.ndarray) or values.dtype.kind not in "biuf":
+                return None  # a nullable boolean with a gap, text: what it means is scikit-learn's to say
+            rows[:, column.at] = values
         return rows
 
     def predict_proba(self, columns: dict[str, Any]) -> np.ndarray | None:
