@@ -11,8 +11,9 @@ The result is scikit-learn's to the last bit: the same comparisons (``x <= thres
 missing values to the side each node learned), the leaves added tree by tree in
 scikit-learn's order (a running sum, not numpy's pairwise one) onto the same baseline,
 and the model's own loss turning raw scores into probabilities. The gateway still
-checks that at load (`shipyard.serving.runtime.array_model`) and keeps scikit-learn's
-own predict when anything differs. Categorical splits are left to scikit-learn.
+checks that at load (`array_model` and `encoded_model` in `shipyard.serving.runtime`)
+and keeps scikit-learn's own predict when anything differs. Categorical splits are
+left to scikit-learn.
 """
 
 from __future__ import annotations
