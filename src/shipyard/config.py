@@ -55,6 +55,9 @@ class RolloutChecks(_Spec):
     max_error_increase: float = Field(default=0.02, ge=0.0, description="challenger error rate minus the champion's")
     max_latency_factor: float = Field(default=3.0, gt=0.0, description="challenger p95 latency, model time over the champion's")
     max_divergence: float = Field(default=0.25, ge=0.0, description="PSI between the two score distributions")
+    max_wait: float = Field(
+        default=600.0, gt=0.0, description="seconds a step may wait for min_requests before it counts as a failed analysis"
+    )
 
 
 class RolloutSpec(_Spec):

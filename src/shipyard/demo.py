@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.domain.errors import Conflict, GateBlocked, PermissionDenied
+from shipyard.domain.errors import Conflict, GateBlocked, PermissionDenied, ShipyardError
 from shipyard.domain.stages import Stage
 
 if TYPE_CHECKING:
@@ -22,6 +22,12 @@ SHIFTED = 800  # predictions of the shifted population before the monitor judges
 SCIENTIST = "dana.scientist"
 REVIEWER = "rui.reviewer"
 DEPLOYER = "ops.deployer"
+
+
+class DemoFailed(ShipyardError):
+    """The demo's story went another way than it tells: a bug, or a machine too busy for its time limits."""
+
+    exit_code = 1
 
 
 def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
@@ -57,7 +63,7 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
 
         with Traffic(deployer) as traffic:
             console.print(f"\n[bold]3. Live traffic[/] from {traffic.clients} clients through the gateway `shipyard serve` runs")
-            _rollout(console, deployer, second, "canary v%d: 25%% → 50%% → 100%% of traffic, judged at each step")
+            _rollout(console, deployer, traffic, second, "canary v%d: 25%% → 50%% → 100%% of traffic, judged at each step")
             console.print("\n[bold]4. A version that ranks as well but scores differently[/] (churners weighted 6 to 1)")
             train_file = root / "train.py"
             plain = train_file.read_text()
@@ -66,7 +72,7 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
             third = _train(console, scientist, "   Train, gate, approve as usual")
             _promote(console, scientist, third, Stage.STAGING, "same AUC on the holdout")
             _approve(console, reviewer, third)
-            _rollout(console, deployer, third, "canary v%d: the live analysis decides")
+            _rollout(console, deployer, traffic, third, "canary v%d: the live analysis decides")
             train_file.write_text(plain)  # the team drops the weighting the canary turned down
             commit_all(root, "Drop the churner weighting")
             _closed_loop(console, root, scientist, reviewer, deployer, traffic)
@@ -119,7 +125,7 @@ def _blocked(console: Console, service: Shipyard, version: int, to: Stage, reaso
         console.print(f"   [bold red]blocked[/]: {service.actor} → {to.value}: {exc.message}")
         console.print("   " + (exc.hint or "").replace("\n", "\n   "), highlight=False)
         return
-    raise AssertionError("the demo expected this promotion to be blocked")
+    raise DemoFailed(f"the demo expected {service.actor}'s promotion of churn v{version} to {to.value} to be blocked")
 
 
 def _refused(console: Console, action: Callable[[], object]) -> None:
@@ -128,7 +134,7 @@ def _refused(console: Console, action: Callable[[], object]) -> None:
     except PermissionDenied as exc:
         console.print(f"   [red]refused[/]: {exc.message}")
         return
-    raise AssertionError("the demo expected this action to be refused")
+    raise DemoFailed("the demo expected an approval by a scientist to be refused")
 
 
 def _approve(console: Console, service: Shipyard, version: int) -> None:
@@ -208,9 +214,11 @@ class Traffic:
 
         self.service, self.clients = service, clients
         self.log_dir = service.settings.state_dir / "predictions"
-        gateway = service.gateway(GatewayConfig(controller=True, controller_seconds=0.5, log_flush_seconds=0.5))
-        self.server = BackgroundServer(create_app(gateway))
-        self.statuses: list[int] = []
+        self.gateway = service.gateway(GatewayConfig(controller=True, controller_seconds=0.5, log_flush_seconds=0.5))
+        self.server = BackgroundServer(create_app(self.gateway))
+        self.statuses: list[int] = []  # 0 for a request that got no HTTP answer at all
+        self.errors: dict[str, int] = {}  # such requests by what went wrong
+        self.stopped: str | None = None  # why the clients stopped, when they stopped before the demo's end
         self.latencies: list[float] = []
         self.shifted = False  # clients send the shifted population (a price rise) while this is set
         self.outcomes: list[tuple[str, int]] = []  # (request id, whether the customer churned) of shifted requests
@@ -226,6 +234,29 @@ class Traffic:
         self.stopping.set()
         self.thread.join(timeout=60)
         self.server.stop()
+
+    def wait_for(self, condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"the demo waited {seconds:g} s for {what} in vain; {self.state()}")
+            time.sleep(0.1)
+
+    def state(self) -> str:
+        """The clients and the gateway, for a demo that has to give up."""
+        errors = ", ".join(f"{n}× {what}" for what, n in self.errors.items())
+        failed = "; ".join(f"{m}/{v}: {why}" for (m, v), why in self.gateway.failures.items())
+        served = ", ".join(
+            f"{name} v{r.champion.loaded.version}" + (f" + v{r.challenger.loaded.version}" if r.challenger else "")
+            for name, r in self.gateway.routes.items()
+        )
+        return (
+            f"clients: {self.statuses.count(200)}/{len(self.statuses)} answered 200"
+            + (f", no answer: {errors}" if errors else "")
+            + (f", stopped: {self.stopped}" if self.stopped else "")
+            + f"; gateway serving {served or 'nothing'}"
+            + (f", could not load {failed}" if failed else "")
+        )
 
     def _drive(self) -> None:
         import asyncio
@@ -250,7 +281,15 @@ class Traffic:
             while not self.stopping.is_set():
                 started = time.perf_counter()
                 records, j = (shifted, i % len(shifted)) if self.shifted else (usual, i % len(usual))
-                response = await http.post("/v1/models/churn:predict", json={"instances": [records[j]]})
+                try:
+                    response = await http.post("/v1/models/churn:predict", json={"instances": [records[j]]})
+                except httpx.HTTPError as exc:  # counted and shown; the client goes on, as a real one would
+                    what = f"{type(exc).__name__} {exc}".strip()
+                    self.errors[what] = self.errors.get(what, 0) + 1
+                    self.statuses.append(0)
+                    await asyncio.sleep(0.05)
+                    i += self.clients
+                    continue
                 self.latencies.append((time.perf_counter() - started) * 1000)
                 self.statuses.append(response.status_code)
                 if records is shifted and response.status_code == 200:
@@ -261,7 +300,11 @@ class Traffic:
             async with httpx.AsyncClient(base_url=self.server.url, timeout=30) as http:
                 await asyncio.gather(*(client(n, http) for n in range(self.clients)))
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        except Exception as exc:  # the demo notices at its next wait and says why
+            self.stopped = f"{type(exc).__name__}: {exc}"
+            raise
 
     def report(self, console: Console) -> None:
         import statistics
@@ -270,26 +313,39 @@ class Traffic:
 
         rows = read_log(self.log_dir, model="churn").num_rows
         ok = self.statuses.count(200)
+        errors = "".join(f"; no answer: {n}× {what}" for what, n in self.errors.items())
         console.print(
             f"\n   Clients: {ok}/{len(self.statuses)} requests answered 200 through every rollout, median latency "
-            f"{statistics.median(self.latencies):.1f} ms; prediction log: {rows} rows under {self.log_dir}",
+            f"{statistics.median(self.latencies):.1f} ms; prediction log: {rows} rows under {self.log_dir}{errors}",
             highlight=False,
         )
 
 
-def _rollout(console: Console, service: Shipyard, version: int, title: str, checks: dict[str, float] | None = None) -> None:
+ROLLOUT_SECONDS = 180  # a demo rollout takes about 10 s; past this, something is stuck
+
+
+def _rollout(
+    console: Console, service: Shipyard, traffic: Traffic, version: int, title: str, checks: dict[str, float] | None = None
+) -> None:
     console.print(f"   {service.actor}: {title % version}")
     service.start_rollout("churn", version, steps=[25, 50, 100], interval=2.0, checks=checks)
     seen = 1
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        rollout, _ = service.rollout_status("churn")
+    deadline = time.monotonic() + ROLLOUT_SECONDS
+    while True:
+        rollout, live = service.rollout_status("churn")
         if rollout is None:
-            break
+            raise DemoFailed(f"the rollout of churn v{version} disappeared from the store")
+        if time.monotonic() > deadline:
+            waiting = "; ".join(f"{c.name} {c.observed} (expected {c.threshold})" for c in live.checks) if live else "-"
+            raise DemoFailed(
+                f"the rollout of churn v{version} was still {rollout.state} at {rollout.weight:.0%} of traffic after "
+                f"{ROLLOUT_SECONDS} s; its step's analysis: {waiting}; {traffic.state()}"
+            )
         for event in rollout.history[seen:]:
-            analysis = event.get("analysis") or {}
             judged = ", ".join(
-                f"{c['name']} {c['observed']}" for c in analysis.get("checks", []) if c["name"] != "challenger requests"
+                f"{c['name']} {c['observed']}"
+                for c in (event.get("analysis") or {}).get("checks", [])
+                if c["name"] != "challenger requests"
             )
             weight = f" → {event['weight']:g}% of traffic" if "weight" in event else ""
             console.print(f"     {event['event']}{weight} ({judged})", highlight=False)
@@ -299,7 +355,6 @@ def _rollout(console: Console, service: Shipyard, version: int, title: str, chec
             console.print(f"   rollout of v{version}: [{style}]{rollout.state.replace('_', ' ')}[/]")
             return
         time.sleep(0.3)
-    raise AssertionError("the demo's rollout did not finish in time")
 
 
 def _closed_loop(
@@ -312,7 +367,7 @@ def _closed_loop(
 
     console.print("\n[bold]5. The closed loop[/]: prices rise 30% and month-to-month contracts jump to 85% of new customers")
     traffic.shifted = True
-    _wait_for(lambda: len(traffic.outcomes) >= SHIFTED, 60)
+    traffic.wait_for(lambda: len(traffic.outcomes) >= SHIFTED, f"{SHIFTED} answers to shifted customers")
     time.sleep(1.0)  # the prediction log flushes every half second
     labels = root / "labels.csv"
     with labels.open("w", newline="") as handle:
@@ -327,7 +382,7 @@ def _closed_loop(
     first = _monitor(console, monitor, "monitor run (what a scheduler or `shipyard serve` calls)", last=SHIFTED)
     retrained = next((a for a in first.actions if a["action"] == "retrain" and a["state"] == "done"), None)
     if retrained is None:
-        raise AssertionError(f"the demo expected a retrain; the monitor run did {first.actions}")
+        raise DemoFailed(f"the demo expected the monitor to retrain; it did {first.actions or 'nothing'}")
     version = int(retrained["version"])
     console.print(
         f"   retrain by shipyard.monitor on {retrained['labelled_rows']} labelled production rows: churn v{version}, "
@@ -340,23 +395,15 @@ def _closed_loop(
         "   The retrained model scores the new population differently by design, so the deployer widens the\n"
         "   divergence check for this rollout only (recorded with it); errors and latency still judge it"
     )
-    _rollout(console, deployer, version, "canary v%d, retrained on the new population", checks={"max_divergence": 2.0})
+    _rollout(console, deployer, traffic, version, "canary v%d, retrained on the new population", checks={"max_divergence": 2.0})
     console.print("   The promotion ends: prices and contracts return to the usual mix")
     traffic.shifted = False
     sent = len(traffic.statuses)
-    _wait_for(lambda: len(traffic.statuses) >= sent + SHIFTED, 60)
+    traffic.wait_for(lambda: len(traffic.statuses) >= sent + SHIFTED, f"{SHIFTED} answers after the shift")
     time.sleep(1.0)
     _monitor(console, monitor, "monitor run on the new champion", last=SHIFTED)
     request_id = traffic.outcomes[-1][0]
     _trace(console, scientist, request_id)
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the demo's traffic did not arrive in time")
-        time.sleep(0.1)
 
 
 def _monitor(console: Console, service: Shipyard, title: str, *, last: int) -> MonitorOutcome:

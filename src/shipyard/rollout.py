@@ -183,6 +183,26 @@ def online_metric_check(
     )
 
 
+def starved(waiting: Analysis, rollout: Rollout, waited: float) -> Analysis:
+    """A step that waited past ``max_wait`` for traffic, as a failed analysis naming what was missing."""
+    minimum = int(rollout.checks.get("min_requests", 50))
+    checks = [
+        Check(
+            name=f"{side} requests",
+            passed=count >= minimum,
+            observed=count,
+            threshold=f"≥ {minimum} within {float(rollout.checks.get('max_wait', 600.0)):g} s (waited {waited:.0f} s)",
+        )
+        for side, count in (("challenger", waiting.challenger_requests), ("champion", waiting.champion_requests))
+    ]
+    return Analysis(
+        passed=False,
+        checks=tuple(checks),
+        challenger_requests=waiting.challenger_requests,
+        champion_requests=waiting.champion_requests,
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
     rollout: Rollout
@@ -208,7 +228,12 @@ def reconcile(
             continue
         analysis = analyze(log_dir, rollout, labels_dir)
         if analysis.passed is None:
-            continue  # not enough challenger traffic yet: keep waiting, nothing to record
+            waited = (now - rollout.step_started_at).total_seconds()
+            if waited < float(rollout.checks.get("max_wait", 600.0)):
+                continue  # not enough traffic yet: keep waiting, nothing to record
+            # A challenger that never gets traffic (it failed to load, or clients went away) must not
+            # hold the rollout forever: the step counts as failed, and the failure limit rolls it back.
+            analysis = starved(analysis, rollout, waited)
         action = "fail" if not analysis.passed else "promote" if rollout.last_step else "next"
         updated = store.advance_rollout(actor=actor, model=rollout.model, action=action, details={"analysis": analysis.to_dict()})
         decisions.append(Decision(rollout=updated, action=action, analysis=analysis))

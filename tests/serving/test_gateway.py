@@ -243,6 +243,35 @@ def test_tampered_model_is_refused_and_the_champion_keeps_serving(served: Path) 
             model_file.write_bytes(original)
 
 
+def test_a_challenger_that_breaks_loading_unexpectedly_leaves_the_gateway_following_the_store(
+    served: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading v2 raises an error no code path expects (patched in: no real model fails this way on
+    demand). The gateway records it, serves v1, and still applies the store's next change."""
+    from shipyard.serving import runtime
+
+    real_load = runtime.load
+    broken = {"churn/2": 1}  # the first load of v2 breaks
+
+    def load(version: Any, *args: Any, **kwargs: Any) -> Any:
+        if broken.get(version.subject, 0) > 0:
+            broken[version.subject] -= 1
+            raise RuntimeError("unpickling hit a bug")
+        return real_load(version, *args, **kwargs)
+
+    monkeypatch.setattr(runtime, "load", load)
+    with Server(served) as server, httpx.Client() as client, Shipyard.open(served, actor="rui", env={}) as service:
+        service.store.set_deployment(actor="rui", model="churn", challenger=2, mode="canary", weight=0.5)
+        wait_for(lambda: ("churn", 2) in server.gateway.failures)
+        assert server.gateway.failures[("churn", 2)] == "RuntimeError: unpickling hit a bug"
+        answers = {predict(client, server.url, {"instances": [ROW]}).json()["version"] for _ in range(20)}
+        assert answers == {1}
+        service.store.set_deployment(actor="rui", model="churn", challenger=2, mode="canary", weight=1.0)
+        wait_for(lambda: server.gateway.routes["churn"].challenger is not None)
+        assert predict(client, server.url, {"instances": [ROW]}).json()["version"] == 2
+        assert ("churn", 2) not in server.gateway.failures
+
+
 def test_bearer_tokens(served: Path) -> None:
     with Shipyard.open(served, actor="rui", env={}) as service:
         token = service.create_token("dashboard")

@@ -188,6 +188,8 @@ class Gateway:
                 await self.reload()
             except ShipyardError as exc:
                 log.warning("deployment reload failed, serving the previous state: %s", exc.message)
+            except Exception:  # a bug in one reload must not stop the gateway from following the store
+                log.exception("deployment reload failed, serving the previous state")
 
     async def _every(self, seconds: float, work: Callable[[], object], what: str) -> None:
         """Run blocking store work off the event loop on a timer; a failed pass is logged and the next one tries again."""
@@ -282,6 +284,10 @@ class Gateway:
         except ShipyardError as exc:
             self.failures[(name, version)] = exc.message
             log.error("cannot load %s/%s: %s", name, version, exc.message)
+            return None
+        except Exception as exc:  # a model that breaks loading in a way nobody foresaw: the others keep serving
+            self.failures[(name, version)] = f"{type(exc).__name__}: {exc}"
+            log.exception("cannot load %s/%s", name, version)
             return None
         self.failures.pop((name, version), None)
         self.metrics.load_seconds.labels(name, str(version)).set(loaded.load_seconds)
