@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from shipyard.examples.churn.generator import SAMPLE_CUSTOMER
 from shipyard.service import Shipyard
 from shipyard.serving.app import create_app
 from shipyard.serving.gateway import Gateway, GatewayConfig
+from shipyard.serving.inputs import Decoded
+from shipyard.serving.runtime import LoadedModel
 from shipyard.serving.server import BackgroundServer, free_port
 
 ROW = SAMPLE_CUSTOMER
@@ -100,3 +103,27 @@ def wait_for(condition: Any, timeout: float = 30.0, every: float = 0.05) -> None
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(every)
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """The predict thread a Batcher hands calls to, counting the calls it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.calls = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.calls += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def submit_one(loaded: LoadedModel, executor: ThreadPoolExecutor, decoded: Decoded) -> tuple[list[int], list[float]]:
+    """One request through a real Batcher on its own, as a lone client's request arrives."""
+    from shipyard.serving.batching import Batcher
+
+    batcher = Batcher(loaded, executor=executor)
+    batcher.start()
+    try:
+        return await batcher.submit(decoded, request_id="r", routing="champion", received_at=0.0)
+    finally:
+        await batcher.stop()

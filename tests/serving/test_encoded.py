@@ -107,6 +107,30 @@ def test_what_cannot_be_matched_exactly_is_left_to_scikit_learn(make: Any) -> No
     assert EncodedForest.of(make()) is None
 
 
+def test_a_lone_request_the_walk_declines_goes_to_the_predict_thread() -> None:
+    """The walk answers a lone row on the event loop; a row only scikit-learn may judge must not block it there."""
+    import asyncio
+
+    from harness import CountingExecutor, submit_one
+
+    from shipyard.serving.batching import ModelFailed
+
+    model = pipeline(OneHotEncoder(handle_unknown="error"))
+    loaded = LoadedModel(
+        name="churn", version=1, model=model, schema=SCHEMA, load_seconds=0.0, encoded=encoded_model(model, SCHEMA, example())
+    )
+    assert loaded.quick(1)
+    row = customers(1, seed=4)
+    executor = CountingExecutor()
+    _, scores = asyncio.run(submit_one(loaded, executor, Decoded(columns={n: row[n].tolist() for n in TYPES}, rows=1)))
+    assert executor.calls == 0 and scores == model.predict_proba(row.drop(columns=["churned"]))[:, 1].tolist()
+    row.loc[0, "contract_type"] = "lifetime"
+    with pytest.raises(ModelFailed, match="Found unknown categories"):
+        asyncio.run(submit_one(loaded, executor, Decoded(columns={n: row[n].tolist() for n in TYPES}, rows=1)))
+    executor.shutdown()
+    assert executor.calls == 1
+
+
 def test_a_passthrough_value_that_is_not_a_number_goes_to_scikit_learn() -> None:
     encoded = encoded_model(pipeline(), SCHEMA, example())
     assert encoded is not None

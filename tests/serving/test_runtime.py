@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from harness import CountingExecutor, submit_one
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -111,23 +111,12 @@ def test_the_trial_rows_come_from_the_input_example_logged_with_the_model(tmp_pa
     assert _example(tmp_path, SCHEMA) == {"age": [1.0], "income": [1.0], "score": [1.0]}
 
 
-class CountingExecutor(ThreadPoolExecutor):
-    def __init__(self) -> None:
-        super().__init__(max_workers=1)
-        self.calls = 0
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        self.calls += 1
-        return super().submit(fn, *args, **kwargs)
-
-
 @pytest.mark.parametrize(("make", "hops"), [(lambda: HistGradientBoostingClassifier(max_iter=20), 0), (LogisticRegression, 1)])
 def test_a_lone_request_skips_the_thread_only_where_the_model_answers_in_a_moment(make: Any, hops: int) -> None:
     """The walked trees answer one row faster than a thread hands the call over; other models keep the thread."""
     import asyncio
     import json
 
-    from shipyard.serving.batching import Batcher
     from shipyard.serving.inputs import decode_v1
 
     frame, y = training()
@@ -137,17 +126,7 @@ def test_a_lone_request_skips_the_thread_only_where_the_model_answers_in_a_momen
     )
     executor = CountingExecutor()
     row = {"age": 40, "income": 55.0, "score": 0.5}
-
-    async def one() -> tuple[list[int], list[float]]:
-        batcher = Batcher(loaded, executor=executor)
-        batcher.start()
-        try:
-            decoded = decode_v1(json.dumps({"instances": [row]}).encode(), SCHEMA)
-            return await batcher.submit(decoded, request_id="r", routing="champion", received_at=0.0)
-        finally:
-            await batcher.stop()
-
-    _, scores = asyncio.run(one())
+    _, scores = asyncio.run(submit_one(loaded, executor, decode_v1(json.dumps({"instances": [row]}).encode(), SCHEMA)))
     executor.shutdown()
     expected = model.predict_proba(pd.DataFrame([row]).astype({"age": "int64"}))[:, 1]
     assert executor.calls == hops and np.allclose(scores, expected, rtol=1e-12, atol=0)

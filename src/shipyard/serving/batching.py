@@ -123,9 +123,11 @@ class Batcher:
     async def _predict(self, jobs: list[Job]) -> None:
         try:
             answer = await self._call(jobs)
-        except Exception:
-            # One bad request must not fail its neighbours: score them one by one.
-            await self._isolate(jobs)
+        except Exception as exc:
+            if len(jobs) == 1:
+                self._fail([(jobs[0], exc)])  # alone, it has no neighbours to spare: the same call would fail again
+            else:
+                await self._isolate(jobs)  # one bad request must not fail its neighbours: score them one by one
             return
         self._answer(jobs, *answer)
 
@@ -159,13 +161,17 @@ class Batcher:
 
     async def _call(self, jobs: list[Job]) -> tuple[dict[str, Any], np.ndarray, np.ndarray, float]:
         columns = batch_columns([job.decoded for job in jobs], self.loaded.schema)
-        # A lone request on a model that answers it in a fraction of a millisecond: handing the
-        # call to a thread and back would cost more than the call, so it runs here.
-        if self.executor is None or (len(jobs) == 1 and self.loaded.quick(jobs[0].decoded.rows)):
-            predictions, scores, model_seconds = self.loaded.timed_predict(columns)
-        else:
-            loop = asyncio.get_running_loop()
-            predictions, scores, model_seconds = await loop.run_in_executor(self.executor, self.loaded.timed_predict, columns)
+        answered = None
+        if self.executor is None:
+            answered = self.loaded.timed_predict(columns)
+        elif len(jobs) == 1 and self.loaded.quick(jobs[0].decoded.rows):
+            # A lone request on a model that answers it in a fraction of a millisecond: handing the call
+            # to a thread and back would cost more than the call, so it runs here, unless its values need
+            # scikit-learn's own (slow) path after all: then it goes to the thread like any batch.
+            answered = self.loaded.timed_predict(columns, fast_only=True)
+        if answered is None:
+            answered = await asyncio.get_running_loop().run_in_executor(self.executor, self.loaded.timed_predict, columns)
+        predictions, scores, model_seconds = answered
         return columns, predictions, scores, model_seconds
 
     async def _isolate(self, jobs: list[Job]) -> None:
@@ -174,11 +180,18 @@ class Batcher:
             try:
                 await self._predict_one(job)
             except Exception as exc:
-                failed.append(job)
-                if not job.future.done():
-                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    job.future.set_exception(ModelFailed(f"{type(exc).__name__}: {reason}"))
-        if failed and self.on_batch is not None:
+                failed.append((job, exc))
+        if failed:
+            self._fail(failed)
+
+    def _fail(self, failures: list[tuple[Job, Exception]]) -> None:
+        """Answer each job with its model error, then tell bookkeeping which requests failed."""
+        for job, exc in failures:
+            if not job.future.done():
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                job.future.set_exception(ModelFailed(f"{type(exc).__name__}: {reason}"))
+        failed = [job for job, _ in failures]
+        if self.on_batch is not None:
             self.on_batch(
                 BatchDone(
                     loaded=self.loaded,

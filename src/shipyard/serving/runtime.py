@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from shipyard.domain.entities import ModelVersion
 from shipyard.domain.errors import BackendUnavailable
@@ -37,8 +37,16 @@ class LoadedModel:
     def key(self) -> tuple[str, int]:
         return (self.name, self.version)
 
-    def predict(self, columns: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and positive-class scores for a batch given column by column (as `batch_columns` types them)."""
+    @overload
+    def predict(self, columns: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]: ...
+    @overload
+    def predict(self, columns: dict[str, Any], *, fast_only: bool) -> tuple[np.ndarray, np.ndarray] | None: ...
+
+    def predict(self, columns: dict[str, Any], *, fast_only: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+        """Labels and positive-class scores for a batch given column by column (as `batch_columns` types them).
+
+        ``fast_only``: None instead of a call to scikit-learn on a frame, when the fast path declines the batch.
+        """
         import numpy as np
 
         proba = None
@@ -48,6 +56,8 @@ class LoadedModel:
         elif self.encoded is not None:
             proba = self.encoded.predict_proba(columns)  # None: a value only scikit-learn may judge
         if proba is None:
+            if fast_only:
+                return None
             proba = np.asarray(self.model.predict_proba(frame_of(columns)))
         scores = proba[:, 1] if proba.ndim == 2 and proba.shape[1] == 2 else proba.max(axis=1)
         return (scores >= 0.5).astype(np.int64), scores.astype(np.float64)
@@ -58,11 +68,18 @@ class LoadedModel:
             return self.encoded.forest.walks(rows)
         return self.on_arrays is not None and self.on_arrays.walks(rows)
 
-    def timed_predict(self, columns: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]:
+    @overload
+    def timed_predict(self, columns: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]: ...
+    @overload
+    def timed_predict(self, columns: dict[str, Any], *, fast_only: bool) -> tuple[np.ndarray, np.ndarray, float] | None: ...
+
+    def timed_predict(self, columns: dict[str, Any], *, fast_only: bool = False) -> tuple[np.ndarray, np.ndarray, float] | None:
         """`predict` and the CPU seconds it took on this thread: unlike wall time, not inflated by other threads."""
         started = time.thread_time()
-        labels, scores = self.predict(columns)
-        return labels, scores, time.thread_time() - started
+        answered = self.predict(columns, fast_only=fast_only)
+        if answered is None:
+            return None
+        return *answered, time.thread_time() - started
 
 
 NUMERIC = frozenset({"double", "float", "long", "integer"})
