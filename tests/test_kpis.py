@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from factories import register
 from shipyard import kpis
+from shipyard.domain.durations import parse_duration
 from shipyard.domain.errors import InvalidSpec
 from shipyard.domain.governance import Approval, GateReport, Outcome, RuleResult
 from shipyard.domain.stages import Stage
@@ -107,17 +108,24 @@ def names(found: kpis.Kpis) -> set[str]:
         ("2w", timedelta(weeks=2)),
         (" 7D ", timedelta(days=7)),
         ("45s", timedelta(seconds=45)),
+        ("1.5d", timedelta(hours=36)),
     ],
 )
-def test_parse_since_reads_a_number_and_a_unit(text_: str, expected: timedelta) -> None:
-    assert kpis.parse_since(text_) == expected
+def test_a_duration_is_a_number_and_a_unit(text_: str, expected: timedelta) -> None:
+    assert parse_duration(text_, unit_required=True) == expected.total_seconds()
 
 
-@pytest.mark.parametrize("text_", ["", "30", "d", "-1d", "1.5d", "0d", "30 days", "3y", "d30"])
-def test_parse_since_refuses_anything_else_naming_value_and_form(text_: str) -> None:
+@pytest.mark.parametrize("text_", ["", "30", "d", "-1d", "0d", "0.0h", "30 days", "3y", "d30", "1e3s"])
+def test_anything_else_is_refused_naming_value_and_form(text_: str) -> None:
     with pytest.raises(InvalidSpec) as caught:
-        kpis.parse_since(text_)
+        parse_duration(text_, unit_required=True)
     assert repr(text_) in caught.value.message and "30d" in caught.value.message
+
+
+def test_a_bare_number_is_seconds_where_no_unit_is_required() -> None:
+    assert parse_duration("30") == 30.0 and parse_duration("2.5") == 2.5 and parse_duration("5m") == 300.0
+    with pytest.raises(InvalidSpec, match="a bare number is seconds"):
+        parse_duration("soon")
 
 
 def test_percentile_interpolates_between_ranks() -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from shipyard.domain.errors import ShipyardError
+from shipyard.domain.errors import InvalidSpec, ShipyardError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -570,12 +570,12 @@ def token(ctx: typer.Context, name: str) -> None:
 
 
 def _duration(text: str) -> float:
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
-    value = text.strip()
+    from shipyard.domain.durations import parse_duration
+
     try:
-        return float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a duration; expected e.g. 30s, 5m or 1h") from None
+        return parse_duration(text)
+    except InvalidSpec as exc:
+        raise typer.BadParameter(exc.message) from None
 
 
 def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:

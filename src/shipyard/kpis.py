@@ -37,7 +37,7 @@ import re
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shipyard.domain.entities import ModelVersion, StageChange
@@ -46,27 +46,14 @@ from shipyard.domain.governance import Approval
 from shipyard.domain.stages import Stage
 
 if TYPE_CHECKING:
-    # Only a type here: importing this module (say, for parse_since) stays free of SQLAlchemy.
+    # Only a type here: importing this module stays free of SQLAlchemy.
     from shipyard.store.repository import Store
 
 # What evidence.collect stores and the gates' rules read: metrics, lineage, data validation, fairness, robustness.
 REQUIRED_EVIDENCE = ("metrics", "lineage", "data_validation", "fairness", "robustness")
 FAILED_ROLLOUT = ("rolled_back", "aborted")
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _ROLLBACK = re.compile(r"roll[\s-]?back", re.IGNORECASE)
-
-
-def parse_since(text: str) -> timedelta:
-    """A window length such as ``30d``, ``12h``, ``90m`` or ``2w``."""
-    found = _SINCE.match(text)
-    if found is None or int(found.group(1)) == 0:
-        raise InvalidSpec(
-            f"invalid time window {text!r}; expected a positive whole number and a unit, like 30d, 12h, 90m or 2w",
-            hint="Units: s (seconds), m (minutes), h (hours), d (days), w (weeks).",
-        )
-    return timedelta(seconds=int(found.group(1)) * _UNITS[found.group(2).lower()])
 
 
 def percentile(values: Iterable[float], fraction: float) -> float | None:
@@ -373,4 +360,4 @@ def compute(
     )
 
 
-__all__ = ["REQUIRED_EVIDENCE", "Durations", "Kpis", "compute", "parse_since"]
+__all__ = ["REQUIRED_EVIDENCE", "Durations", "Kpis", "compute"]

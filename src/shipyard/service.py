@@ -537,12 +537,14 @@ class Shipyard:
         return trace(self, request_id)
 
     def kpis(self, since: str = "30d") -> Kpis:
-        from datetime import UTC, datetime
+        from datetime import UTC, datetime, timedelta
 
         from shipyard import kpis
+        from shipyard.domain.durations import parse_duration
 
         now = datetime.now(UTC)
-        return kpis.compute(self.store, since=now - kpis.parse_since(since), now=now, commit_time=self._commit_time)
+        window = timedelta(seconds=parse_duration(since, unit_required=True))
+        return kpis.compute(self.store, since=now - window, now=now, commit_time=self._commit_time)
 
     def _commit_time(self, commit: str) -> datetime | None:
         """When a commit was made, if the project's git repository has it."""
