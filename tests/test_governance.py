@@ -269,6 +269,21 @@ def test_register_adopts_an_existing_run(trained_project: Path) -> None:
     assert evidence is not None and 0.5 < evidence["metrics"]["holdout"]["roc_auc"] < 1
     assert "model_card.md" in evidence["artifacts"]
     assert evidence["robustness"]["probes"]["unseen_categories"]["ok"] is True  # it ignores string columns
+    # Monitoring and lineage treat it as a trained version: a reference profile, and OpenLineage events.
+    from shipyard.lineage import read_events
+    from shipyard.loop import reference_profile
+
+    with svc(trained_project, "val") as service:
+        version = service.store.get_version("churn", adopted["version"]["version"])
+        profile = reference_profile(service, version)
+        events = read_events(service.settings.lineage_dir)
+    assert set(profile.features) == set(features) and profile.score is not None
+    parent = next(e for e in events if e["job"]["name"] == "churn.adopt" and e["eventType"] == "COMPLETE")
+    parent_id = parent["run"]["runId"]
+    steps = [e for e in events if e["run"].get("facets", {}).get("parent", {}).get("run", {}).get("runId") == parent_id]
+    assert [(e["job"]["name"], e["eventType"]) for e in steps][-1] == ("churn.register", "COMPLETE")
+    (output,) = steps[-1]["outputs"]
+    assert output["name"] == "models/churn" and output["facets"]["version"]["datasetVersion"] == str(version.version)
 
 
 # -- real data: the arrests example -------------------------------------------------------

@@ -75,7 +75,7 @@ def reference_profile(service: Shipyard, version: ModelVersion) -> Profile:
         except NotFound as exc:
             raise NotFound(
                 f"{version.subject} has no reference profile ({exc.message})",
-                hint="Versions trained by `shipyard pipeline run` carry one; train the model again to monitor it.",
+                hint="Versions from `shipyard pipeline run` or `shipyard register` carry one; register it again.",
             ) from exc
     return load_profile(path)
 
