@@ -245,7 +245,7 @@ class Traffic:
     def state(self) -> str:
         """The clients and the gateway, for a demo that has to give up."""
         errors = ", ".join(f"{n}× {what}" for what, n in self.errors.items())
-        failed = "; ".join(f"{m}/{v}: {why}" for (m, v), why in self.gateway.failures.items())
+        failed = "; ".join(f"{m}/{v}: {why}" for (m, v), why in dict(self.gateway.failures).items())
         served = ", ".join(
             f"{name} v{r.champion.loaded.version}" + (f" + v{r.challenger.loaded.version}" if r.challenger else "")
             for name, r in self.gateway.routes.items()
@@ -302,9 +302,8 @@ class Traffic:
 
         try:
             asyncio.run(main())
-        except Exception as exc:  # the demo notices at its next wait and says why
+        except Exception as exc:  # the demo's next wait, or its report, says so
             self.stopped = f"{type(exc).__name__}: {exc}"
-            raise
 
     def report(self, console: Console) -> None:
         import statistics
@@ -314,6 +313,7 @@ class Traffic:
         rows = read_log(self.log_dir, model="churn").num_rows
         ok = self.statuses.count(200)
         errors = "".join(f"; no answer: {n}× {what}" for what, n in self.errors.items())
+        errors += f"; the clients stopped early: {self.stopped}" if self.stopped else ""
         console.print(
             f"\n   Clients: {ok}/{len(self.statuses)} requests answered 200 through every rollout, median latency "
             f"{statistics.median(self.latencies):.1f} ms; prediction log: {rows} rows under {self.log_dir}{errors}",
