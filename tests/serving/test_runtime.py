@@ -130,3 +130,41 @@ def test_a_lone_request_skips_the_thread_only_where_the_model_answers_in_a_momen
     executor.shutdown()
     expected = model.predict_proba(pd.DataFrame([row]).astype({"age": "int64"}))[:, 1]
     assert executor.calls == hops and np.allclose(scores, expected, rtol=1e-12, atol=0)
+
+
+def test_a_bookkeeping_failure_costs_no_answer_and_does_not_stop_the_batcher(caplog: pytest.LogCaptureFixture) -> None:
+    """Metrics and the prediction log run after the answers: if they raise, the requests still succeed,
+    the error is logged, and the next batches are served."""
+    import asyncio
+
+    from shipyard.serving.batching import BatchDone, Batcher
+    from shipyard.serving.inputs import Decoded
+
+    frame, y = training()
+    model = LogisticRegression().fit(frame, y)
+    loaded = LoadedModel(name="m", version=1, model=model, schema=SCHEMA, load_seconds=0.0)
+    booked: list[int] = []
+
+    def bookkeep(done: BatchDone) -> None:
+        booked.append(len(done.jobs))
+        if len(booked) == 1:
+            raise RuntimeError("the log is full")
+
+    rows = [{"age": [40], "income": [55.0], "score": [0.5]}, {"age": [70], "income": [20.0], "score": [0.1]}]
+
+    async def two_in_turn() -> list[tuple[list[int], list[float]]]:
+        batcher = Batcher(loaded, executor=None, on_batch=bookkeep)
+        batcher.start()
+        try:
+            return [
+                await batcher.submit(Decoded(columns=row, rows=1), request_id=f"r{i}", routing="champion", received_at=0.0)
+                for i, row in enumerate(rows)
+            ]
+        finally:
+            await batcher.stop()
+
+    answers = asyncio.run(asyncio.wait_for(two_in_turn(), 30))  # a dead batcher would leave the second waiting
+    expected = [model.predict_proba(pd.DataFrame(row))[0, 1] for row in rows]
+    assert [a[1][0] for a in answers] == pytest.approx(expected, rel=1e-12)
+    assert booked == [1, 1]
+    assert "bookkeeping of a batch of ('m', 1) failed" in caplog.text and "the log is full" in caplog.text

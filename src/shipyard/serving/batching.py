@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from shipyard.serving.runtime import LoadedModel
+
+log = logging.getLogger("shipyard.serving")
 
 
 class ModelFailed(Exception):
@@ -118,7 +121,13 @@ class Batcher:
                 await asyncio.sleep(self.max_wait)
             jobs = self._take()
             self._last_jobs = len(jobs)
-            await self._predict(jobs)
+            try:
+                await self._predict(jobs)
+            except Exception:  # a bug past the model's call must cost these requests, not every later one
+                log.exception("answering a batch of %s failed", self.loaded.key)
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(ModelFailed("the gateway failed to answer this batch (see its log)"))
 
     async def _predict(self, jobs: list[Job]) -> None:
         try:
@@ -146,18 +155,26 @@ class Batcher:
             if not job.future.done():
                 job.future.set_result((predictions[offset:end].tolist(), scores[offset:end].tolist()))
             offset = end
-        if self.on_batch is not None:
-            self.on_batch(
-                BatchDone(
-                    loaded=self.loaded,
-                    jobs=jobs,
-                    columns=columns,
-                    predictions=predictions,
-                    scores=scores,
-                    model_seconds=model_seconds,
-                    failed=[],
-                )
+        self._bookkeep(
+            BatchDone(
+                loaded=self.loaded,
+                jobs=jobs,
+                columns=columns,
+                predictions=predictions,
+                scores=scores,
+                model_seconds=model_seconds,
+                failed=[],
             )
+        )
+
+    def _bookkeep(self, done: BatchDone) -> None:
+        """Hand a batch to bookkeeping (metrics, prediction log) once its requests have their answers."""
+        if self.on_batch is None:
+            return
+        try:
+            self.on_batch(done)
+        except Exception:  # the answers are out: a bookkeeping bug is logged, never turned into a failed request
+            log.exception("bookkeeping of a batch of %s failed", self.loaded.key)
 
     async def _call(self, jobs: list[Job]) -> tuple[dict[str, Any], np.ndarray, np.ndarray, float]:
         columns = batch_columns([job.decoded for job in jobs], self.loaded.schema)
@@ -190,19 +207,17 @@ class Batcher:
             if not job.future.done():
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 job.future.set_exception(ModelFailed(f"{type(exc).__name__}: {reason}"))
-        failed = [job for job, _ in failures]
-        if self.on_batch is not None:
-            self.on_batch(
-                BatchDone(
-                    loaded=self.loaded,
-                    jobs=[],
-                    columns=None,
-                    predictions=None,
-                    scores=None,
-                    model_seconds=0.0,
-                    failed=failed,
-                )
+        self._bookkeep(
+            BatchDone(
+                loaded=self.loaded,
+                jobs=[],
+                columns=None,
+                predictions=None,
+                scores=None,
+                model_seconds=0.0,
+                failed=[job for job, _ in failures],
             )
+        )
 
     async def _predict_one(self, job: Job) -> None:
         self._answer([job], *await self._call([job]))
