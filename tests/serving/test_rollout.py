@@ -243,22 +243,28 @@ def test_a_rollout_can_override_its_thresholds_and_keeps_them(champion_and_candi
 
 def test_a_step_starved_of_traffic_fails_and_rolls_back_after_max_wait(champion_and_candidate: Path) -> None:
     """No gateway runs here, so no challenger request ever comes: the rollout must not wait forever."""
-    import time
+    from datetime import timedelta
+
+    from shipyard.rollout import reconcile
 
     root = champion_and_candidate
     with svc(root, "rui") as service:
-        service.start_rollout("churn", 2, steps=[25, 100], checks={"max_wait": 1.5})
-        time.sleep(1.1)  # past the interval (1 s), not yet past max_wait: still waiting, nothing recorded
-        assert service.reconcile_rollouts() == []
-        time.sleep(0.5)
-        (failed,) = service.reconcile_rollouts()
+        rollout = service.start_rollout("churn", 2, steps=[25, 100], checks={"max_wait": 120})
+
+        def after(seconds: float) -> list[Any]:  # one controller pass, that many seconds into the current step
+            now = rollout.step_started_at + timedelta(seconds=seconds)
+            return reconcile(service.store, service.settings.predictions_dir, actor="rui", now=now)
+
+        assert after(60) == []  # past the interval (1 s), within max_wait: still waiting, nothing recorded
+        (failed,) = after(121)
         assert failed.action == "fail" and failed.rollout.state == "running"
         assert failed.analysis is not None
         starved = {c.name: c for c in failed.analysis.checks}
         assert not starved["challenger requests"].passed and starved["challenger requests"].observed == 0
-        assert "≥ 100 within 1.5 s" in starved["challenger requests"].threshold
-        time.sleep(1.6)  # a fresh window after the failure; the second one reaches the failure limit
-        (rolled_back,) = service.reconcile_rollouts()
+        assert starved["challenger requests"].threshold == "≥ 100 within 120 s (waited 121 s)"
+        rollout = failed.rollout  # a fresh window after the failure; the second one reaches the failure limit
+        assert after(60) == []
+        (rolled_back,) = after(121)
         assert rolled_back.rollout.state == "rolled_back" and service.deployments()[0].challenger is None
         events = [e.action for e in service.audit_log("churn") if e.action.startswith("rollout.")]
     assert events == ["rollout.started", "rollout.fail", "rollout.rollback"]
