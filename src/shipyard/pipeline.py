@@ -24,7 +24,7 @@ from shipyard.config import ModelSpec, Settings
 from shipyard.domain.entities import ModelVersion
 from shipyard.domain.errors import InvalidSpec, NotFound, ShipyardError
 from shipyard.evidence import Champion, Lineage
-from shipyard.lineage import DatasetRef, LineageEmitter
+from shipyard.lineage import DatasetRef, LineageEmitter, StepRun
 from shipyard.policy.spec import EMPTY as EMPTY_POLICY
 from shipyard.policy.spec import Policy, load_policy
 from shipyard.registry import MODEL_ARTIFACT, Registry
@@ -390,7 +390,9 @@ def _register(
     schema: dict[str, Any],
     git: GitInfo,
     how: str,
+    step: StepRun,
 ) -> ModelVersion:
+    """Register the version in MLflow and the store; ``step`` (its lineage run) gets the version as output."""
     spec = settings.model(model_name)
     actor = settings.actor
     number = registry.register_version(
@@ -400,7 +402,7 @@ def _register(
         description=spec.description,
         tags={"shipyard.registered_by": actor, "shipyard.data.fingerprint": prepared.dataset.fingerprint},
     )
-    return store.register_version(
+    version = store.register_version(
         actor=actor,
         model=model_name,
         owner=spec.owner,
@@ -422,6 +424,9 @@ def _register(
         schema=schema,
         files_sha256=registry.file_digests(source),
     )
+    step.add_output(model_ref(settings, version))
+    step.add_facet("shipyard_training", {"mlflow_run_id": run_id, "git_commit": git.commit or ""})
+    return version
 
 
 def run(
@@ -528,9 +533,8 @@ def run(
                 schema=schema,
                 git=git,
                 how="trained",
+                step=step,
             )
-            step.add_output(model_ref(settings, version))
-            step.add_facet("shipyard_training", {"mlflow_run_id": run_id, "git_commit": git.commit or ""})
     return PipelineResult(
         version=version,
         run_id=run_id,
@@ -602,9 +606,8 @@ def adopt(
                 schema=schema,
                 git=git,
                 how="adopted",
+                step=step,
             )
-            step.add_output(model_ref(settings, version))
-            step.add_facet("shipyard_training", {"mlflow_run_id": run_id, "git_commit": commit or ""})
     return PipelineResult(
         version=version,
         run_id=run_id,
