@@ -98,36 +98,14 @@ def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> 
             threshold=f"≤ {checks.get('max_error_increase', 0.02)}",
         )
     )
-    limit = checks.get("max_latency_factor", 3.0)
-    # A factor alone would fail a challenger answering in 0.6 ms against 0.2: slower by less than
-    # LATENCY_SLACK_MS passes whatever the factor (noise, a cold first call, nothing a client notices).
-    threshold = f"≤ {limit}× or under {LATENCY_SLACK_MS:g} ms slower"
-    p95_challenger = float(np.percentile(latency[challenger & ok], 95)) if (challenger & ok).any() else float("inf")
-    p95_champion = float(np.percentile(latency[champion & ok], 95)) if (champion & ok).any() else float("inf")
-    factor = p95_challenger / max(p95_champion, 1e-6)
-    results.append(
-        Check(
-            name="p95 latency factor",
-            passed=factor <= limit or p95_challenger - p95_champion < LATENCY_SLACK_MS,
-            observed=round(factor, 3) if np.isfinite(factor) else "no successful request",
-            threshold=threshold,
-        )
-    )
+    limit = float(checks.get("max_latency_factor", 3.0))
+    results.append(slower("p95 latency factor", latency[challenger & ok], latency[champion & ok], limit))
     # The versions share one process, so end-to-end latency blurs who is slow: a CPU-heavy challenger
     # delays the champion's answers too. The model's own time per batch (CPU time on its thread) does not.
     own_challenger = model_ms[challenger & ok & ~np.isnan(model_ms)]
     own_champion = model_ms[champion & ok & ~np.isnan(model_ms)]
     if len(own_challenger) and len(own_champion):  # logs from before model times were recorded have none
-        slow, fast = float(np.percentile(own_challenger, 95)), float(np.percentile(own_champion, 95))
-        own = slow / max(fast, 1e-6)
-        results.append(
-            Check(
-                name="p95 model time factor",
-                passed=own <= limit or slow - fast < LATENCY_SLACK_MS,
-                observed=round(own, 3),
-                threshold=threshold,
-            )
-        )
+        results.append(slower("p95 model time factor", own_challenger, own_champion, limit))
     a, b = score[champion & ok], score[challenger & ok]
     divergence = psi_excess(a, b) if len(a) and len(b) else float("inf")
     results.append(
@@ -148,6 +126,25 @@ def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> 
         checks=tuple(results),
         challenger_requests=n_challenger,
         champion_requests=n_champion,
+    )
+
+
+def slower(name: str, challenger: np.ndarray, champion: np.ndarray, limit: float) -> Check:
+    """The challenger's p95 (milliseconds) over the champion's, within ``limit``.
+
+    A factor alone would fail a challenger answering in 0.6 ms against 0.2: slower by less than
+    LATENCY_SLACK_MS passes whatever the factor (noise, a cold first call, nothing a client notices).
+    """
+    import numpy as np
+
+    slow = float(np.percentile(challenger, 95)) if len(challenger) else float("inf")
+    fast = float(np.percentile(champion, 95)) if len(champion) else float("inf")
+    factor = slow / max(fast, 1e-6)
+    return Check(
+        name=name,
+        passed=factor <= limit or slow - fast < LATENCY_SLACK_MS,
+        observed=round(factor, 3) if np.isfinite(factor) else "no successful request",
+        threshold=f"≤ {limit}× or under {LATENCY_SLACK_MS:g} ms slower",
     )
 
 
