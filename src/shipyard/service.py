@@ -480,14 +480,17 @@ class Shipyard:
             known = ", ".join(RolloutChecks.model_fields)
             raise InvalidSpec(f"bad rollout check override: {problems}", hint=f"Checks: {known}.") from exc
 
-    def rollout_status(self, model: str) -> tuple[Rollout | None, Analysis | None]:
-        """The latest rollout of a model, and a live judgement of its current step when it is active."""
+    def rollout_status(self, model: str, *, judge: bool = True) -> tuple[Rollout | None, Analysis | None]:
+        """The latest rollout of a model, and a live judgement of its current step when it is active.
+
+        ``judge=False`` skips the judgement (it reads the step's prediction log): for a caller polling the state.
+        """
         from shipyard.rollout import analyze
 
         self.store.get_model(model)
         rollouts = self.store.rollouts(model)
         latest = rollouts[-1] if rollouts else None
-        active = latest is not None and latest.active
+        active = judge and latest is not None and latest.active
         analysis = analyze(self.settings.predictions_dir, latest, self.settings.labels_dir) if latest and active else None
         return latest, analysis
 

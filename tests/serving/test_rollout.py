@@ -256,6 +256,9 @@ def test_a_step_starved_of_traffic_fails_and_rolls_back_after_max_wait(champion_
             return reconcile(service.store, service.settings.predictions_dir, actor="rui", now=now)
 
         assert after(60) == []  # past the interval (1 s), within max_wait: still waiting, nothing recorded
+        live = service.rollout_status("churn")[1]
+        assert live is not None and live.passed is None  # waiting for traffic
+        assert service.rollout_status("churn", judge=False) == (service.store.rollouts("churn")[-1], None)
         (failed,) = after(121)
         assert failed.action == "fail" and failed.rollout.state == "running"
         assert failed.analysis is not None
