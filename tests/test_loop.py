@@ -15,8 +15,8 @@ import yaml
 
 from conftest import PRINCIPALS
 from shipyard.domain.errors import InvalidSpec, NotFound
+from shipyard.predlog import PredictionLog
 from shipyard.service import Shipyard
-from shipyard.serving.predlog import PredictionLog
 from test_cli import run
 
 MONITOR = "shipyard.monitor"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from shipyard.domain.rollouts import Rollout
+from shipyard.predlog import PredictionLog
 from shipyard.rollout import analyze, psi
-from shipyard.serving.predlog import PredictionLog
 
 
 def rollout(**checks: float) -> Rollout:
@@ -169,7 +169,7 @@ def test_champion_traffic_before_the_rollout_is_not_its_baseline(tmp_path: Path)
 def labels(root: Path, ids: list[str], y: np.ndarray) -> Path:
     import pandas as pd
 
-    from shipyard.monitoring.labels import ingest
+    from shipyard.labels import ingest
 
     path = root / "labels.csv"
     pd.DataFrame({"request_id": ids, "label": y}).to_csv(path, index=False)

@@ -308,7 +308,7 @@ class Traffic:
     def report(self, console: Console) -> None:
         import statistics
 
-        from shipyard.serving.predlog import read_log
+        from shipyard.predlog import read_log
 
         rows = read_log(self.log_dir, model="churn").num_rows
         ok = self.statuses.count(200)
@@ -364,8 +364,6 @@ def _closed_loop(
     """Drift in live traffic → an alert → a governed retrain → gates → a rollout; then the shift ends and the alert resolves."""
     import csv
 
-    from shipyard import loop
-
     console.print("\n[bold]5. The closed loop[/]: prices rise 30% and month-to-month contracts jump to 85% of new customers")
     traffic.shifted = True
     traffic.wait_for(lambda: len(traffic.outcomes) >= SHIFTED, f"{SHIFTED} answers to shifted customers")
@@ -379,7 +377,7 @@ def _closed_loop(
     console.print(
         f"   labels ingest: {ingested.matched} outcomes of shifted customers joined to the prediction log by request id"
     )
-    monitor = loop.as_actor(scientist, "shipyard.monitor")
+    monitor = scientist.as_actor("shipyard.monitor")
     first = _monitor(console, monitor, "monitor run (what a scheduler or `shipyard serve` calls)", last=SHIFTED)
     retrained = next((a for a in first.actions if a["action"] == "retrain" and a["state"] == "done"), None)
     if retrained is None:
@@ -408,10 +406,8 @@ def _closed_loop(
 
 
 def _monitor(console: Console, service: Shipyard, title: str, *, last: int) -> MonitorOutcome:
-    from shipyard import loop
-
     console.print(f"   {title}:")
-    (outcome,) = loop.monitor(service, "churn", last=last)
+    (outcome,) = service.monitor("churn", last=last)
     drift = outcome.run.report.get("drift") or {}
     drifted = drift.get("drifted") or []
     console.print(

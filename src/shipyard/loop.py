@@ -19,7 +19,7 @@ from shipyard.evidence import json_safe
 
 if TYPE_CHECKING:
     from shipyard.domain.entities import ModelVersion
-    from shipyard.monitoring.labels import Ingested
+    from shipyard.labels import Ingested
     from shipyard.monitoring.profile import Profile
     from shipyard.service import Shipyard
 
@@ -81,7 +81,7 @@ def reference_profile(service: Shipyard, version: ModelVersion) -> Profile:
 
 
 def labels_frame(service: Shipyard, model: str) -> Any:
-    from shipyard.monitoring.labels import read_labels
+    from shipyard.labels import read_labels
 
     return read_labels(service.settings.labels_dir, model).to_pandas()
 
@@ -224,8 +224,8 @@ def retraining_data(service: Shipyard, model: str) -> tuple[Path, int]:
     """The configured data plus every logged prediction that has a label, as one Parquet file."""
     import pandas as pd
 
-    from shipyard.pipeline import load_dataset
-    from shipyard.serving.predlog import FEATURE_PREFIX, read_log
+    from shipyard.data import load_dataset
+    from shipyard.predlog import FEATURE_PREFIX, read_log
 
     spec = service.settings.model(model)
     base = load_dataset(service.settings.resolve(spec.data.path)).frame
@@ -278,7 +278,7 @@ def rollback(service: Shipyard, model: str, *, reason: str) -> dict[str, Any]:
 def ingest_labels(
     service: Shipyard, path: Path, *, model: str, entity_key: str | None = None, label_column: str | None = None
 ) -> Ingested:
-    from shipyard.monitoring.labels import ingest
+    from shipyard.labels import ingest
 
     spec = service.settings.model(model)
     service.access.require(service.actor, "monitor", what=f"ingest labels for {model}")

@@ -6,7 +6,6 @@ it the same way every time, so every version carries the same facts.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import subprocess
@@ -21,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard import evidence as evidence_mod
 from shipyard.config import ModelSpec, Settings
+from shipyard.data import Dataset, load_dataset
 from shipyard.domain.entities import ModelVersion
 from shipyard.domain.errors import InvalidSpec, NotFound, ShipyardError
 from shipyard.evidence import Champion, Lineage
 from shipyard.lineage import DatasetRef, LineageEmitter, StepRun
-from shipyard.policy.spec import EMPTY as EMPTY_POLICY
-from shipyard.policy.spec import Policy, load_policy
+from shipyard.policy.spec import policy_for
 from shipyard.registry import MODEL_ARTIFACT, Registry
 from shipyard.store.repository import Store
 
@@ -41,13 +40,6 @@ PROFILE_ARTIFACT = "reference_profile.json"
 
 def no_progress(_step: str) -> AbstractContextManager[object]:
     return nullcontext()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Dataset:
-    frame: pd.DataFrame
-    uri: str
-    fingerprint: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,36 +73,6 @@ class PipelineResult:
             "rows_holdout": self.rows_holdout,
             "seconds": round(self.seconds, 3),
         }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_frame(path: Path, *, what: str = "dataset", hint: str = "Check data.path in shipyard.yaml.") -> pd.DataFrame:
-    """A CSV or Parquet file as a frame; a missing, unreadable or other file is one clear error naming it."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise NotFound(f"{what} {path} does not exist", hint=hint)
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix == ".csv":
-            return pd.read_csv(path)
-    except (ValueError, OSError) as exc:
-        raise InvalidSpec(f"{what} {path} could not be read: {exc}", hint=hint) from exc
-    raise InvalidSpec(f"{what} {path} has suffix {suffix!r}; expected .parquet or .csv", hint=hint)
-
-
-def load_dataset(path: Path) -> Dataset:
-    frame = read_frame(path)
-    return Dataset(frame=frame, uri=path.resolve().as_uri(), fingerprint=sha256_file(path))
 
 
 def feature_columns(spec: ModelSpec, frame: pd.DataFrame, source: str) -> list[str]:
@@ -208,11 +170,6 @@ def _estimator_params(model: Any) -> dict[str, Any]:
         if isinstance(value, (str, int, float, bool)) or value is None:
             params[key[:250]] = value
     return dict(list(sorted(params.items()))[:90])
-
-
-def policy_for(settings: Settings, model_name: str) -> Policy:
-    spec = settings.model(model_name)
-    return load_policy(settings.resolve(spec.policy)) if spec.policy else EMPTY_POLICY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -59,7 +59,7 @@ def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> 
     """
     import numpy as np
 
-    from shipyard.serving.predlog import read_log
+    from shipyard.predlog import read_log
 
     checks = rollout.checks
     table = read_log(
@@ -158,7 +158,7 @@ def online_metric_check(
     import numpy as np
 
     from shipyard.checks.comparison import unpaired_difference
-    from shipyard.monitoring.labels import read_labels
+    from shipyard.labels import read_labels
 
     labels = read_labels(labels_dir, rollout.model)
     if labels.num_rows == 0:

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from shipyard.config import Settings, load_settings
 from shipyard.domain.entities import AuditEvent, AuditVerification, Deployment, Model, ModelVersion, Promotion, StageChange
-from shipyard.domain.errors import Conflict, GateBlocked, InvalidSpec, PermissionDenied, ShipyardError
+from shipyard.domain.errors import Conflict, GateBlocked, InvalidSpec, NotFound, PermissionDenied, ShipyardError
 from shipyard.domain.governance import Approval, GateReport
 from shipyard.domain.stages import Stage, check_transition
 from shipyard.policy.access import Access
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from shipyard.domain.monitoring import Alert
     from shipyard.domain.rollouts import Analysis, Rollout
     from shipyard.kpis import Kpis
+    from shipyard.labels import Ingested
     from shipyard.loop import MonitorOutcome
-    from shipyard.monitoring.labels import Ingested
     from shipyard.pipeline import PipelineResult, StepReporter
     from shipyard.registry import Registry
     from shipyard.rollout import Decision
@@ -101,6 +101,10 @@ class Shipyard:
     @property
     def actor(self) -> str:
         return self.settings.actor
+
+    def as_actor(self, actor: str) -> Shipyard:
+        """The same project, store and registry, acting as someone else (an automated service principal)."""
+        return Shipyard(dataclasses.replace(self.settings, actor=actor), store=self.store, registry=self.registry)
 
     @property
     def access(self) -> Access:
@@ -182,7 +186,7 @@ class Shipyard:
             return self.store.get_version(model, version)
         versions = self.store.list_versions(model)
         if not versions:
-            raise InvalidSpec(f"model {model!r} has no versions yet", hint=f"Run `shipyard pipeline run {model}`.")
+            raise NotFound(f"model {model!r} has no versions yet", hint=f"Run `shipyard pipeline run {model}`.")
         return versions[-1]
 
     def describe(self, model: str, version: int | None = None, *, with_run: bool = True) -> VersionDetail:
@@ -242,7 +246,7 @@ class Shipyard:
         return PromotionOutcome(promotion=promotion, mirrored=error is None, mirror_error=error, gate=report)
 
     def _allow_break_glass(self, model: str) -> None:
-        from shipyard.pipeline import policy_for
+        from shipyard.policy.spec import policy_for
 
         self.access.require(self.actor, "break_glass", what="promote with --break-glass")
         if not policy_for(self.settings, model).break_glass.allowed:
@@ -283,9 +287,10 @@ class Shipyard:
         from shipyard.evidence import stale_reasons
         from shipyard.policy import gate
         from shipyard.policy.rules import GateContext
+        from shipyard.policy.spec import policy_for
 
         spec = self.settings.model(version.model)
-        policy = pipeline.policy_for(self.settings, version.model)
+        policy = policy_for(self.settings, version.model)
         evidence = self.store.evidence(version.model, version.version)
         champion = next(
             (
@@ -313,9 +318,8 @@ class Shipyard:
 
     def approve(self, model: str, version: int, stage: Stage | str, *, comment: str = "", decision: str = "approve") -> Approval:
         """Record a sign-off (or a rejection) for a version's move into a gated stage."""
-        from shipyard.pipeline import policy_for
         from shipyard.policy.access import require_separation
-        from shipyard.policy.spec import ApprovalsRule
+        from shipyard.policy.spec import ApprovalsRule, policy_for
 
         target = Stage.parse(stage) if isinstance(stage, str) else stage
         if target not in GATED:
@@ -384,10 +388,10 @@ class Shipyard:
 
     def gateway(self, config: GatewayConfig) -> Gateway:
         """A gateway over this project's deployments, logging predictions under .shipyard/predictions."""
-        from shipyard.pipeline import policy_for
+        from shipyard.policy.spec import policy_for
+        from shipyard.predlog import PredictionLog
         from shipyard.serving.gateway import Gateway
         from shipyard.serving.metrics import StoreFigures
-        from shipyard.serving.predlog import PredictionLog
 
         log_dir = config.log_dir or self.settings.state_dir / "predictions"
         predlog = PredictionLog(log_dir, sample_rate=config.log_sample, flush_seconds=config.log_flush_seconds)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 def trace(service: Shipyard, request_id: str) -> dict[str, Any]:
     """Every logged answer to the request, each with the chain that put its version in production."""
     from shipyard.evidence import json_safe
-    from shipyard.serving.predlog import FEATURE_PREFIX, find_request
+    from shipyard.predlog import FEATURE_PREFIX, find_request
 
     rows = find_request(service.settings.predictions_dir, request_id)
     if not rows:

@@ -13,8 +13,8 @@ from harness import ROW, ServeProcess, Server, wait_for
 
 from factories import copy_versions
 from shipyard.domain.stages import Stage
+from shipyard.predlog import find_request, read_log
 from shipyard.service import Shipyard
-from shipyard.serving.predlog import find_request, read_log
 
 
 def ship(root: Path, version: int) -> None:

@@ -78,7 +78,7 @@ def read_window(
     log_root: Path, model: str, version: int, *, window: float, last: int | None, now: datetime | None = None
 ) -> Window:
     """The version's logged rows in the last ``window`` seconds, or its last ``last`` rows whenever they came."""
-    from shipyard.serving.predlog import read_log
+    from shipyard.predlog import read_log
 
     end = now or datetime.now(UTC)
     start = None if last is not None else end - timedelta(seconds=window)
@@ -96,7 +96,7 @@ def read_window(
 def features_of(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     import pandas as pd
 
-    from shipyard.serving.predlog import FEATURE_PREFIX
+    from shipyard.predlog import FEATURE_PREFIX
 
     columns = {name: frame[FEATURE_PREFIX + name] for name in profile.features if FEATURE_PREFIX + name in frame.columns}
     return pd.DataFrame(columns, index=frame.index)

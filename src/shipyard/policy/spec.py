@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shipyard.checks.data import ColumnConstraint
-from shipyard.config import format_validation_error
+from shipyard.config import Settings, format_validation_error
 from shipyard.domain.errors import InvalidSpec, NotFound
 
 Severity = Literal["block", "warn"]
@@ -228,3 +228,8 @@ def _rule_locations(text: str) -> str:
         lambda m: f"{m.group(1)} rule {m.group(2)} ({m.group(3)}): ",
         text,
     )
+
+
+def policy_for(settings: Settings, model_name: str) -> Policy:
+    spec = settings.model(model_name)
+    return load_policy(settings.resolve(spec.policy)) if spec.policy else EMPTY

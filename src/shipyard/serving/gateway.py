@@ -27,8 +27,8 @@ from shipyard.serving.inputs import Decoded
 from shipyard.serving.metrics import GatewayMetrics, StoreFigures
 
 if TYPE_CHECKING:
+    from shipyard.predlog import PredictionLog
     from shipyard.registry import Registry
-    from shipyard.serving.predlog import PredictionLog
     from shipyard.serving.runtime import LoadedModel
     from shipyard.store.repository import Store
 

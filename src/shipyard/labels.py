@@ -52,8 +52,8 @@ def ingest(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from shipyard.pipeline import read_frame, sha256_file
-    from shipyard.serving.predlog import FEATURE_PREFIX, read_log
+    from shipyard.data import read_frame, sha256_file
+    from shipyard.predlog import FEATURE_PREFIX, read_log
 
     frame = read_frame(path, what="label file", hint="Pass a CSV or Parquet file with request_id (or an entity key) and label.")
     column = label_column or next((c for c in LABEL_COLUMNS if c in frame.columns), None)

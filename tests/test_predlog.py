@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from shipyard.serving.predlog import PredictionLog, base_schema, find_request, read_log
+from shipyard.predlog import PredictionLog, base_schema, find_request, read_log
 
 # Two minutes before midnight UTC, so a batch can straddle two days.
 LATE = datetime(2024, 3, 9, 23, 58, tzinfo=UTC)
@@ -330,7 +330,7 @@ def test_rows_that_cannot_be_converted_are_dropped_and_counted(tmp_path: Path) -
 
 
 def test_importing_the_log_does_not_load_pyarrow() -> None:
-    code = "import sys, json; import shipyard.serving.predlog; print(json.dumps(sorted(sys.modules)))"
+    code = "import sys, json; import shipyard.predlog; print(json.dumps(sorted(sys.modules)))"
     loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout))
     assert loaded.isdisjoint({"pyarrow", "numpy", "pandas"})
 
