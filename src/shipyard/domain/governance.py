@@ -97,6 +97,8 @@ class Approval:
     decision: str  # approve | reject
     comment: str
     at: datetime
+    evidence_sha256: str | None = None  # the evidence the sign-off was given on
+    revoked: str | None = None  # why it no longer counts (e.g. the version was rolled back)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,4 +110,6 @@ class Approval:
             "decision": self.decision,
             "comment": self.comment,
             "at": self.at.isoformat(),
+            "evidence_sha256": self.evidence_sha256,
+            "revoked": self.revoked,
         }
