@@ -9,6 +9,7 @@ import pytest
 
 from shipyard import pipeline
 from shipyard.config import load_settings
+from shipyard.data import sha256_file
 from shipyard.domain.errors import InvalidSpec, NotFound
 from shipyard.domain.stages import Stage
 from shipyard.service import Shipyard
@@ -47,7 +48,7 @@ def test_pipeline_logs_everything_and_registers_a_candidate(trained_project: Pat
         assert version.version == 3 and version.stage is Stage.CANDIDATE and version.registered_by == "bob"
 
         data = trained_project / "data" / "churn.parquet"
-        assert version.data_fingerprint == pipeline.sha256_file(data)
+        assert version.data_fingerprint == sha256_file(data)
         assert version.data_uri == data.resolve().as_uri()
         assert version.git_commit is not None and len(version.git_commit) == 40
 

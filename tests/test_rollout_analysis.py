@@ -11,7 +11,7 @@ import pytest
 
 from shipyard.domain.rollouts import Rollout
 from shipyard.predlog import PredictionLog
-from shipyard.rollout import analyze, psi
+from shipyard.rollout import analyze, score_psi
 
 
 def rollout(**checks: float) -> Rollout:
@@ -69,23 +69,23 @@ def write(
 def test_psi_matches_the_textbook_formula_and_is_zero_for_equal_samples() -> None:
     rng = np.random.default_rng(0)
     a = rng.random(5000)
-    assert psi(a, a) == pytest.approx(0.0, abs=1e-12)
+    assert score_psi(a, a) == pytest.approx(0.0, abs=1e-12)
     b = np.clip(a + 0.2, 0, 1)
     edges = np.quantile(a, np.linspace(0, 1, 11))
     edges[0], edges[-1] = -np.inf, np.inf
     e = (np.histogram(a, edges)[0] + 0.5) / (len(a) + 5)
     o = (np.histogram(b, edges)[0] + 0.5) / (len(b) + 5)
-    assert psi(a, b) == pytest.approx(float(np.sum((o - e) * np.log(o / e))), rel=1e-12)
+    assert score_psi(a, b) == pytest.approx(float(np.sum((o - e) * np.log(o / e))), rel=1e-12)
 
 
 def test_sampling_noise_is_not_drift() -> None:
-    from shipyard.rollout import psi_excess
+    from shipyard.rollout import score_psi_excess
 
     rng = np.random.default_rng(3)
-    same = [psi_excess(rng.beta(2, 5, 300), rng.beta(2, 5, 100)) for _ in range(200)]
-    raw = [psi(rng.beta(2, 5, 300), rng.beta(2, 5, 100)) for _ in range(200)]
+    same = [score_psi_excess(rng.beta(2, 5, 300), rng.beta(2, 5, 100)) for _ in range(200)]
+    raw = [score_psi(rng.beta(2, 5, 300), rng.beta(2, 5, 100)) for _ in range(200)]
     assert np.mean(raw) > 0.08 and np.mean(same) < 0.03
-    assert psi_excess(rng.beta(2, 5, 300), np.clip(rng.beta(2, 5, 100) + 0.2, 0, 1)) > 0.25
+    assert score_psi_excess(rng.beta(2, 5, 300), np.clip(rng.beta(2, 5, 100) + 0.2, 0, 1)) > 0.25
 
 
 def test_waits_for_enough_challenger_traffic(tmp_path: Path) -> None:
@@ -173,7 +173,7 @@ def labels(root: Path, ids: list[str], y: np.ndarray) -> Path:
 
     path = root / "labels.csv"
     pd.DataFrame({"request_id": ids, "label": y}).to_csv(path, index=False)
-    ingest(path, model="churn", log_root=root / "log", labels_root=root / "labels")
+    ingest(path, model="churn", log_root=root / "log", labels_root=root / "labels", label_column="label")
     return root / "labels"
 
 

@@ -54,6 +54,9 @@ class RolloutChecks(_Spec):
     min_requests: int = Field(default=50, ge=1, description="challenger requests before a step is judged")
     max_error_increase: float = Field(default=0.02, ge=0.0, description="challenger error rate minus the champion's")
     max_latency_factor: float = Field(default=3.0, gt=0.0, description="challenger p95 latency, model time over the champion's")
+    latency_slack_ms: float = Field(
+        default=1.0, ge=0.0, description="a challenger slower than the champion by less than this never fails on latency"
+    )
     max_divergence: float = Field(default=0.25, ge=0.0, description="PSI between the two score distributions")
     max_wait: float = Field(
         default=600.0, gt=0.0, description="seconds a step may wait for min_requests before it counts as a failed analysis"
@@ -121,6 +124,13 @@ class ModelSpec(_Spec):
         return value
 
 
+class WorkerSpec(_Spec):
+    actor: str = Field(default="shipyard.monitor", description="the service principal the worker's rollout controller acts as")
+    lease_seconds: float = Field(
+        default=30.0, ge=2.0, description="how long a worker's lease lasts unrenewed; another worker takes over after it"
+    )
+
+
 class LineageSpec(_Spec):
     url: str | None = Field(default=None, description="an OpenLineage HTTP endpoint (Marquez-compatible); events go there too")
     api_key: str | None = None
@@ -131,6 +141,7 @@ class ProjectSpec(_Spec):
     store: StoreSpec = StoreSpec()
     mlflow: MlflowSpec = MlflowSpec()
     lineage: LineageSpec = LineageSpec()
+    worker: WorkerSpec = WorkerSpec()
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     principals: dict[str, list[Role]] | None = Field(
         default=None, description="actor → roles; without it every actor holds every role but admin"

@@ -1,9 +1,10 @@
 """Progressive delivery: judge each step of a rollout on live traffic, then move on or roll back.
 
-The controller is one idempotent pass (``reconcile``) over the store's active
-rollouts; `shipyard serve` runs it on a timer and `shipyard rollout reconcile`
-runs it once for an external scheduler. Its state lives in the store, so a
-restarted controller carries on from the same step.
+The controller is one idempotent pass over the store's active rollouts: ``decide``
+judges each rollout whose step is due and says what to do; the service applies the
+decisions (the worker runs that pass on a timer, `shipyard rollout reconcile` once
+for an external scheduler). Its state lives in the store, so a restarted controller
+carries on from the same step.
 """
 
 from __future__ import annotations
@@ -13,19 +14,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipyard.config import RolloutChecks
 from shipyard.domain.rollouts import Analysis, Check, Rollout
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import numpy as np
 
-    from shipyard.store.repository import Store
-
 CHALLENGER_ROUTES = ("challenger", "shadow")
-LATENCY_SLACK_MS = 1.0  # a challenger slower than this by less is never failed on latency
 
 
-def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of ``actual`` against ``expected``, on expected's quantile bins."""
+def thresholds(rollout: Rollout) -> RolloutChecks:
+    """The analysis thresholds a rollout was started with; ones it predates take today's defaults."""
+    return RolloutChecks.model_validate({k: v for k, v in rollout.checks.items() if k in RolloutChecks.model_fields})
+
+
+def score_psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+    """Population stability index of two score samples, on ``expected``'s quantile bins, half a count added per bin.
+
+    Unlike ``monitoring.stats.psi`` (Evidently's zero fill, for drift reports comparable with
+    Evidently's), the half count keeps an empty bin in a canary's small window from reading as
+    near-infinite divergence.
+    """
     import numpy as np
 
     edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)))
@@ -39,14 +50,14 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def psi_excess(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
-    """PSI beyond what sampling alone produces.
+def score_psi_excess(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+    """``score_psi`` beyond what sampling alone produces.
 
     Two samples of one distribution still show a PSI of about (bins − 1)(1/n₁ + 1/n₂):
     0.12 for 100 and 300 requests, half the usual 0.25 alarm. Subtracting it keeps a
     good canary's small first window from reading as drift.
     """
-    return max(0.0, psi(expected, actual, bins) - (bins - 1) * (1 / len(expected) + 1 / len(actual)))
+    return max(0.0, score_psi(expected, actual, bins) - (bins - 1) * (1 / len(expected) + 1 / len(actual)))
 
 
 def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> Analysis:
@@ -61,7 +72,7 @@ def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> 
 
     from shipyard.predlog import read_log
 
-    checks = rollout.checks
+    checks = thresholds(rollout)
     table = read_log(
         log_dir,
         model=rollout.model,
@@ -79,7 +90,7 @@ def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> 
     challenger = (version == rollout.version) & np.isin(routing, CHALLENGER_ROUTES) & in_step
     champion = (version == rollout.champion) & (routing == "champion")
     n_challenger, n_champion = int(challenger.sum()), int(champion.sum())
-    minimum = int(checks.get("min_requests", 50))
+    minimum = checks.min_requests
     if n_challenger < minimum or n_champion < minimum:
         waiting = Check(name="challenger requests", passed=False, observed=n_challenger, threshold=f"≥ {minimum}")
         return Analysis(passed=None, checks=(waiting,), challenger_requests=n_challenger, champion_requests=n_champion)
@@ -93,27 +104,26 @@ def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> 
     results.append(
         Check(
             name="error rate increase",
-            passed=increase <= checks.get("max_error_increase", 0.02),
+            passed=increase <= checks.max_error_increase,
             observed=round(increase, 4),
-            threshold=f"≤ {checks.get('max_error_increase', 0.02)}",
+            threshold=f"≤ {checks.max_error_increase}",
         )
     )
-    limit = float(checks.get("max_latency_factor", 3.0))
-    results.append(slower("p95 latency factor", latency[challenger & ok], latency[champion & ok], limit))
+    results.append(slower("p95 latency factor", latency[challenger & ok], latency[champion & ok], checks))
     # The versions share one process, so end-to-end latency blurs who is slow: a CPU-heavy challenger
     # delays the champion's answers too. The model's own time per batch (CPU time on its thread) does not.
     own_challenger = model_ms[challenger & ok & ~np.isnan(model_ms)]
     own_champion = model_ms[champion & ok & ~np.isnan(model_ms)]
     if len(own_challenger) and len(own_champion):  # logs from before model times were recorded have none
-        results.append(slower("p95 model time factor", own_challenger, own_champion, limit))
+        results.append(slower("p95 model time factor", own_challenger, own_champion, checks))
     a, b = score[champion & ok], score[challenger & ok]
-    divergence = psi_excess(a, b) if len(a) and len(b) else float("inf")
+    divergence = score_psi_excess(a, b) if len(a) and len(b) else float("inf")
     results.append(
         Check(
             name="score divergence (PSI)",
-            passed=divergence <= checks.get("max_divergence", 0.25),
+            passed=divergence <= checks.max_divergence,
             observed=round(divergence, 4) if np.isfinite(divergence) else "no scores",
-            threshold=f"≤ {checks.get('max_divergence', 0.25)}",
+            threshold=f"≤ {checks.max_divergence}",
         )
     )
     if labels_dir is not None:
@@ -129,26 +139,24 @@ def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> 
     )
 
 
-def slower(name: str, challenger: np.ndarray, champion: np.ndarray, limit: float) -> Check:
-    """The challenger's p95 (milliseconds) over the champion's, within ``limit``.
+def slower(name: str, challenger: np.ndarray, champion: np.ndarray, checks: RolloutChecks) -> Check:
+    """The challenger's p95 (milliseconds) over the champion's, within ``max_latency_factor``.
 
     A factor alone would fail a challenger answering in 0.6 ms against 0.2: slower by less than
-    LATENCY_SLACK_MS passes whatever the factor (noise, a cold first call, nothing a client notices).
+    ``latency_slack_ms`` passes whatever the factor (noise, a cold first call, nothing a client notices).
     """
     import numpy as np
 
+    limit, slack = checks.max_latency_factor, checks.latency_slack_ms
     slow = float(np.percentile(challenger, 95)) if len(challenger) else float("inf")
     fast = float(np.percentile(champion, 95)) if len(champion) else float("inf")
     factor = slow / max(fast, 1e-6)
     return Check(
         name=name,
-        passed=factor <= limit or slow - fast < LATENCY_SLACK_MS,
+        passed=factor <= limit or slow - fast < slack,
         observed=round(factor, 3) if np.isfinite(factor) else "no successful request",
-        threshold=f"≤ {limit}× or under {LATENCY_SLACK_MS:g} ms slower",
+        threshold=f"≤ {limit}× or under {slack:g} ms slower",
     )
-
-
-MIN_LABELLED = 30  # labelled answers per side (both classes) before the online metric is judged
 
 
 def online_metric_check(
@@ -157,7 +165,7 @@ def online_metric_check(
     """Once labels have arrived for the window: the challenger's primary metric must not be significantly worse."""
     import numpy as np
 
-    from shipyard.checks.comparison import unpaired_difference
+    from shipyard.checks.comparison import MIN_LABELLED, unpaired_difference
     from shipyard.labels import read_labels
 
     labels = read_labels(labels_dir, rollout.model)
@@ -182,13 +190,13 @@ def online_metric_check(
 
 def starved(waiting: Analysis, rollout: Rollout, waited: float) -> Analysis:
     """A step that waited past ``max_wait`` for traffic, as a failed analysis naming what was missing."""
-    minimum = int(rollout.checks.get("min_requests", 50))
+    limits = thresholds(rollout)
     checks = [
         Check(
             name=f"{side} requests",
-            passed=count >= minimum,
+            passed=count >= limits.min_requests,
             observed=count,
-            threshold=f"≥ {minimum} within {float(rollout.checks.get('max_wait', 600.0)):g} s (waited {waited:.0f} s)",
+            threshold=f"≥ {limits.min_requests} within {limits.max_wait:g} s (waited {waited:.0f} s)",
         )
         for side, count in (("challenger", waiting.challenger_requests), ("champion", waiting.champion_requests))
     ]
@@ -214,24 +222,26 @@ class Decision:
         }
 
 
-def reconcile(
-    store: Store, log_dir: Path, *, actor: str, now: datetime | None = None, labels_dir: Path | None = None
+def decide(
+    rollouts: Iterable[Rollout], log_dir: Path, *, now: datetime | None = None, labels_dir: Path | None = None
 ) -> list[Decision]:
-    """One pass: judge every running rollout whose step has had its interval of traffic."""
+    """Judge every running rollout whose step has had its interval of traffic; say what to do with each.
+
+    Nothing is written here: the service applies each decision (as whoever drives the rollouts).
+    """
     now = now or datetime.now(UTC)
     decisions = []
-    for rollout in store.active_rollouts():
+    for rollout in rollouts:
         if rollout.state != "running" or (now - rollout.step_started_at).total_seconds() < rollout.interval_seconds:
             continue
         analysis = analyze(log_dir, rollout, labels_dir)
         if analysis.passed is None:
             waited = (now - rollout.step_started_at).total_seconds()
-            if waited < float(rollout.checks.get("max_wait", 600.0)):
+            if waited < thresholds(rollout).max_wait:
                 continue  # not enough traffic yet: keep waiting, nothing to record
             # A challenger that never gets traffic (it failed to load, or clients went away) must not
             # hold the rollout forever: the step counts as failed, and the failure limit rolls it back.
             analysis = starved(analysis, rollout, waited)
         action = "fail" if not analysis.passed else "promote" if rollout.last_step else "next"
-        updated = store.advance_rollout(actor=actor, model=rollout.model, action=action, details={"analysis": analysis.to_dict()})
-        decisions.append(Decision(rollout=updated, action=action, analysis=analysis))
+        decisions.append(Decision(rollout=rollout, action=action, analysis=analysis))
     return decisions

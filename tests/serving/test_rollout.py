@@ -245,15 +245,13 @@ def test_a_step_starved_of_traffic_fails_and_rolls_back_after_max_wait(champion_
     """No gateway runs here, so no challenger request ever comes: the rollout must not wait forever."""
     from datetime import timedelta
 
-    from shipyard.rollout import reconcile
-
     root = champion_and_candidate
     with svc(root, "rui") as service:
         rollout = service.start_rollout("churn", 2, steps=[25, 100], checks={"max_wait": 120})
 
         def after(seconds: float) -> list[Any]:  # one controller pass, that many seconds into the current step
             now = rollout.step_started_at + timedelta(seconds=seconds)
-            return reconcile(service.store, service.settings.predictions_dir, actor="rui", now=now)
+            return service.reconcile_rollouts(now=now)
 
         assert after(60) == []  # past the interval (1 s), within max_wait: still waiting, nothing recorded
         live = service.rollout_status("churn")[1]

@@ -172,6 +172,11 @@ def bootstrap_interval(
     return Interval(metric=metric, value=value, ci_low=float(low), ci_high=float(high), confidence=confidence, rows=len(y))
 
 
+# Labelled answers (of both classes) a live metric needs before it is judged, per side: the monitor's
+# live metric and a rollout's online comparison both wait for this many.
+MIN_LABELLED = 30
+
+
 def unpaired_difference(
     y_a: ArrayLike, scores_a: ArrayLike, y_b: ArrayLike, scores_b: ArrayLike, *, metric: str, resamples: int = 1000, seed: int = 0
 ) -> tuple[float, float, float]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipyard.checks.comparison import MIN_LABELLED
 from shipyard.domain.errors import InvalidSpec
 from shipyard.store.monitoring import SignalReading
 
@@ -16,8 +17,6 @@ if TYPE_CHECKING:
     from shipyard.config import ModelSpec
     from shipyard.monitoring.drift import DriftSpec
     from shipyard.monitoring.profile import Profile
-
-MIN_LABELS = 30  # labelled rows (with both classes) before the live metric is judged
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,8 +112,8 @@ def live_performance(
     joined = frame[["request_id", "score"]].merge(labels[["request_id", "label"]], on="request_id", how="inner")
     joined = joined[joined["score"].notna()]
     classes = joined["label"].nunique()
-    if len(joined) < MIN_LABELS or classes < 2:
-        return None, [f"{len(joined)} labelled predictions in the window ({classes} classes); {MIN_LABELS} of both are needed"]
+    if len(joined) < MIN_LABELLED or classes < 2:
+        return None, [f"{len(joined)} labelled predictions in the window ({classes} classes); {MIN_LABELLED} of both are needed"]
     interval = bootstrap_interval(joined["label"].to_numpy(), joined["score"].to_numpy(), metric=metric, resamples=1000, seed=0)
     result: dict[str, Any] = {"live": interval.to_dict(), "holdout": holdout, "labelled": len(joined)}
     if holdout is not None:

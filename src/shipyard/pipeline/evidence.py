@@ -1,0 +1,138 @@
+"""Evidence about a model on the configured data, and the governance artifacts logged next to it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from shipyard import evidence as evidence_mod
+from shipyard.config import Settings
+from shipyard.domain.entities import ModelVersion
+from shipyard.domain.errors import NotFound
+from shipyard.evidence import Champion, Lineage
+from shipyard.pipeline.prepare import Prepared, prepare, with_model_features
+from shipyard.policy.spec import policy_for
+from shipyard.registry import MODEL_ARTIFACT, Registry
+from shipyard.store.repository import Store
+
+PROFILE_ARTIFACT = "reference_profile.json"
+
+
+def current_champion(store: Store, registry: Registry, model_name: str, *, excluding: int | None = None) -> Champion | None:
+    from shipyard.domain.stages import Stage
+
+    try:
+        versions = store.list_versions(model_name)
+    except NotFound:
+        return None
+    for version in versions:
+        if version.stage is Stage.PRODUCTION and version.version != excluding:
+            return Champion(version=version.version, model=registry.load_sklearn(version.source))
+    return None
+
+
+def gather_evidence(
+    settings: Settings,
+    store: Store,
+    registry: Registry,
+    model_name: str,
+    *,
+    model: Any,
+    prepared: Prepared,
+    lineage: Lineage,
+    version: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Evidence for a model on the configured data, and the reference schema it was validated against."""
+    from shipyard.checks import data
+
+    spec = settings.model(model_name)
+    schema = store.reference_schema(model_name) if _model_known(store, model_name) else None
+    if schema is None:
+        schema = data.infer_schema(prepared.dataset.frame, id_column=spec.data.id_column)
+    parts = prepared.parts
+    full = prepared.dataset.frame
+    found = evidence_mod.collect(
+        model=model,
+        spec=spec,
+        policy=policy_for(settings, model_name),
+        frame=full.drop(columns=[spec.data.target]),
+        holdout=parts.holdout,
+        features=prepared.features,
+        target=full[spec.data.target],
+        holdout_target=parts.holdout[spec.data.target],
+        schema=schema,
+        lineage=lineage,
+        champion=current_champion(store, registry, model_name, excluding=version),
+        split_method=parts.method,
+        train_rows=len(parts.train),
+    )
+    return found, schema
+
+
+def _model_known(store: Store, model_name: str) -> bool:
+    try:
+        store.get_model(model_name)
+    except NotFound:
+        return False
+    return True
+
+
+def log_governance_artifacts(
+    settings: Settings, registry: Registry, model_name: str, run_id: str, evidence: dict[str, Any], schema: dict[str, Any]
+) -> list[str]:
+    """Model card, lineage, reference schema and evidence next to the model; returns the run's artifact names."""
+    from shipyard.checks import modelcard
+
+    spec = settings.model(model_name)
+    registry.log_text(run_id, modelcard.render(model_name, spec, evidence), "model_card.md")
+    registry.log_text(run_id, json.dumps(evidence["lineage"], indent=2, sort_keys=True), "lineage.json")
+    registry.log_text(run_id, json.dumps(schema, indent=2, sort_keys=True), "data_schema.json")
+    registry.log_text(run_id, json.dumps(evidence, indent=2, sort_keys=True, default=str), "evidence.json")
+    names = set(registry.artifact_names(run_id))
+    model_dir = set(registry.artifact_names(run_id, MODEL_ARTIFACT)) if MODEL_ARTIFACT in names else set()
+    return sorted(names | model_dir)
+
+
+def log_reference_profile(registry: Registry, run_id: str, model: Any, prepared: Prepared) -> None:
+    """The training data's profile and the holdout's scores, which monitoring compares live traffic with."""
+    import tempfile
+
+    from shipyard.checks.evaluation import positive_scores
+    from shipyard.monitoring.profile import build_profile, save_profile
+
+    features = prepared.features
+    scores = positive_scores(model, prepared.parts.holdout[features])
+    profile = build_profile(prepared.parts.train[features].reset_index(drop=True), scores=scores)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / PROFILE_ARTIFACT
+        save_profile(profile, path)
+        registry.log_file(run_id, path)
+
+
+def refresh_evidence(settings: Settings, store: Store, registry: Registry, version: ModelVersion) -> dict[str, Any]:
+    """A registered version's evidence collected again, on the model's configured data and current champion.
+
+    The governance artifacts next to its run are logged again; the caller stores the evidence.
+    """
+    spec = settings.model(version.model)
+    old = store.evidence(version.model, version.version) or {}
+    model = registry.load_sklearn(version.source)
+    prepared = with_model_features(prepare(settings, spec), model, version.source)
+    lineage_facts = old.get("lineage") or {}
+    lineage = Lineage(
+        data_sources=lineage_facts.get("data_sources") or [version.data_uri or prepared.dataset.uri],
+        data_fingerprint=lineage_facts.get("data_fingerprint") or version.data_fingerprint or prepared.dataset.fingerprint,
+        git_commit=lineage_facts.get("git_commit", version.git_commit),
+        git_clean=lineage_facts.get("git_clean"),
+        trained_by=lineage_facts.get("trained_by"),
+        run_id=version.run_id or "",
+    )
+    evidence, schema = gather_evidence(
+        settings, store, registry, version.model, model=model, prepared=prepared, lineage=lineage, version=version.version
+    )
+    evidence["holdout_fingerprint"] = prepared.dataset.fingerprint
+    evidence["artifacts"] = old.get("artifacts", [])
+    if version.run_id:
+        evidence["artifacts"] = log_governance_artifacts(settings, registry, version.model, version.run_id, evidence, schema)
+    return evidence

@@ -1,0 +1,111 @@
+"""The configured data, labelled and split: what training and every check see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.config import ModelSpec, Settings
+from shipyard.data import Dataset, load_dataset
+from shipyard.domain.errors import InvalidSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Split:
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    method: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    """The configured data, labelled and split: what training and every check see."""
+
+    dataset: Dataset
+    features: list[str]
+    parts: Split
+    path: Path
+
+
+def feature_columns(spec: ModelSpec, frame: pd.DataFrame, source: str) -> list[str]:
+    data = spec.data
+    named = [data.target, data.time_column, data.id_column, *(data.features or [])]
+    missing = [c for c in named if c is not None and c not in frame.columns]
+    if missing:
+        raise InvalidSpec(
+            f"dataset {source} has no column {', '.join(map(repr, missing))}",
+            hint=f"Columns present: {', '.join(map(str, frame.columns))}. Fix models.*.data in shipyard.yaml.",
+        )
+    if data.features:
+        return list(data.features)
+    excluded = {data.target, data.time_column, data.id_column}
+    return [c for c in frame.columns if c not in excluded]
+
+
+def split(spec: ModelSpec, frame: pd.DataFrame) -> Split:
+    """Deterministic: by time when configured (the holdout is the newest rows), else seeded."""
+    import numpy as np
+
+    data = spec.data
+    n_holdout = max(1, round(len(frame) * data.holdout_fraction))
+    if n_holdout >= len(frame):
+        raise InvalidSpec(f"dataset has {len(frame)} rows; too few to hold out {data.holdout_fraction:.0%} and train")
+    if data.time_column:
+        keys = [data.time_column] + ([data.id_column] if data.id_column else [])
+        ordered = frame.sort_values(keys, kind="mergesort").reset_index(drop=True)
+        cut = len(ordered) - n_holdout
+        return Split(train=ordered.iloc[:cut], holdout=ordered.iloc[cut:], method=f"time:{data.time_column}")
+    order = np.random.default_rng(data.seed).permutation(len(frame))
+    shuffled = frame.iloc[order].reset_index(drop=True)
+    cut = len(shuffled) - n_holdout
+    return Split(train=shuffled.iloc[:cut], holdout=shuffled.iloc[cut:], method=f"random:seed={data.seed}")
+
+
+def check_binary_target(spec: ModelSpec, parts: Split) -> None:
+    target = spec.data.target
+    for name, part in (("training", parts.train), ("holdout", parts.holdout)):
+        values = set(part[target].dropna().unique().tolist())
+        if not values <= {0, 1} or len(values) < 2:
+            raise InvalidSpec(
+                f"target {target!r} in the {name} rows has values {sorted(map(str, values))[:5]}; "
+                "expected both classes of a binary 0/1 label",
+            )
+
+
+def prepare(settings: Settings, spec: ModelSpec, data_path: Path | None = None) -> Prepared:
+    data_path = data_path or settings.resolve(spec.data.path)
+    dataset = load_dataset(data_path)
+    features = feature_columns(spec, dataset.frame, str(data_path))
+    frame = dataset.frame
+    if spec.data.positive_label is not None:
+        frame = frame.copy()
+        frame[spec.data.target] = (frame[spec.data.target] == spec.data.positive_label).astype("int64")
+    parts = split(spec, frame)
+    check_binary_target(spec, parts)
+    return Prepared(
+        dataset=Dataset(frame=frame, uri=dataset.uri, fingerprint=dataset.fingerprint),
+        features=features,
+        parts=parts,
+        path=data_path,
+    )
+
+
+def with_model_features(prepared: Prepared, model: Any, source: str) -> Prepared:
+    """A model trained elsewhere may use fewer columns than configured: score it on its own."""
+    from dataclasses import replace
+
+    wanted = getattr(model, "feature_names_in_", None)
+    if wanted is None:
+        return prepared
+    names = [str(name) for name in wanted]
+    missing = [name for name in names if name not in prepared.dataset.frame.columns]
+    if missing:
+        raise InvalidSpec(
+            f"the model at {source} needs columns the configured data lacks: {', '.join(missing)}",
+            hint="Point models.*.data.path in shipyard.yaml at data with those columns.",
+        )
+    return replace(prepared, features=names)

@@ -1,0 +1,128 @@
+"""The service's foundation: one project's settings, store, registry, and who is acting.
+
+Every change goes through ``authorize`` (refusals are audited) and, once the store has
+committed, ``mirror`` copies stages into MLflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
+
+from shipyard.config import Settings, load_settings
+from shipyard.domain.errors import PermissionDenied, ShipyardError
+from shipyard.policy.access import Access
+from shipyard.store.repository import Store
+
+if TYPE_CHECKING:
+    from shipyard.registry import Registry
+
+log = logging.getLogger("shipyard")
+
+
+class ServiceBase:
+    """A project opened for one actor."""
+
+    def __init__(self, settings: Settings, *, store: Store | None = None, registry: Registry | None = None) -> None:
+        self.settings = settings
+        self._store = store
+        self._registry = registry
+
+    @classmethod
+    def open(cls, project: Path | None = None, *, actor: str | None = None, env: dict[str, str] | None = None) -> Self:
+        return cls(load_settings(project, actor=actor, env=env))
+
+    def as_actor(self, actor: str) -> Self:
+        """The same project, store and registry, acting as someone else (an automated service principal)."""
+        return type(self)(dataclasses.replace(self.settings, actor=actor), store=self.store, registry=self.registry)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def actor(self) -> str:
+        return self.settings.actor
+
+    @property
+    def access(self) -> Access:
+        return Access(self.settings.spec.principals)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.settings.store_url)
+        return self._store
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            from shipyard.registry import Registry
+
+            uri = self.settings.tracking_uri
+            artifacts = (
+                self.settings.state_dir / "artifacts" if uri.startswith(("sqlite:", "file:")) or "://" not in uri else None
+            )
+            self._registry = Registry(uri, self.settings.registry_uri, artifact_root=artifacts)
+        return self._registry
+
+    # -- authorization ---------------------------------------------------------------
+
+    def authorize(self, action: str, *, what: str, subject: str) -> frozenset[str]:
+        """The actor's roles when they may perform ``action``; a refusal is audited, then raised."""
+        try:
+            return self.access.require(self.actor, action, what=what)
+        except PermissionDenied as exc:
+            self.audit_denial(action.partition(":")[0], subject, exc, asked=what)
+            raise
+
+    def authorize_role(self, role: str, *, what: str, subject: str, action: str) -> frozenset[str]:
+        """Like ``authorize``, for a role a policy names (approvals)."""
+        try:
+            return self.access.require_role(self.actor, role, what=what)
+        except PermissionDenied as exc:
+            self.audit_denial(action, subject, exc, asked=what)
+            raise
+
+    def audit_denial(self, action: str, subject: str, refusal: ShipyardError, *, asked: str) -> None:
+        """Leave a `<action>.denied` event: who asked for what, and why it was refused.
+
+        A store that cannot record it must not hide the refusal itself, so that failure is logged, not raised.
+        """
+        details = {"asked": asked, "reason": refusal.message, "roles": sorted(self.access.roles(self.actor))}
+        try:
+            with self.store.write(self.actor) as tx:
+                tx.audit(f"{action}.denied", subject, details)
+        except ShipyardError as exc:
+            log.warning("could not audit the refusal of %s to %s: %s", self.actor, asked, exc.message)
+
+    # -- coordination ---------------------------------------------------------------------
+
+    def hold_lease(self, name: str, *, holder: str, ttl_seconds: float) -> bool:
+        """Take or renew a named lease in the store (exactly one holder at a time); False while another holds it."""
+        held: bool = self.store.acquire_lease(name=name, holder=holder, ttl_seconds=ttl_seconds)
+        return held
+
+    def release_lease(self, name: str, *, holder: str) -> None:
+        self.store.release_lease(name=name, holder=holder)
+
+    # -- the MLflow mirror ---------------------------------------------------------------
+
+    def mirror(self, model: str, changed: list[int] | None = None) -> str | None:
+        """Copy stages into MLflow tags and aliases. The store is already committed, so a
+        failure here is reported, not raised; `shipyard models reconcile` repairs it."""
+        try:
+            stages = {v.version: v.stage for v in self.store.list_versions(model)}
+            self.registry.mirror(model, stages, changed)
+        except ShipyardError as exc:
+            log.warning("MLflow mirror of %s is behind the store: %s", model, exc.message)
+            return exc.message
+        return None
