@@ -121,6 +121,27 @@ def test_separation_of_duties_for_approval(trained_project: Path) -> None:
         assert service.approve("churn", 1, "production", comment="ok").actor == "vera"
 
 
+def test_a_commit_tag_is_never_an_argument_to_git(trained_project: Path, tmp_path: Path) -> None:
+    """An adopted run's `mlflow.source.git.commit` tag is data: `--output=PATH` once made the KPIs' git call write PATH."""
+    written = tmp_path / "written-by-git"
+    with svc(trained_project, "bob") as service:
+        run_id = service.store.get_version("churn", 1).run_id
+        assert run_id is not None
+        service.registry.client.set_tag(run_id, "mlflow.source.git.commit", f"--output={written}")
+        adopted = service.register("churn", run_id).version
+        assert adopted.git_commit is None  # not a commit, so not recorded as one
+    to_staging(trained_project, adopted.version)
+    with svc(trained_project, "vera") as service:
+        service.approve("churn", adopted.version, "production", comment="ok")
+    with svc(trained_project, "rui") as service:
+        service.promote("churn", adopted.version, "production", reason="ship")
+        assert service.kpis("30d").deployments == 1  # the KPIs look up the commits of deployed versions
+        assert service.commit_time(f"--output={written}") is None
+        real = service.store.get_version("churn", 1).git_commit
+        assert real is not None and service.commit_time(real) is not None  # real commits still resolve
+    assert not written.exists()
+
+
 def test_trainer_of_an_adopted_version_cannot_approve_it(trained_project: Path) -> None:
     """Registrant and trainer differ when a model is adopted from someone else's run."""
     with svc(trained_project, "bob") as service:
