@@ -291,16 +291,18 @@ def test_rolled_back_rollouts_and_rolled_back_deployments_are_failed_changes(sto
     assert (narrow.deployments, narrow.changes, narrow.failed_changes, narrow.failed_rollouts) == (1, 1, 0, 0)
 
 
-def test_time_to_restore_covers_alerts_resolved_in_the_window(store: Store, clock: Clock) -> None:
-    register(store, 1)
-    move(store, 1, Stage.STAGING)
-    move(store, 1, Stage.PRODUCTION)
+def test_time_to_restore_counts_only_restores(store: Store, clock: Clock) -> None:
+    """An alert that clears by itself restored nothing; a rollback while an alert is open did."""
+    for version in (1, 2):
+        register(store, version)
+        move(store, version, Stage.STAGING)
+        move(store, version, Stage.PRODUCTION)
 
     def monitor(*readings: SignalReading) -> None:
         store.record_monitor_run(
             actor="shipyard.monitor",
             model="churn",
-            version=1,
+            version=2,
             window=(None, None),
             rows=100,
             dataset_drift=False,
@@ -312,19 +314,21 @@ def test_time_to_restore_covers_alerts_resolved_in_the_window(store: Store, cloc
         return SignalReading(signal=signal, observed=0.3 if fired else 0.01, threshold=0.1, fired=fired, action="none")
 
     clock.set(timedelta(hours=1))
-    monitor(reading("error_rate", True), reading("prediction_drift", True))
-    clock.set(timedelta(hours=3))
-    monitor(reading("error_rate", False), reading("prediction_drift", True))
+    monitor(reading("prediction_drift", True))
+    clock.set(timedelta(hours=2))
+    monitor(reading("prediction_drift", False), reading("error_rate", True))  # the drift passed; errors began
+    found = kpis.compute(store, since=T0, now=T0 + timedelta(hours=2, minutes=30))
+    assert found.restore_time.count == 0 and found.open_alerts == 1  # a drift that passed restored nothing
+    clock.set(timedelta(hours=5))
+    move(store, 1, Stage.PRODUCTION, reason="rollback: errors")  # back to the previous champion
 
     found = kpis.compute(store, since=T0, now=T0 + timedelta(days=1))
-    assert found.restore_time.count == 1 and found.restore_time.median == found.restore_time.p90 == 2 * 3600
-    assert found.open_alerts == 1
+    assert found.restore_time.count == 1 and found.restore_time.median == found.restore_time.p90 == 3 * 3600
     series = gauges(found)
-    assert series[("shipyard_kpi_time_to_restore_seconds", (("quantile", "0.5"),))] == 7200
-    assert series[("shipyard_kpi_open_alerts", ())] == 1
-    assert found.to_dict()["delivery"]["time_to_restore"] == {"count": 1, "median_seconds": 7200.0, "p90_seconds": 7200.0}
-    # Resolved after this window ended: not counted.
-    assert kpis.compute(store, since=T0, now=T0 + timedelta(hours=2)).restore_time.count == 0
+    assert series[("shipyard_kpi_time_to_restore_seconds", (("quantile", "0.5"),))] == 3 * 3600
+    assert found.to_dict()["delivery"]["time_to_restore"] == {"count": 1, "median_seconds": 10800.0, "p90_seconds": 10800.0}
+    # The restore happened after this window ended: not counted.
+    assert kpis.compute(store, since=T0, now=T0 + timedelta(hours=4)).restore_time.count == 0
 
 
 def test_a_tampered_audit_chain_is_flagged(store: Store) -> None:

@@ -16,6 +16,7 @@ import yaml
 from conftest import PRINCIPALS
 from shipyard.domain.errors import InvalidSpec, NotFound
 from shipyard.predlog import PredictionLog
+from shipyard.scaffold import commit_all
 from shipyard.service import Shipyard
 from test_cli import run
 
@@ -32,6 +33,7 @@ def configure(root: Path, alerts: list[dict[str, Any]], *, monitor_principal: bo
     data["models"]["churn"]["monitoring"] = {"min_rows": 100, "drift": {"drift_share": 0.25}, "alerts": alerts}
     data["principals"] = {**PRINCIPALS, **({MONITOR: ["scientist", "deployer"]} if monitor_principal else {})}
     config.write_text(yaml.safe_dump(data, sort_keys=False))
+    commit_all(root, "Configure monitoring")
 
 
 def ship(root: Path, version: int) -> None:
@@ -94,6 +96,7 @@ def test_unshifted_traffic_raises_no_alert(serving: Path) -> None:
 def test_an_injected_shift_retrains_exactly_once(serving: Path) -> None:
     traffic(serving, 1, rows=800, shifted=True)
     with svc(serving) as service:
+        service.ingest_labels(serving / "labels-5.csv", model="churn")
         (first,) = service.monitor("churn", last=800)
         assert first.run.dataset_drift
         assert {"monthly_charges", "contract_type"} <= set(first.run.report["drift"]["drifted"])
@@ -111,6 +114,31 @@ def test_an_injected_shift_retrains_exactly_once(serving: Path) -> None:
         retrains = [e for e in service.audit_log("churn") if e.action == "alert.retrain"]
         assert len(retrains) == 1
         assert service.audit_verify().ok
+    assert action["labelled_rows"] == 800 and Path(action["data"]).parent == serving / "data" / "retrain"
+
+
+def test_a_retrain_needs_new_data(serving: Path) -> None:
+    """Without labelled traffic, or on the data the champion already learned from, a retrain would only copy it."""
+    traffic(serving, 1, rows=400, shifted=True)
+    with svc(serving) as service:
+        (outcome,) = service.monitor("churn", last=400)
+        (action,) = outcome.actions
+        assert action["state"] == "skipped" and "no labelled production traffic" in action["reason"], action
+        assert len(service.versions("churn")) == 2
+        service.ingest_labels(serving / "labels-5.csv", model="churn")
+        robot = service.as_actor(MONITOR)
+        first, again = robot.retraining_data("churn"), robot.retraining_data("churn")
+        assert (first.path, first.fingerprint, first.labelled_rows) == (again.path, again.fingerprint, 400)
+        state, done = robot.retrain("churn", reason="drift")
+        assert state == "done" and done["staging"] == "passed", done
+    with svc(serving, "vera") as service:  # the retrained version becomes champion; no new labels arrive
+        service.approve("churn", done["version"], "production", comment="ok")
+    with svc(serving, "rui") as service:
+        service.promote("churn", done["version"], "production", reason="retrained")
+    with svc(serving, MONITOR) as robot:
+        state, skipped = robot.retrain("churn", reason="drift again")
+        assert state == "skipped" and f"churn/{done['version']} was trained on" in skipped["reason"], skipped
+        assert len(robot.versions("churn")) == 3
 
 
 def test_a_monitor_actor_without_roles_fails_the_action_but_keeps_the_alert(serving: Path) -> None:
@@ -186,6 +214,63 @@ def test_labels_give_the_live_metric_and_its_interval(serving: Path) -> None:
     assert performance["decay"] == pytest.approx(performance["holdout"] - live["value"])
 
 
+def test_labels_default_to_the_models_target_and_ingest_once_per_request(serving: Path) -> None:
+    from shipyard.labels import read_labels
+
+    ids = traffic(serving, 1, rows=50, shifted=False, seed=12)
+    truth = [line.split(",")[1] for line in (serving / "labels-12.csv").read_text().splitlines()[1:]]
+    # A `label` column beside the target: the target (churned) is what the model predicts, so it is read.
+    both = serving / "both.csv"
+    both.write_text("request_id,label,churned\n" + "".join(f"{i},{1 - int(y)},{y}\n" for i, y in zip(ids, truth, strict=True)))
+    with svc(serving) as service:
+        first = service.ingest_labels(both, model="churn")
+        again = service.ingest_labels(both, model="churn")
+        stored = read_labels(service.settings.labels_dir, "churn").to_pylist()
+    assert (first.stored, first.unchanged, again.stored, again.unchanged, again.changed) == (50, 0, 0, 50, 0)
+    assert len(stored) == 50 and [str(r["label"]) for r in sorted(stored, key=lambda r: ids.index(r["request_id"]))] == truth
+    files = sorted((serving / ".shipyard" / "labels" / "model=churn").glob("part-*.parquet"))
+    assert len(files) == 1  # the second ingest wrote nothing
+    # The other column on request: a correction, stored (the latest label counts), counted as changed.
+    with svc(serving) as service:
+        corrected = service.ingest_labels(both, model="churn", label_column="label")
+    assert (corrected.stored, corrected.changed, corrected.unchanged) == (50, 50, 0)
+
+
+def test_labels_named_by_class_follow_the_positive_label(tmp_path: Path) -> None:
+    from shipyard.labels import ingest, read_labels
+
+    with PredictionLog(tmp_path / "log") as log:
+        log.append(
+            model="m",
+            version=1,
+            request_ids=["a", "b", "c"],
+            received_at=[time.time()] * 3,
+            routing=["champion"] * 3,
+            features={"x": [1.0, 2.0, 3.0]},
+            predictions=[0, 1, 0],
+            scores=[0.1, 0.9, 0.2],
+            latency_ms=[1.0] * 3,
+            status=[200] * 3,
+        )
+    path = tmp_path / "labels.csv"
+    path.write_text("request_id,outcome\na,No\nb,Yes\nc,No\n")
+    ingest(
+        path, model="m", log_root=tmp_path / "log", labels_root=tmp_path / "labels", label_column="outcome", positive_label="Yes"
+    )
+    labels = {r["request_id"]: r["label"] for r in read_labels(tmp_path / "labels", "m").to_pylist()}
+    assert labels == {"a": 0, "b": 1, "c": 0}
+    path.write_text("request_id,outcome\na,No\nb,\n")
+    with pytest.raises(InvalidSpec, match="positive: 'Yes'"):
+        ingest(
+            path,
+            model="m",
+            log_root=tmp_path / "log",
+            labels_root=tmp_path / "labels",
+            label_column="outcome",
+            positive_label="Yes",
+        )
+
+
 def test_a_bad_drift_spec_names_its_key(serving: Path) -> None:
     config = serving / "shipyard.yaml"
     data = yaml.safe_load(config.read_text())
@@ -200,7 +285,7 @@ def test_a_bad_drift_spec_names_its_key(serving: Path) -> None:
     ("content", "error", "words"),
     [
         ("request_id,churned\nreq-9-0,2\n", InvalidSpec, "not 0 or 1"),
-        ("id,outcome\nx,1\n", InvalidSpec, "no label column"),
+        ("id,outcome\nx,1\n", InvalidSpec, "no label column 'churned'"),
         ("customer,churned\nx,1\n", InvalidSpec, "neither a request_id"),
     ],
 )

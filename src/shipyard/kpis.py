@@ -15,8 +15,10 @@ Delivery (DORA for models):
 - change failure rate: failed changes / changes. Changes are the window's deployments that are not rollbacks,
   plus rollouts that ended rolled back or aborted in the window; failed changes are those rollouts, plus
   deployments whose model's next move to production was a rollback.
-- time to restore: for alerts resolved in the window, resolved minus opened, median and p90; and the number of
-  alerts open now.
+- time to restore: for each restore in the window — a rollback (as above) or a rollout rolled back or aborted —
+  the time since the earliest alert on that model that was open when it happened, median and p90; and the number
+  of alerts open now. Only restores count: an alert that clears on its own, or a drift that a retrained version
+  answers, restored nothing.
 
 Governance:
 
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shipyard.domain.entities import ModelVersion, StageChange
+from shipyard.domain.entities import AuditVerification, ModelVersion, StageChange
 from shipyard.domain.errors import InvalidSpec
 from shipyard.domain.governance import Approval
 from shipyard.domain.stages import Stage
@@ -102,7 +104,7 @@ class Kpis:
     failed_changes: int
     failed_rollouts: int
     rollout_time: Durations  # rollout started → full traffic, for rollouts promoted in the window
-    restore_time: Durations  # alert opened → resolved
+    restore_time: Durations  # alert opened → the rollback that restored the previous state
     open_alerts: int
     # governance
     audit_chain_valid: bool
@@ -206,7 +208,7 @@ class Kpis:
             self.rollout_time,
             {},
         )
-        restore = "Time from an alert opening to its resolution, for alerts resolved in the window."
+        restore = "Time from an alert opening to the rollback that restored service, for restores in the window."
         durations("time_to_restore_seconds", restore, self.restore_time, {})
         add("open_alerts", "Alerts open now.", self.open_alerts)
         add("audit_chain_valid", "1 when the audit chain verifies, else 0.", 1.0 if self.audit_chain_valid else 0.0)
@@ -231,8 +233,8 @@ def is_rollback(change: StageChange) -> bool:
 
 
 def approved(approvals: list[Approval]) -> bool:
-    """Each approver's latest decision counts; one rejection outweighs any approvals."""
-    latest = {a.actor: a.decision for a in approvals if a.stage == Stage.PRODUCTION.value}
+    """Each approver's latest decision counts (revoked ones do not); one rejection outweighs any approvals."""
+    latest = {a.actor: a.decision for a in approvals if a.stage == Stage.PRODUCTION.value and a.revoked is None}
     return "approve" in latest.values() and "reject" not in latest.values()
 
 
@@ -247,8 +249,13 @@ def compute(
     now: datetime | None = None,
     commit_time: Callable[[str], datetime | None] | None = None,
     required_evidence: tuple[str, ...] = REQUIRED_EVIDENCE,
+    audit: AuditVerification | None = None,
 ) -> Kpis:
-    """Read the store and work out every figure for the window ``since`` … ``now``."""
+    """Read the store and work out every figure for the window ``since`` … ``now``.
+
+    ``audit``: the audit chain's verification when the caller keeps one up to date (the worker verifies
+    only new events); else the whole chain is verified here.
+    """
     until = _utc(now) if now is not None else datetime.now(UTC)
     start = _utc(since)
     if start >= until:
@@ -270,6 +277,7 @@ def compute(
     by_model: dict[str, int] = {}
     rollbacks = changes = failed = failed_rollouts = 0
     rollout_time: list[float] = []
+    restores: list[tuple[str, datetime]] = []
     lead: list[float] = []
     commit_lead: list[float] = []
     for model in store.list_models():
@@ -281,6 +289,7 @@ def compute(
             by_model[model.name] = by_model.get(model.name, 0) + 1
             if is_rollback(move):
                 rollbacks += 1
+                restores.append((model.name, move.at))
                 continue
             changes += 1
             following = moves[index + 1] if index + 1 < len(moves) else None
@@ -294,19 +303,25 @@ def compute(
             if started is not None:
                 commit_lead.append((move.at - started).total_seconds())
         for rollout in store.rollouts(model.name):
-            if rollout.state in FAILED_ROLLOUT and in_window(rollout.finished_at):
+            if rollout.state in FAILED_ROLLOUT and rollout.finished_at is not None and in_window(rollout.finished_at):
                 failed_rollouts += 1
+                restores.append((model.name, rollout.finished_at))
             elif rollout.state == "promoted" and rollout.finished_at is not None and in_window(rollout.finished_at):
                 rollout_time.append((rollout.finished_at - rollout.started_at).total_seconds())
     changes += failed_rollouts
     failed += failed_rollouts
 
     alerts = store.alerts()
-    restore = [
-        (alert.resolved_at - alert.opened_at).total_seconds()
-        for alert in alerts
-        if alert.resolved_at is not None and in_window(alert.resolved_at)
-    ]
+    restore = []
+    for model_name, at in restores:
+        # The incident a restore ended began with the earliest alert on the model still open at that moment.
+        began = [
+            a.opened_at
+            for a in alerts
+            if a.model == model_name and a.opened_at <= at and (a.resolved_at is None or a.resolved_at >= at)
+        ]
+        if began:
+            restore.append((at - min(began)).total_seconds())
     open_alerts = sum(1 for alert in alerts if alert.open)
 
     production = [v for v in versions.values() if v.stage is Stage.PRODUCTION]
@@ -331,7 +346,7 @@ def compute(
         for event in store.audit_events(since=start)
         if event.action == "version.stage_changed" and event.details.get("break_glass") is True and in_window(event.at)
     )
-    verification = store.verify_audit()
+    verification = audit if audit is not None else store.verify_audit()
     deployments = sum(by_model.values())
     return Kpis(
         since=start,

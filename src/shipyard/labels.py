@@ -13,8 +13,6 @@ from shipyard.domain.errors import InvalidSpec
 if TYPE_CHECKING:
     import pyarrow as pa
 
-LABEL_COLUMNS = ("label", "churned", "target", "y")
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ingested:
@@ -26,6 +24,9 @@ class Ingested:
     unmatched: int
     key: str
     path: str | None
+    stored: int = 0  # request labels written by this ingest
+    unchanged: int = 0  # requests already labelled the same way (an ingest is idempotent per request id)
+    changed: int = 0  # requests whose label this ingest corrected (the latest label counts)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -37,15 +38,19 @@ def ingest(
     model: str,
     log_root: Path,
     labels_root: Path,
+    label_column: str,
     entity_key: str | None = None,
-    label_column: str | None = None,
+    positive_label: str | int | bool | None = None,
 ) -> Ingested:
-    """Match each label to logged predictions and append the matches under ``labels_root/model=<name>/``.
+    """Match each label to logged predictions and append the new ones under ``labels_root/model=<name>/``.
 
     A row is matched by ``request_id`` when the file has that column, else by the entity key
     (a feature the gateway logged, e.g. ``customer_id``): every logged request of that entity
     then carries the label. Unmatched labels are counted, not stored, so a later ingest of the
-    same file after the predictions are logged still counts them once.
+    same file after the predictions are logged still counts them once. A request already
+    labelled the same way is not stored again, so ingesting a file twice changes nothing.
+    ``label_column`` holds the outcome as the training data does: 0/1, or with ``positive_label``
+    the class names (the positive one becomes 1, any other 0).
     """
     import numpy as np
     import pandas as pd
@@ -56,20 +61,25 @@ def ingest(
     from shipyard.predlog import FEATURE_PREFIX, read_log
 
     frame = read_frame(path, what="label file", hint="Pass a CSV or Parquet file with request_id (or an entity key) and label.")
-    column = label_column or next((c for c in LABEL_COLUMNS if c in frame.columns), None)
-    if column is None or column not in frame.columns:
+    column = label_column
+    if column not in frame.columns:
         raise InvalidSpec(
-            f"{path} has no label column (looked for {label_column or ', '.join(LABEL_COLUMNS)}; "
-            f"found {', '.join(map(str, frame.columns))})",
-            hint="Name the column with --label-column.",
+            f"{path} has no label column {column!r} (columns: {', '.join(map(str, frame.columns))})",
+            hint="The label column defaults to the model's target (data.target in shipyard.yaml); "
+            "name another with --label-column.",
         )
-    labels = pd.to_numeric(frame[column], errors="coerce")
+    if positive_label is not None:
+        raw = frame[column]
+        labels = (raw == positive_label).astype("int64").where(raw.notna())
+    else:
+        labels = pd.to_numeric(frame[column], errors="coerce")
     bad = labels.isna() | ~labels.isin([0, 1])
     if bad.any():
         first = frame.loc[bad, column].iloc[0]
+        expected = "0 or 1" if positive_label is None else f"a class of the target (positive: {positive_label!r})"
         raise InvalidSpec(
-            f"{path}: {int(bad.sum())} labels in {column!r} are not 0 or 1 (first: {first!r})",
-            hint="Labels are the binary outcome the model predicts: 0 or 1.",
+            f"{path}: {int(bad.sum())} labels in {column!r} are not {expected} (first: {first!r})",
+            hint="Labels are the outcome the model predicts, as the training data's target holds it.",
         )
     if "request_id" in frame.columns:
         key = "request_id"
@@ -93,6 +103,12 @@ def ingest(
         joined = logged.merge(keys, on="key", how="inner")[["request_id", "label"]]
         matched_labels = int(keys["key"].isin(set(logged["key"])).sum())
     joined = joined.drop_duplicates("request_id", keep="last")
+    known = read_labels(labels_root, model).to_pandas()
+    previous = dict(zip(known["request_id"], known["label"].astype(int), strict=True))
+    before = joined["request_id"].map(previous)
+    unchanged = int((before == joined["label"]).sum())
+    changed = int((before.notna() & (before != joined["label"])).sum())
+    joined = joined[before.isna() | (before != joined["label"])]
     digest = sha256_file(path)
     written: str | None = None
     if len(joined):
@@ -121,6 +137,9 @@ def ingest(
         unmatched=len(frame) - matched_labels,
         key=key,
         path=written,
+        stored=len(joined),
+        unchanged=unchanged,
+        changed=changed,
     )
 
 
