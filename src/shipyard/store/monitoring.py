@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from shipyard.domain.errors import NotFound
 from shipyard.domain.monitoring import Alert, MonitorRun
+from shipyard.store.base import StoreBase
 from shipyard.store.tables import AlertRow, MonitorRunRow
-
-if TYPE_CHECKING:
-    from shipyard.store.repository import Tx
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,14 +33,8 @@ class RecordedRun:
     resolved: tuple[Alert, ...]
 
 
-class MonitoringRecords:
+class MonitoringRecords(StoreBase):
     """Mixed into ``Store``: monitor runs, and alerts deduplicated by (model, signal) while open."""
-
-    if TYPE_CHECKING:
-
-        def write(self, actor: str) -> AbstractContextManager[Tx]: ...
-
-        def read(self) -> AbstractContextManager[Session]: ...
 
     def record_monitor_run(
         self,

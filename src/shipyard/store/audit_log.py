@@ -1,0 +1,37 @@
+"""The audit log in the store: reading events back and verifying the chain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from shipyard.domain.entities import AuditEvent, AuditVerification
+from shipyard.store.audit import verify_chain
+from shipyard.store.base import StoreBase
+from shipyard.store.tables import AuditHeadRow, AuditRow
+
+
+class AuditRecords(StoreBase):
+    """Mixed into ``Store``: the events every other part wrote, and their verification."""
+
+    def audit_events(self, *, model: str | None = None, since: datetime | None = None) -> list[AuditEvent]:
+        with self.read() as session:
+            query = select(AuditRow).order_by(AuditRow.seq)
+            if model is not None:
+                query = query.where((AuditRow.subject == model) | AuditRow.subject.startswith(f"{model}/", autoescape=True))
+            if since is not None:
+                query = query.where(AuditRow.at >= since)
+            return [row.to_entity() for row in session.scalars(query)]
+
+    def verify_audit(self) -> AuditVerification:
+        with self.read() as session:
+            head = session.get(AuditHeadRow, 1)
+            rows = session.scalars(select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=1000))
+            try:
+                return verify_chain((row.to_entity() for row in rows), (head.seq, head.hash) if head is not None else None)
+            finally:
+                rows.close()  # verification may stop early; release the server-side cursor now
+
+
+__all__ = ["AuditRecords"]
