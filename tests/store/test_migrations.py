@@ -64,3 +64,28 @@ def test_bad_store_url_is_a_spec_error() -> None:
 
     with pytest.raises(InvalidSpec, match="not a database URL"):
         Store.open("not a url")
+
+
+def test_approvals_recorded_before_revocation_existed_survive_the_upgrade(store_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = database.make_engine(store_url)
+    database.upgrade(engine, "0005")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO approvals (model_name, version, stage, actor, roles, decision, comment, at) "
+                "VALUES ('churn', 1, 'production', 'vera', '[\"approver\"]', 'approve', 'ok', '2026-01-01 00:00:00+00:00')"
+            )
+        )
+    database.upgrade(engine, "0006")
+    engine.dispose()
+    store = Store.open(store_url, auto_migrate=True)
+    [approval] = store.approvals("churn", 1)
+    assert (approval.actor, approval.roles, approval.evidence_sha256, approval.revoked) == ("vera", ("approver",), None, None)
+    store.close()
+    engine = database.make_engine(store_url)
+    database.downgrade(engine, "0005")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT actor FROM approvals")).scalars().all() == ["vera"]
+    engine.dispose()

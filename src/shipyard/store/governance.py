@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from shipyard.domain.errors import InvalidSpec
 from shipyard.domain.governance import Approval, GateReport
 from shipyard.store.audit import canonical_sha256
 from shipyard.store.base import StoreBase, Tx, version_row
@@ -98,14 +99,54 @@ class GovernanceRecords(StoreBase):
                     decision=approval.decision,
                     comment=approval.comment,
                     at=tx.now,
+                    evidence_sha256=approval.evidence_sha256,
                 )
             )
             tx.audit(
                 f"approval.{approval.decision}",
                 f"{approval.model}/{approval.version}",
-                {"stage": approval.stage, "roles": list(approval.roles), "comment": approval.comment},
+                {
+                    "stage": approval.stage,
+                    "roles": list(approval.roles),
+                    "comment": approval.comment,
+                    "evidence_sha256": approval.evidence_sha256,
+                },
             )
         return approval
+
+    def revoke_approvals(self, *, actor: str, model: str, version: int, stage: str, reason: str) -> list[Approval]:
+        """Mark every standing sign-off of ``model``/``version`` for ``stage`` revoked; one audit event each.
+
+        The rows stay (with who revoked them, when and why), so the history of decisions is kept.
+        """
+        if not reason.strip():
+            raise InvalidSpec(
+                f"revoking the {stage} approvals of {model}/{version} needs a reason; got an empty one",
+                hint="Say why they no longer count, e.g. 'version 3 was rolled back'.",
+            )
+        with self.write(actor) as tx:
+            version_row(tx.session, model, version)
+            query = (
+                select(ApprovalRow)
+                .where(
+                    ApprovalRow.model_name == model,
+                    ApprovalRow.version == version,
+                    ApprovalRow.stage == stage,
+                    ApprovalRow.revoked_at.is_(None),
+                )
+                .order_by(ApprovalRow.id)
+            )
+            revoked = []
+            for row in tx.session.scalars(query):
+                row.revoked_at, row.revoked_reason, row.revoked_by = tx.now, reason, actor
+                tx.audit(
+                    "approval.revoked",
+                    f"{model}/{version}",
+                    {"approval": row.id, "stage": stage, "approver": row.actor, "decision": row.decision, "reason": reason},
+                )
+                revoked.append(row.to_entity())
+            tx.session.flush()
+            return revoked
 
     def approvals(self, model: str, version: int, stage: str | None = None) -> list[Approval]:
         with self.read() as session:

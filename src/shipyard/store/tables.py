@@ -201,6 +201,11 @@ class ApprovalRow(Base):
     decision: Mapped[str] = mapped_column(String(10))
     comment: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A revoked approval stays, so the history of who signed off on what is never lost.
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     def to_entity(self) -> Approval:
         return Approval(
@@ -212,6 +217,8 @@ class ApprovalRow(Base):
             decision=self.decision,
             comment=self.comment,
             at=as_utc(self.at),
+            evidence_sha256=self.evidence_sha256,
+            revoked=self.revoked_reason,
         )
 
 
