@@ -15,6 +15,7 @@ from shipyard.domain.rollouts import Rollout
 from shipyard.domain.stages import Stage
 from shipyard.store.base import StoreBase, Tx, bump_generation, known_models_hint, move, production_rows, version_row
 from shipyard.store.governance import put_gate
+from shipyard.store.monitoring import resolve_left_production
 from shipyard.store.tables import ApiTokenRow, DeploymentRow, ModelRow, RolloutRow, ServingStateRow, VersionRow
 
 
@@ -227,6 +228,8 @@ class DeliveryRecords(StoreBase):
                 version = version_row(tx.session, model, row.version)
                 for champion in production_rows(tx.session, model):
                     move(tx, champion, Stage.ARCHIVED, f"replaced by version {row.version} after rollout {row.id}")
+                    if champion.version != row.version:
+                        resolve_left_production(tx, model, champion.version)
                 tx.session.flush()
                 if version.stage != Stage.PRODUCTION.value:
                     move(tx, version, Stage.PRODUCTION, f"rollout {row.id} reached full traffic")

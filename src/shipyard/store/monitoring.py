@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from shipyard.domain.errors import NotFound
 from shipyard.domain.monitoring import Alert, MonitorRun
-from shipyard.store.base import StoreBase
+from shipyard.store.base import StoreBase, Tx
 from shipyard.store.tables import AlertRow, MonitorRunRow
 
 
@@ -31,6 +31,29 @@ class RecordedRun:
     opened: tuple[Alert, ...]
     ongoing: tuple[Alert, ...]
     resolved: tuple[Alert, ...]
+
+
+def resolve_left_production(tx: Tx, model: str, version: int) -> list[Alert]:
+    """Close the open alerts raised on a version that stops being the champion, in the caller's transaction.
+
+    They judged that version; once it no longer serves, they say nothing about what does.
+    """
+    query = select(AlertRow).where(AlertRow.model_name == model, AlertRow.version == version, AlertRow.state == "open")
+    resolved = []
+    for row in tx.session.scalars(query.order_by(AlertRow.id)):
+        row.state, row.resolved_at, row.resolution = "resolved", tx.now, "left_production"
+        tx.audit(
+            "alert.resolved",
+            f"{model}/{version}",
+            {
+                "alert": row.id,
+                "signal": row.signal,
+                "reason": f"version {version} left production",
+                "resolution": "left_production",
+            },
+        )
+        resolved.append(row.to_entity())
+    return resolved
 
 
 class MonitoringRecords(StoreBase):
@@ -102,12 +125,17 @@ class MonitoringRecords(StoreBase):
                     row.seen += 1
                     ongoing.append(row.to_entity())
                 elif row is not None:
-                    row.state = "resolved"
-                    row.resolved_at = tx.now
+                    row.state, row.resolved_at, row.resolution = "resolved", tx.now, "cleared"
                     tx.audit(
                         "alert.resolved",
                         subject,
-                        {"alert": row.id, "signal": reading.signal, "observed": reading.observed, "threshold": reading.threshold},
+                        {
+                            "alert": row.id,
+                            "signal": reading.signal,
+                            "observed": reading.observed,
+                            "threshold": reading.threshold,
+                            "resolution": "cleared",
+                        },
                     )
                     resolved.append(row.to_entity())
             tx.session.flush()
@@ -130,9 +158,9 @@ class MonitoringRecords(StoreBase):
             if row is None:
                 raise NotFound(f"no alert {alert_id}", hint="List alerts with `shipyard monitor alerts`.")
             if row.state == "open":
-                row.state = "resolved"
-                row.resolved_at = tx.now
-                tx.audit("alert.resolved", f"{row.model_name}/{row.version}", {"alert": row.id, "reason": reason})
+                row.state, row.resolved_at, row.resolution = "resolved", tx.now, "manual"
+                details = {"alert": row.id, "reason": reason, "resolution": "manual"}
+                tx.audit("alert.resolved", f"{row.model_name}/{row.version}", details)
             tx.session.flush()
             return row.to_entity()
 
@@ -153,4 +181,4 @@ class MonitoringRecords(StoreBase):
             return [row.to_entity() for row in session.scalars(query)]
 
 
-__all__ = ["MonitoringRecords", "RecordedRun", "SignalReading"]
+__all__ = ["MonitoringRecords", "RecordedRun", "SignalReading", "resolve_left_production"]

@@ -361,6 +361,7 @@ class AlertRow(Base):
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolution: Mapped[str | None] = mapped_column(String(20), nullable=True)
     monitor_run: Mapped[int] = mapped_column(Integer)
     seen: Mapped[int] = mapped_column(Integer)
 
@@ -381,4 +382,5 @@ class AlertRow(Base):
             resolved_at=as_utc(self.resolved_at) if self.resolved_at else None,
             monitor_run=self.monitor_run,
             seen=self.seen,
+            resolution=self.resolution,
         )

@@ -21,6 +21,7 @@ from shipyard.store.base import (
     version_row,
 )
 from shipyard.store.governance import put_evidence, put_gate
+from shipyard.store.monitoring import resolve_left_production
 from shipyard.store.tables import DataSchemaRow, ModelRow, StageChangeRow, VersionRow
 
 ANY_CHAMPION = object()
@@ -143,10 +144,13 @@ class VersionRecords(StoreBase):
                     )
                 for champion in champions:
                     move(tx, champion, Stage.ARCHIVED, f"replaced by version {version}: {reason}")
+                    resolve_left_production(tx, model, champion.version)
                     archived.append(champion.to_entity())
                 # The old champion must leave the one-production index before the new one enters it.
                 tx.session.flush()
             move(tx, row, to, reason, break_glass=break_glass)
+            if current is Stage.PRODUCTION:
+                resolve_left_production(tx, model, version)
             if Stage.PRODUCTION in (current, to):
                 bump_generation(tx)
             tx.session.flush()
