@@ -121,3 +121,25 @@ def test_chain_continues_after_verify(chained: Store) -> None:
     chained.transition(actor="bob", model="churn", version=2, to=Stage.REJECTED, reason="worse")
     result = chained.verify_audit()
     assert result.ok and result.events == 6
+
+
+def test_a_refused_action_leaves_a_denied_event_in_the_chain(store: Store) -> None:
+    register(store, 1)
+    event = store.record_denial(
+        actor="mallory", action="promote", subject="churn/1", details={"to": "production", "reason": "not a deployer"}
+    )
+    assert (event.action, event.actor, event.subject) == ("promote.denied", "mallory", "churn/1")
+    [stored] = store.audit_events(model="churn")[-1:]
+    assert stored == event and stored.details == {"to": "production", "reason": "not a deployer"}
+    assert store.record_denial(actor="eve", action="approval", subject="churn/1").action == "approval.denied"
+    assert store.verify_audit().ok
+
+
+@pytest.mark.parametrize("action", ["", " ", "promote.denied"])
+def test_a_denial_needs_the_refused_action(store: Store, action: str) -> None:
+    from shipyard.domain.errors import InvalidSpec
+
+    before = len(store.audit_events())
+    with pytest.raises(InvalidSpec, match="action that was refused"):
+        store.record_denial(actor="eve", action=action, subject="churn")
+    assert len(store.audit_events()) == before

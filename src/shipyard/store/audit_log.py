@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from shipyard.domain.entities import AuditEvent, AuditVerification
+from shipyard.domain.errors import InvalidSpec
 from shipyard.store.audit import verify_chain
 from shipyard.store.base import StoreBase
 from shipyard.store.tables import AuditHeadRow, AuditRow
@@ -23,6 +25,16 @@ class AuditRecords(StoreBase):
             if since is not None:
                 query = query.where(AuditRow.at >= since)
             return [row.to_entity() for row in session.scalars(query)]
+
+    def record_denial(self, *, actor: str, action: str, subject: str, details: dict[str, Any] | None = None) -> AuditEvent:
+        """Leave the trace of a refused action: a ``<action>.denied`` event, in its own transaction."""
+        if not action.strip() or action.endswith(".denied"):
+            raise InvalidSpec(
+                f"a denial needs the action that was refused, like 'promote' or 'approval'; got {action!r}",
+                hint="The store adds '.denied' itself.",
+            )
+        with self.write(actor) as tx:
+            return tx.audit(f"{action}.denied", subject, details)
 
     def verify_audit(self) -> AuditVerification:
         with self.read() as session:
