@@ -30,6 +30,11 @@ class Tx:
         self._head = head
         self.now = now
 
+    @property
+    def seq(self) -> int:
+        """The chain's last event so far, this transaction's included."""
+        return self._head.seq
+
     def audit(self, action: str, subject: str, details: dict[str, Any] | None = None) -> AuditEvent:
         seq = self._head.seq + 1
         payload = dict(details or {})

@@ -15,6 +15,7 @@ from shipyard.domain.rollouts import Rollout
 from shipyard.domain.stages import Stage
 from shipyard.store.base import StoreBase, Tx, bump_generation, known_models_hint, move, production_rows, version_row
 from shipyard.store.governance import put_gate
+from shipyard.store.mirror import mark_mirror_pending
 from shipyard.store.monitoring import resolve_left_production
 from shipyard.store.tables import ApiTokenRow, DeploymentRow, ModelRow, RolloutRow, ServingStateRow, VersionRow
 
@@ -240,6 +241,8 @@ class DeliveryRecords(StoreBase):
                 raise InvalidSpec(f"unknown rollout action {action!r}")
             row.history = [*row.history, event]
             tx.audit(f"rollout.{event['event']}", f"{model}/{row.version}", {"rollout": row.id, **(details or {})})
+            if action == "promote":  # the only rollout action that moves stages
+                mark_mirror_pending(tx, model, f"rollout {row.id} promoted version {row.version}")
             tx.session.flush()
             return row.to_entity()
 

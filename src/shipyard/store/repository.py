@@ -1,7 +1,8 @@
 """The store: every state change and its audit event, in one transaction.
 
 ``Store`` opens the connection and the transactions; what it records lives in one
-module per concern (versions, governance, delivery, monitoring, the audit log).
+module per concern (versions, governance, delivery, monitoring, the MLflow
+mirror's backlog, the audit log).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from shipyard.store.audit_log import AuditRecords
 from shipyard.store.base import Tx
 from shipyard.store.delivery import DeliveryRecords
 from shipyard.store.governance import GovernanceRecords
+from shipyard.store.mirror import MirrorRecords
 from shipyard.store.monitoring import MonitoringRecords
 from shipyard.store.tables import AuditHeadRow, utcnow
 from shipyard.store.versions import ANY_CHAMPION, ChampionChanged, VersionRecords
 
 
-class Store(VersionRecords, GovernanceRecords, DeliveryRecords, MonitoringRecords, AuditRecords):
+class Store(VersionRecords, GovernanceRecords, DeliveryRecords, MonitoringRecords, MirrorRecords, AuditRecords):
     """Shipyard's source of truth on SQLite or PostgreSQL."""
 
     def __init__(self, engine: Engine, url: str) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shipyard.domain.entities import AuditEvent, Model, ModelVersion, StageChange
 from shipyard.domain.governance import Approval
+from shipyard.domain.mirror import PendingMirror
 from shipyard.domain.monitoring import Alert, MonitorRun
 from shipyard.domain.rollouts import Rollout
 from shipyard.domain.stages import Stage
@@ -383,4 +384,40 @@ class AlertRow(Base):
             monitor_run=self.monitor_run,
             seen=self.seen,
             resolution=self.resolution,
+        )
+
+
+class MirrorPendingRow(Base):
+    """A model whose MLflow aliases and tags may be behind its stages in the store."""
+
+    __tablename__ = "mirror_pending"
+
+    model_name: Mapped[str] = mapped_column(String(200), ForeignKey("models.name"), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seq: Mapped[int] = mapped_column(Integer)
+
+    def to_entity(self) -> PendingMirror:
+        return PendingMirror(kind="stages", model=self.model_name, reason=self.reason, since=as_utc(self.since), seq=self.seq)
+
+
+class RegistrationPendingRow(Base):
+    """An MLflow registration begun and not yet recorded in the store (no foreign key: the model may be new)."""
+
+    __tablename__ = "registrations_pending"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(200), index=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def to_entity(self) -> PendingMirror:
+        return PendingMirror(
+            kind="registration",
+            model=self.model_name,
+            reason=f"{self.actor} began registering run {self.run_id} in MLflow",
+            since=as_utc(self.since),
+            run_id=self.run_id,
+            registration=self.id,
         )

@@ -21,6 +21,7 @@ from shipyard.store.base import (
     version_row,
 )
 from shipyard.store.governance import put_evidence, put_gate
+from shipyard.store.mirror import complete_registration, mark_mirror_pending
 from shipyard.store.monitoring import resolve_left_production
 from shipyard.store.tables import DataSchemaRow, ModelRow, StageChangeRow, VersionRow
 
@@ -105,6 +106,9 @@ class VersionRecords(StoreBase):
                 tx.audit("schema.inferred", model, {"source_version": version, "schema_sha256": canonical_sha256(schema)})
             if evidence is not None:
                 put_evidence(tx, model, version, evidence)
+            if run_id is not None:
+                complete_registration(tx, model, run_id)
+            mark_mirror_pending(tx, model, f"version {version} registered")
             tx.session.flush()
             return row.to_entity()
 
@@ -153,6 +157,7 @@ class VersionRecords(StoreBase):
                 resolve_left_production(tx, model, version)
             if Stage.PRODUCTION in (current, to):
                 bump_generation(tx)
+            mark_mirror_pending(tx, model, f"version {version} moved from {current.value} to {to.value}")
             tx.session.flush()
             return Promotion(version=row.to_entity(), from_stage=current, archived=tuple(archived))
 
