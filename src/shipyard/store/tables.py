@@ -421,3 +421,14 @@ class RegistrationPendingRow(Base):
             run_id=self.run_id,
             registration=self.id,
         )
+
+
+class LeaseRow(Base):
+    """Who may act alone on the shared store (e.g. the worker), until when."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
