@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -143,3 +145,35 @@ def test_a_denial_needs_the_refused_action(store: Store, action: str) -> None:
     with pytest.raises(InvalidSpec, match="action that was refused"):
         store.record_denial(actor="eve", action=action, subject="churn")
     assert len(store.audit_events()) == before
+
+
+@contextmanager
+def write_during_verification(verifier: Store) -> Iterator[list[int]]:
+    """Append one event through another connection right after ``verifier`` has read the chain's head.
+
+    Deterministic interleaving: a cursor hook on the verifier's engine runs the write.
+    """
+    from sqlalchemy import event
+
+    writer = Store.open(verifier.url, auto_migrate=False)
+    written: list[int] = []
+
+    def after_execute(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "audit_head" in statement and not written:
+            written.append(writer.record_denial(actor="eve", action="promote", subject="churn").seq)
+
+    event.listen(verifier.engine, "after_cursor_execute", after_execute)
+    try:
+        yield written
+    finally:
+        event.remove(verifier.engine, "after_cursor_execute", after_execute)
+        writer.close()
+
+
+def test_a_write_landing_during_verification_is_not_taken_for_tampering(chained: Store) -> None:
+    """The head and the events are read from one snapshot, so an append in between is simply not seen yet."""
+    with write_during_verification(chained) as written:
+        result = chained.verify_audit()
+    assert written == [6]
+    assert (result.ok, result.events, result.problem) == (True, 5, None)
+    assert chained.verify_audit().events == 6

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from shipyard.domain.entities import AuditEvent, AuditVerification
 from shipyard.domain.errors import InvalidSpec
+from shipyard.store import database
 from shipyard.store.audit import verify_chain
 from shipyard.store.base import StoreBase
 from shipyard.store.tables import AuditHeadRow, AuditRow
@@ -36,8 +40,22 @@ class AuditRecords(StoreBase):
         with self.write(actor) as tx:
             return tx.audit(f"{action}.denied", subject, details)
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[Session]:
+        """One consistent view of the chain and its head.
+
+        PostgreSQL's default (read committed) gives each statement its own view, so an
+        event appended between reading the head and the events looked like tampering.
+        SQLite's reading transaction is already one snapshot.
+        """
+        with database.translate_errors(self.url), self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with Session(bind=conn) as session:
+                yield session
+
     def verify_audit(self) -> AuditVerification:
-        with self.read() as session:
+        with self._snapshot() as session:
             head = session.get(AuditHeadRow, 1)
             rows = session.scalars(select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=1000))
             try:
