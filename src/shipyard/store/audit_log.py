@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from shipyard.domain.entities import AuditEvent, AuditVerification
 from shipyard.domain.errors import InvalidSpec
 from shipyard.store import database
-from shipyard.store.audit import verify_chain
+from shipyard.store.audit import holds, verify_chain
 from shipyard.store.base import StoreBase
 from shipyard.store.tables import AuditHeadRow, AuditRow
 
@@ -62,6 +63,37 @@ class AuditRecords(StoreBase):
                 return verify_chain((row.to_entity() for row in rows), (head.seq, head.hash) if head is not None else None)
             finally:
                 rows.close()  # verification may stop early; release the server-side cursor now
+
+    def verify_audit_from(self, checkpoint: tuple[int, str] | None) -> tuple[AuditVerification, tuple[int, str] | None]:
+        """Verify only the events after ``checkpoint``, the (seq, hash) an earlier call returned.
+
+        It still checks that the checkpoint's event is there unchanged, that the new events
+        link to it, and that the chain ends at its head; it reads only those events. Returns
+        the result (``events`` counts the whole chain) and the checkpoint for the next call:
+        the head when the chain holds, the old checkpoint when it does not. Events before the
+        checkpoint are not read again; a full ``verify_audit`` still finds an edit among them.
+        """
+        with self._snapshot() as session:
+            head = session.get(AuditHeadRow, 1)
+            head_at = (head.seq, head.hash) if head is not None else None
+            after = checkpoint[0] if checkpoint is not None else 0
+            if checkpoint is not None and after > 0:
+                anchor = session.get(AuditRow, after)
+                problem = None
+                if anchor is None:
+                    problem = f"event {after}, verified before, is gone: events were deleted or renumbered"
+                elif anchor.hash != checkpoint[1] or not holds(anchor.to_entity()):
+                    problem = f"event {after} changed since it was verified"
+                if problem is not None:
+                    return AuditVerification(ok=False, events=after, first_bad_seq=after, problem=problem), checkpoint
+            query = select(AuditRow).where(AuditRow.seq > after).order_by(AuditRow.seq)
+            rows = session.scalars(query.execution_options(yield_per=1000))
+            try:
+                result = verify_chain((row.to_entity() for row in rows), head_at, start=checkpoint)
+            finally:
+                rows.close()
+        result = replace(result, events=after + result.events)
+        return result, (head_at if result.ok else checkpoint)
 
 
 __all__ = ["AuditRecords"]
