@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from factories import register
+from shipyard.domain.errors import InvalidSpec, NotFound
 from shipyard.domain.governance import Approval, GateReport, Outcome, RuleResult
 from shipyard.domain.stages import Stage
 from shipyard.store.audit import canonical_sha256
@@ -106,3 +107,70 @@ def test_a_stale_champion_is_refused_and_nothing_is_written(store: Store) -> Non
     assert len(store.audit_events()) == before and store.gate_reports("churn", 3) == []
     store.transition(actor="zoe", model="churn", version=3, to=Stage.PRODUCTION, reason="r", champion_seen=1)
     assert {v.version: v.stage for v in store.list_versions("churn")}[3] is Stage.PRODUCTION
+
+
+def approval(actor: str, decision: str = "approve", *, stage: str = "production", evidence: str | None = "e" * 64) -> Approval:
+    return Approval(
+        model="churn",
+        version=1,
+        stage=stage,
+        actor=actor,
+        roles=("approver",),
+        decision=decision,
+        comment="ok",
+        at=datetime.now(UTC),
+        evidence_sha256=evidence,
+    )
+
+
+def test_an_approval_keeps_the_evidence_digest_it_was_given_on(store: Store) -> None:
+    register(store, 1)
+    store.record_approval(approval("vera", evidence="ab" * 32))
+    store.record_approval(approval("walt", evidence=None))
+    assert [(a.actor, a.evidence_sha256, a.revoked) for a in store.approvals("churn", 1)] == [
+        ("vera", "ab" * 32, None),
+        ("walt", None, None),
+    ]
+    assert store.audit_events()[-2].details["evidence_sha256"] == "ab" * 32
+
+
+def test_revoking_marks_standing_approvals_of_one_stage_and_keeps_them(store: Store) -> None:
+    register(store, 1)
+    store.record_approval(approval("vera"))
+    store.record_approval(approval("walt", "reject"))
+    store.record_approval(approval("vera", stage="staging"))
+    before = len(store.audit_events())
+
+    revoked = store.revoke_approvals(actor="rui", model="churn", version=1, stage="production", reason="version 1 rolled back")
+
+    assert [(a.actor, a.decision, a.revoked) for a in revoked] == [
+        ("vera", "approve", "version 1 rolled back"),
+        ("walt", "reject", "version 1 rolled back"),
+    ]
+    # Revoked approvals stay visible; the other stage's approval is untouched.
+    assert [(a.stage, a.revoked) for a in store.approvals("churn", 1)] == [
+        ("production", "version 1 rolled back"),
+        ("production", "version 1 rolled back"),
+        ("staging", None),
+    ]
+    events = store.audit_events()[before:]
+    assert [(e.action, e.actor, e.details["approver"], e.details["reason"]) for e in events] == [
+        ("approval.revoked", "rui", "vera", "version 1 rolled back"),
+        ("approval.revoked", "rui", "walt", "version 1 rolled back"),
+    ]
+    # A second revocation finds nothing standing: no new events, earlier reasons kept.
+    assert store.revoke_approvals(actor="rui", model="churn", version=1, stage="production", reason="again") == []
+    assert len(store.audit_events()) == before + 2
+    assert {a.revoked for a in store.approvals("churn", 1, "production")} == {"version 1 rolled back"}
+    # A sign-off given after the revocation stands.
+    store.record_approval(approval("walt"))
+    assert [a.revoked for a in store.approvals("churn", 1, "production")][-1] is None
+    assert store.verify_audit().ok
+
+
+def test_revoking_needs_a_known_version_and_a_reason(store: Store) -> None:
+    register(store, 1)
+    with pytest.raises(NotFound, match="no version 7"):
+        store.revoke_approvals(actor="rui", model="churn", version=7, stage="production", reason="r")
+    with pytest.raises(InvalidSpec, match="needs a reason"):
+        store.revoke_approvals(actor="rui", model="churn", version=1, stage="production", reason="  ")

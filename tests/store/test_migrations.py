@@ -64,3 +64,63 @@ def test_bad_store_url_is_a_spec_error() -> None:
 
     with pytest.raises(InvalidSpec, match="not a database URL"):
         Store.open("not a url")
+
+
+def test_approvals_recorded_before_revocation_existed_survive_the_upgrade(store_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = database.make_engine(store_url)
+    database.upgrade(engine, "0005")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO approvals (model_name, version, stage, actor, roles, decision, comment, at) "
+                "VALUES ('churn', 1, 'production', 'vera', '[\"approver\"]', 'approve', 'ok', '2026-01-01 00:00:00+00:00')"
+            )
+        )
+    database.upgrade(engine, "0006")
+    engine.dispose()
+    store = Store.open(store_url, auto_migrate=True)
+    [approval] = store.approvals("churn", 1)
+    assert (approval.actor, approval.roles, approval.evidence_sha256, approval.revoked) == ("vera", ("approver",), None, None)
+    store.close()
+    engine = database.make_engine(store_url)
+    database.downgrade(engine, "0005")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT actor FROM approvals")).scalars().all() == ["vera"]
+    engine.dispose()
+
+
+def test_alerts_resolved_before_0007_get_their_resolution_from_the_audit_log(store_url: str) -> None:
+    """The monitor's alert.resolved event carries the reading, a person's a reason; an open alert has none."""
+    import json
+
+    from sqlalchemy import text
+
+    engine = database.make_engine(store_url)
+    database.upgrade(engine, "0006")
+    alert = (
+        "INSERT INTO alerts (id, model_name, version, signal, state, observed, threshold, action, action_state, "
+        "action_result, opened_at, last_seen_at, resolved_at, monitor_run, seen) VALUES "
+        "(:id, 'churn', 1, :signal, :state, 0.5, 0.25, 'none', 'skipped', '{}', :at, :at, :resolved, 1, 1)"
+    )
+    event = (
+        "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev_hash, hash) "
+        "VALUES (:seq, :at, 'x', 'alert.resolved', 'churn/1', :details, 'p', 'h')"
+    )
+    at = "2026-01-01 00:00:00+00:00"
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO models (name, owner, created_at, created_by) VALUES ('churn', 'o', :at, 'x')"), {"at": at})
+        for id_, signal, resolved in ((1, "prediction_drift", at), (2, "error_rate", at), (3, "metric_decay", None)):
+            state = "open" if resolved is None else "resolved"
+            conn.execute(text(alert), {"id": id_, "signal": signal, "state": state, "at": at, "resolved": resolved})
+        conn.execute(text(event), {"seq": 1, "at": at, "details": json.dumps({"alert": 1, "observed": 0.1, "threshold": 0.25})})
+        conn.execute(text(event), {"seq": 2, "at": at, "details": json.dumps({"alert": 2, "reason": "false alarm"})})
+    database.upgrade(engine, "0007")
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT id, resolution FROM alerts ORDER BY id")).all()
+    assert [tuple(row) for row in found] == [(1, "cleared"), (2, "manual"), (3, None)]
+    database.downgrade(engine, "0006")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alerts")).scalar_one() == 3
+    engine.dispose()

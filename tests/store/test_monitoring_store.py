@@ -6,6 +6,7 @@ import pytest
 
 from factories import register
 from shipyard.domain.errors import Conflict
+from shipyard.domain.stages import Stage
 from shipyard.store.monitoring import SignalReading
 from shipyard.store.repository import Store
 from shipyard.store.tables import AlertRow
@@ -74,3 +75,104 @@ def test_the_database_refuses_a_second_open_alert_for_a_signal(store: Store) -> 
         copy = {c.name: getattr(row, c.name) for c in AlertRow.__table__.columns if c.name != "id"}
         tx.session.add(AlertRow(**copy))
         tx.session.flush()
+
+
+def champion_with_alert(store: Store, champion: int = 1, *others: int) -> int:
+    """``champion`` in production with an open drift alert raised on it; ``others`` in staging."""
+    for version in (champion, *others):
+        register(store, version)
+        store.transition(actor="rui", model="churn", version=version, to=Stage.STAGING, reason="r")
+    store.transition(actor="rui", model="churn", version=champion, to=Stage.PRODUCTION, reason="r")
+    (alert,) = run(store, reading(True)).opened  # type: ignore[attr-defined]
+    return int(alert.id)
+
+
+def left_production_events(store: Store) -> list[tuple[str, dict[str, object]]]:
+    return [(e.subject, e.details) for e in store.audit_events() if e.action == "alert.resolved"]
+
+
+def test_resolutions_say_how_an_alert_closed(store: Store) -> None:
+    register(store, 1)
+    (drift,) = run(store, reading(True)).opened  # type: ignore[attr-defined]
+    (cleared,) = run(store, reading(False, 0.1)).resolved  # type: ignore[attr-defined]
+    assert (cleared.id, cleared.resolution) == (drift.id, "cleared")
+    (errors,) = run(store, reading(True, signal="error_rate")).opened  # type: ignore[attr-defined]
+    closed = store.resolve_alert(actor="rui", alert_id=errors.id, reason="false alarm")
+    assert (closed.state, closed.resolution) == ("resolved", "manual")
+    assert [(a.signal, a.resolution) for a in store.alerts(model="churn")] == [
+        ("feature_drift_share", "cleared"),
+        ("error_rate", "manual"),
+    ]
+    assert [d["resolution"] for _, d in left_production_events(store)] == ["cleared", "manual"]
+
+
+def test_a_new_champion_closes_the_alerts_of_the_one_it_replaced(store: Store) -> None:
+    alert_id = champion_with_alert(store, 1, 2)
+    before = len(store.audit_events())
+    store.transition(actor="rui", model="churn", version=2, to=Stage.PRODUCTION, reason="better")
+    [alert] = store.alerts(model="churn")
+    assert (alert.id, alert.state, alert.resolution) == (alert_id, "resolved", "left_production")
+    assert alert.resolved_at is not None
+    actions = [(e.action, e.subject) for e in store.audit_events()[before:]]
+    # Archived, then its alert closed, then the new champion in: one transaction, one chain.
+    assert actions == [
+        ("version.stage_changed", "churn/1"),
+        ("alert.resolved", "churn/1"),
+        ("version.stage_changed", "churn/2"),
+    ]
+    assert left_production_events(store)[-1][1]["reason"] == "version 1 left production"
+    assert store.verify_audit().ok
+
+
+def test_archiving_the_champion_closes_its_alerts_and_other_moves_do_not(store: Store) -> None:
+    champion_with_alert(store, 1, 2)
+    store.transition(actor="rui", model="churn", version=2, to=Stage.ARCHIVED, reason="not needed")
+    assert [a.state for a in store.alerts(model="churn")] == ["open"]
+    store.transition(actor="rui", model="churn", version=1, to=Stage.ARCHIVED, reason="retired")
+    assert [(a.state, a.resolution) for a in store.alerts(model="churn")] == [("resolved", "left_production")]
+
+
+def test_an_alert_on_the_incoming_version_stays_open(store: Store) -> None:
+    register(store, 1)
+    store.transition(actor="rui", model="churn", version=1, to=Stage.STAGING, reason="r")
+    store.transition(actor="rui", model="churn", version=1, to=Stage.PRODUCTION, reason="r")
+    register(store, 2)
+    store.transition(actor="rui", model="churn", version=2, to=Stage.STAGING, reason="r")
+    store.record_monitor_run(
+        actor="monitor",
+        model="churn",
+        version=2,
+        window=(None, None),
+        rows=500,
+        dataset_drift=True,
+        report={},
+        readings=[reading(True)],
+    )
+    store.transition(actor="rui", model="churn", version=2, to=Stage.PRODUCTION, reason="r")
+    assert [(a.version, a.state) for a in store.alerts(model="churn")] == [(2, "open")]
+
+
+def test_a_promoted_rollout_closes_the_old_champions_alerts(store: Store) -> None:
+    alert_id = champion_with_alert(store, 1, 2)
+    store.start_rollout(
+        actor="rui",
+        model="churn",
+        version=2,
+        strategy="canary",
+        steps=[10.0, 100.0],
+        interval_seconds=1.0,
+        checks={},
+        failure_limit=2,
+        gate=None,
+    )
+    assert store.alerts(model="churn")[0].open  # a rollout in progress leaves the champion's alerts alone
+    store.advance_rollout(actor="controller", model="churn", action="promote")
+    [alert] = store.alerts(model="churn")
+    assert (alert.id, alert.resolution) == (alert_id, "left_production")
+    assert [e.action for e in store.audit_events()][-4:] == [
+        "version.stage_changed",
+        "alert.resolved",
+        "version.stage_changed",
+        "rollout.promote",
+    ]
+    assert store.verify_audit().ok

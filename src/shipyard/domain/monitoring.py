@@ -8,6 +8,9 @@ from typing import Any
 
 SIGNALS = ("feature_drift_share", "prediction_drift", "metric_decay", "error_rate")
 ACTIONS = ("retrain", "rollback", "webhook", "none")
+# How an alert was resolved: the monitor saw the signal go away, its version left
+# production (a rollback or a new champion), or someone closed it.
+RESOLUTIONS = ("cleared", "left_production", "manual")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +52,7 @@ class Alert:
     resolved_at: datetime | None
     monitor_run: int
     seen: int  # monitor runs that saw the signal while this alert was open
+    resolution: str | None = None  # one of RESOLUTIONS once resolved
 
     @property
     def open(self) -> bool:

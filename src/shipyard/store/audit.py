@@ -45,10 +45,28 @@ def event_hash(*, seq: int, at: datetime, actor: str, action: str, subject: str,
     return canonical_sha256(payload)
 
 
-def verify_chain(events: Iterable[AuditEvent], head: tuple[int, str] | None) -> AuditVerification:
-    """Walk events in stored order; report the first sequence number that does not hold."""
-    expected_seq = 1
-    prev = GENESIS
+def holds(event: AuditEvent) -> bool:
+    """Whether the event's content still matches its own hash."""
+    recomputed = event_hash(
+        seq=event.seq,
+        at=event.at,
+        actor=event.actor,
+        action=event.action,
+        subject=event.subject,
+        details=event.details,
+        prev_hash=event.prev_hash,
+    )
+    return recomputed == event.hash
+
+
+def verify_chain(
+    events: Iterable[AuditEvent], head: tuple[int, str] | None, *, start: tuple[int, str] | None = None
+) -> AuditVerification:
+    """Walk events in stored order; report the first sequence number that does not hold.
+
+    ``start``: an already verified (seq, hash); ``events`` then begin right after it.
+    """
+    expected_seq, prev = (start[0] + 1, start[1]) if start is not None else (1, GENESIS)
     count = 0
     for event in events:
         count += 1
@@ -64,16 +82,7 @@ def verify_chain(events: Iterable[AuditEvent], head: tuple[int, str] | None) -> 
                 "an event before it was deleted, inserted or reordered"
             )
             return AuditVerification(ok=False, events=count, first_bad_seq=event.seq, problem=problem)
-        recomputed = event_hash(
-            seq=event.seq,
-            at=event.at,
-            actor=event.actor,
-            action=event.action,
-            subject=event.subject,
-            details=event.details,
-            prev_hash=event.prev_hash,
-        )
-        if recomputed != event.hash:
+        if not holds(event):
             problem = f"event {event.seq} was edited: its content no longer matches its hash"
             return AuditVerification(ok=False, events=count, first_bad_seq=event.seq, problem=problem)
         prev = event.hash

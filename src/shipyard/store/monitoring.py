@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from shipyard.domain.errors import NotFound
 from shipyard.domain.monitoring import Alert, MonitorRun
+from shipyard.store.base import StoreBase, Tx
 from shipyard.store.tables import AlertRow, MonitorRunRow
-
-if TYPE_CHECKING:
-    from shipyard.store.repository import Tx
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,14 +33,31 @@ class RecordedRun:
     resolved: tuple[Alert, ...]
 
 
-class MonitoringRecords:
+def resolve_left_production(tx: Tx, model: str, version: int) -> list[Alert]:
+    """Close the open alerts raised on a version that stops being the champion, in the caller's transaction.
+
+    They judged that version; once it no longer serves, they say nothing about what does.
+    """
+    query = select(AlertRow).where(AlertRow.model_name == model, AlertRow.version == version, AlertRow.state == "open")
+    resolved = []
+    for row in tx.session.scalars(query.order_by(AlertRow.id)):
+        row.state, row.resolved_at, row.resolution = "resolved", tx.now, "left_production"
+        tx.audit(
+            "alert.resolved",
+            f"{model}/{version}",
+            {
+                "alert": row.id,
+                "signal": row.signal,
+                "reason": f"version {version} left production",
+                "resolution": "left_production",
+            },
+        )
+        resolved.append(row.to_entity())
+    return resolved
+
+
+class MonitoringRecords(StoreBase):
     """Mixed into ``Store``: monitor runs, and alerts deduplicated by (model, signal) while open."""
-
-    if TYPE_CHECKING:
-
-        def write(self, actor: str) -> AbstractContextManager[Tx]: ...
-
-        def read(self) -> AbstractContextManager[Session]: ...
 
     def record_monitor_run(
         self,
@@ -112,12 +125,17 @@ class MonitoringRecords:
                     row.seen += 1
                     ongoing.append(row.to_entity())
                 elif row is not None:
-                    row.state = "resolved"
-                    row.resolved_at = tx.now
+                    row.state, row.resolved_at, row.resolution = "resolved", tx.now, "cleared"
                     tx.audit(
                         "alert.resolved",
                         subject,
-                        {"alert": row.id, "signal": reading.signal, "observed": reading.observed, "threshold": reading.threshold},
+                        {
+                            "alert": row.id,
+                            "signal": reading.signal,
+                            "observed": reading.observed,
+                            "threshold": reading.threshold,
+                            "resolution": "cleared",
+                        },
                     )
                     resolved.append(row.to_entity())
             tx.session.flush()
@@ -140,9 +158,9 @@ class MonitoringRecords:
             if row is None:
                 raise NotFound(f"no alert {alert_id}", hint="List alerts with `shipyard monitor alerts`.")
             if row.state == "open":
-                row.state = "resolved"
-                row.resolved_at = tx.now
-                tx.audit("alert.resolved", f"{row.model_name}/{row.version}", {"alert": row.id, "reason": reason})
+                row.state, row.resolved_at, row.resolution = "resolved", tx.now, "manual"
+                details = {"alert": row.id, "reason": reason, "resolution": "manual"}
+                tx.audit("alert.resolved", f"{row.model_name}/{row.version}", details)
             tx.session.flush()
             return row.to_entity()
 
@@ -163,4 +181,4 @@ class MonitoringRecords:
             return [row.to_entity() for row in session.scalars(query)]
 
 
-__all__ = ["MonitoringRecords", "RecordedRun", "SignalReading"]
+__all__ = ["MonitoringRecords", "RecordedRun", "SignalReading", "resolve_left_production"]

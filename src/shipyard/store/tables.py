@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shipyard.domain.entities import AuditEvent, Model, ModelVersion, StageChange
 from shipyard.domain.governance import Approval
+from shipyard.domain.mirror import PendingMirror
 from shipyard.domain.monitoring import Alert, MonitorRun
 from shipyard.domain.rollouts import Rollout
 from shipyard.domain.stages import Stage
@@ -201,6 +202,11 @@ class ApprovalRow(Base):
     decision: Mapped[str] = mapped_column(String(10))
     comment: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A revoked approval stays, so the history of who signed off on what is never lost.
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     def to_entity(self) -> Approval:
         return Approval(
@@ -212,6 +218,8 @@ class ApprovalRow(Base):
             decision=self.decision,
             comment=self.comment,
             at=as_utc(self.at),
+            evidence_sha256=self.evidence_sha256,
+            revoked=self.revoked_reason,
         )
 
 
@@ -354,6 +362,7 @@ class AlertRow(Base):
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolution: Mapped[str | None] = mapped_column(String(20), nullable=True)
     monitor_run: Mapped[int] = mapped_column(Integer)
     seen: Mapped[int] = mapped_column(Integer)
 
@@ -374,4 +383,52 @@ class AlertRow(Base):
             resolved_at=as_utc(self.resolved_at) if self.resolved_at else None,
             monitor_run=self.monitor_run,
             seen=self.seen,
+            resolution=self.resolution,
         )
+
+
+class MirrorPendingRow(Base):
+    """A model whose MLflow aliases and tags may be behind its stages in the store."""
+
+    __tablename__ = "mirror_pending"
+
+    model_name: Mapped[str] = mapped_column(String(200), ForeignKey("models.name"), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seq: Mapped[int] = mapped_column(Integer)
+
+    def to_entity(self) -> PendingMirror:
+        return PendingMirror(kind="stages", model=self.model_name, reason=self.reason, since=as_utc(self.since), seq=self.seq)
+
+
+class RegistrationPendingRow(Base):
+    """An MLflow registration begun and not yet recorded in the store (no foreign key: the model may be new)."""
+
+    __tablename__ = "registrations_pending"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(200), index=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def to_entity(self) -> PendingMirror:
+        return PendingMirror(
+            kind="registration",
+            model=self.model_name,
+            reason=f"{self.actor} began registering run {self.run_id} in MLflow",
+            since=as_utc(self.since),
+            run_id=self.run_id,
+            registration=self.id,
+        )
+
+
+class LeaseRow(Base):
+    """Who may act alone on the shared store (e.g. the worker), until when."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
