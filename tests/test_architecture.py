@@ -1,4 +1,8 @@
-"""Layers point down, and `import shipyard` stays light."""
+"""The shape of the code: one door for every change, and `import shipyard` stays light.
+
+Layers and the absence of import cycles are import-linter contracts (pyproject.toml), checked by
+`make lint`, which `make test` runs first; `test_import_contracts_hold` runs them here too.
+"""
 
 from __future__ import annotations
 
@@ -8,70 +12,63 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src" / "shipyard"
-
-# DESIGN.md's layers: domain → store → adapters → capabilities → service → faces.
-LAYERS: dict[str, int] = {
-    "domain": 1,
-    "config": 1,
-    "examples": 1,
-    "store": 2,
-    "registry": 3,
-    "lineage": 3,
-    "data": 3,
-    "predlog": 3,
-    "labels": 3,
-    "checks": 4,
-    "policy": 4,
-    "evidence": 4,
-    "pipeline": 4,
-    "rollout": 4,
-    "serving": 4,
-    "monitoring": 4,
-    "kpis": 4,
-    "scaffold": 4,
-    "service": 5,
-    "loop": 5,
-    "tracing": 5,
-    "cli": 6,
-    "demo": 6,
-}
+THE_DOOR = ("service",)  # the only package that may change the store
 
 
-def layer_of(module: str) -> int:
-    parts = module.split(".")
-    assert parts[0] == "shipyard"
-    if len(parts) == 1:
-        return 0
-    name = parts[1]
-    if name not in LAYERS:
-        raise AssertionError(f"module shipyard.{name} has no layer: add it to LAYERS in {__file__}")
-    return LAYERS[name]
+def test_import_contracts_hold() -> None:
+    lint = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run([str(lint), "--no-cache"], capture_output=True, text=True, cwd=SRC.parents[1], check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
-def imports(path: Path) -> list[tuple[str, int]]:
-    tree = ast.parse(path.read_text())
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("shipyard"):
-            found.append((node.module, node.lineno))
-        elif isinstance(node, ast.Import):
-            found.extend((alias.name, node.lineno) for alias in node.names if alias.name.startswith("shipyard"))
+def store_mutators() -> set[str]:
+    """Public methods of the store's classes that open a writing transaction."""
+    found = set()
+    for path in (SRC / "store").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for method in node.body:
+                if not isinstance(method, ast.FunctionDef) or method.name.startswith("_"):
+                    continue
+                writes = any(
+                    isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "write"
+                    and isinstance(call.func.value, ast.Name)
+                    and call.func.value.id == "self"
+                    for call in ast.walk(method)
+                )
+                if writes or method.name == "write":
+                    found.add(method.name)
     return found
 
 
-MODULES = sorted(p for p in SRC.rglob("*.py") if "migrations" not in p.parts or p.name == "env.py")
+def store_calls(path: Path, names: set[str]) -> list[str]:
+    """Calls ``<…>.store.<name>(…)`` (or ``store.<name>``) of the given methods in one module."""
+    calls = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in names):
+            continue
+        receiver = node.func.value
+        name = receiver.attr if isinstance(receiver, ast.Attribute) else receiver.id if isinstance(receiver, ast.Name) else ""
+        if name in ("store", "_store"):
+            calls.append(f"{path.relative_to(SRC)}:{node.lineno} {node.func.attr}")
+    return calls
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
-def test_lower_layers_never_import_higher_ones(path: Path) -> None:
-    module = "shipyard." + ".".join(path.relative_to(SRC).with_suffix("").parts)
-    module = module.removesuffix(".__init__")
-    own = layer_of(module)
-    for imported, line in imports(path):
-        assert layer_of(imported) <= own, f"{path.name}:{line} imports {imported} from a higher layer"
+def test_only_the_service_changes_the_store() -> None:
+    mutators = store_mutators()
+    # The list is derived, not typed in: make sure the derivation still finds the writes it must.
+    assert {"write", "register_version", "transition", "record_approval", "advance_rollout", "record_monitor_run"} <= mutators
+    outside = [
+        call
+        for path in sorted(SRC.rglob("*.py"))
+        if path.relative_to(SRC).parts[0] not in (*THE_DOOR, "store")
+        for call in store_calls(path, mutators)
+    ]
+    assert outside == [], "only shipyard.service may change the store; these modules do:\n" + "\n".join(outside)
 
 
 def test_import_shipyard_and_cli_stay_light() -> None:

@@ -99,8 +99,7 @@ class ServiceBase:
         """
         details = {"asked": asked, "reason": refusal.message, "roles": sorted(self.access.roles(self.actor))}
         try:
-            with self.store.write(self.actor) as tx:
-                tx.audit(f"{action}.denied", subject, details)
+            self.store.record_denial(actor=self.actor, action=action, subject=subject, details=details)
         except ShipyardError as exc:
             log.warning("could not audit the refusal of %s to %s: %s", self.actor, asked, exc.message)
 
@@ -117,12 +116,16 @@ class ServiceBase:
     # -- the MLflow mirror ---------------------------------------------------------------
 
     def mirror(self, model: str, changed: list[int] | None = None) -> str | None:
-        """Copy stages into MLflow tags and aliases. The store is already committed, so a
-        failure here is reported, not raised; `shipyard models reconcile` repairs it."""
+        """Copy stages into MLflow tags and aliases. The store is already committed (and has marked
+        the mirror pending in the same transaction), so a failure here is reported, not raised;
+        `shipyard models reconcile` repairs it."""
         try:
+            pending = [p.seq for p in self.store.mirror_pending(model) if p.kind == "stages" and p.seq is not None]
             stages = {v.version: v.stage for v in self.store.list_versions(model)}
             self.registry.mirror(model, stages, changed)
         except ShipyardError as exc:
             log.warning("MLflow mirror of %s is behind the store: %s", model, exc.message)
             return exc.message
+        # Only what was pending when the stages were read: a change committed meanwhile stays pending.
+        self.store.clear_mirror_pending(model, seq=max(pending) if pending else None)
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard.domain.errors import ShipyardError
 from shipyard.service.versions import Versions
 
 if TYPE_CHECKING:
@@ -65,14 +66,23 @@ class Training(Versions):
         )
 
     def _register_version(self, registration: Registration) -> ModelVersion:
-        """The one place a new version is written: MLflow's registry first, then the store, then the mirror."""
-        number = self.registry.register_version(
-            registration.model,
-            source=registration.source,
-            run_id=registration.run_id,
-            description=registration.description,
-            tags={"shipyard.registered_by": self.actor, "shipyard.data.fingerprint": registration.data_fingerprint},
-        )
+        """The one place a new version is written: MLflow's registry first, then the store, then the mirror.
+
+        The store notes the registration before MLflow sees it, so a crash in between leaves a trace that
+        `models list` warns about and `models reconcile` resolves (MLflow's version would be an orphan).
+        """
+        marker = self.store.begin_registration(actor=self.actor, model=registration.model, run_id=registration.run_id)
+        try:
+            number = self.registry.register_version(
+                registration.model,
+                source=registration.source,
+                run_id=registration.run_id,
+                description=registration.description,
+                tags={"shipyard.registered_by": self.actor, "shipyard.data.fingerprint": registration.data_fingerprint},
+            )
+        except ShipyardError:
+            self.store.end_registration(marker)  # MLflow refused it: nothing was registered anywhere
+            raise
         version = self.store.register_version(
             actor=self.actor,
             model=registration.model,

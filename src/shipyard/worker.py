@@ -1,0 +1,233 @@
+"""The worker: every automated action, in one place, one worker at a time.
+
+It drives rollouts (the controller pass), runs each model's monitor every `monitoring.interval`
+seconds with the actions its alerts ask for (a retrain trains in a child process), and keeps the
+store figures behind /metrics up to date (open alerts, KPIs from an incrementally verified audit
+chain). The gateway only serves. `shipyard serve` hosts a worker on a laptop; `shipyard worker`
+runs one alone. On a shared store a lease makes exactly one worker act; the others wait.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from shipyard.domain.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from shipyard.service import Shipyard
+
+log = logging.getLogger("shipyard.worker")
+LEASE = "worker"
+
+# name, help, labels, value: a gauge read from the store
+Figure = tuple[str, str, dict[str, str], float]
+
+
+class StoreFigures:
+    """Gauges read from the store, for a Prometheus registry.
+
+    The worker refreshes them on its own thread; ``collect`` (called while /metrics renders, maybe on
+    an event loop) only hands out the last figures.
+    """
+
+    def __init__(self) -> None:
+        self._figures: list[Figure] = []
+
+    def update(self, figures: list[Figure]) -> None:
+        self._figures = figures  # one assignment: a scrape sees the old list or the new one
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        families: dict[str, GaugeMetricFamily] = {}
+        for name, help_text, labels, value in self._figures:
+            family = families.get(name)
+            if family is None:
+                family = families[name] = GaugeMetricFamily(name, help_text, labels=sorted(labels))
+            family.add_metric([labels[key] for key in sorted(labels)], value)
+        yield from families.values()
+
+
+@dataclass(slots=True)
+class Timer:
+    every: float
+    due: float = 0.0  # monotonic time of the next run
+
+    def ready(self, now: float) -> bool:
+        if now < self.due:
+            return False
+        self.due = now + self.every
+        return True
+
+
+@dataclass(slots=True)
+class Pass:
+    """What one tick did, for logs and tests."""
+
+    held: bool
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+class Worker:
+    """One worker over a project's store. ``tick`` does whatever is due; ``start`` runs ticks on a thread."""
+
+    def __init__(
+        self,
+        service: Shipyard,
+        *,
+        controller_seconds: float = 1.0,
+        figures_seconds: float = 30.0,
+        holder: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        config = service.settings.spec.worker
+        self.service = service.as_actor(config.actor)
+        self.lease_seconds = config.lease_seconds
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.clock = clock
+        self.figures = StoreFigures()
+        self.controller = Timer(controller_seconds)
+        self.figures_timer = Timer(figures_seconds)
+        self.lease_timer = Timer(max(1.0, self.lease_seconds / 3))
+        self.monitors: dict[str, Timer] = {}
+        self.held = False
+        self._checkpoint: tuple[int, str] | None = None  # the last audit event verified, and its hash
+        self._commit_times: dict[str, datetime | None] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one tick ------------------------------------------------------------------------
+
+    def tick(self) -> Pass:
+        now = self.clock()
+        if not self._lease(now):
+            return Pass(held=False)
+        done = Pass(held=True)
+        if self.controller.ready(now):
+            self._run("rollout controller pass", self.service.reconcile_rollouts, done)
+        for name in self._monitors_due(now):
+            spec = self.service.settings.model(name)
+            robot = self.service.as_actor(spec.monitoring.actor)
+            self._run(f"monitor run of {name}", functools.partial(robot.monitor, name), done)
+        if self.figures_timer.ready(now):
+            self._run("store figures", self.refresh_figures, done)
+        return done
+
+    def _run(self, what: str, work: Callable[[], object], done: Pass) -> None:
+        try:
+            work()
+        except ShipyardError as exc:
+            log.warning("%s failed: %s", what, exc.message)
+            done.failed.append(what)
+        except Exception:  # one failed pass must never stop the worker
+            log.exception("%s failed", what)
+            done.failed.append(what)
+        else:
+            done.done.append(what)
+
+    def _lease(self, now: float) -> bool:
+        if self.held and not self.lease_timer.ready(now):
+            return True
+        try:
+            held = self.service.hold_lease(LEASE, holder=self.holder, ttl_seconds=self.lease_seconds)
+        except ShipyardError as exc:
+            log.warning("renewing the worker lease failed: %s", exc.message)
+            held = False
+        if held != self.held:
+            log.info("worker %s %s the lease", self.holder, "holds" if held else "waits for")
+            self.lease_timer.due = now + max(1.0, self.lease_seconds / 3) if held else 0.0
+        self.held = held
+        return held
+
+    def _monitors_due(self, now: float) -> list[str]:
+        due = []
+        for name, spec in sorted(self.service.settings.spec.models.items()):
+            interval = spec.monitoring.interval
+            if interval <= 0:
+                continue
+            timer = self.monitors.get(name)
+            if timer is None:
+                timer = self.monitors[name] = Timer(interval, due=now + self._since_last_run(name, interval))
+            if timer.ready(now) and self.service.champion(name) is not None:
+                due.append(name)
+        return due
+
+    def _since_last_run(self, model: str, interval: float) -> float:
+        """Seconds until the next run is due, counting from the last monitor run the store holds (so a
+        restarted worker does not run every monitor at once)."""
+        try:
+            runs = self.service.store.monitor_runs(model, limit=1)
+        except ShipyardError:
+            return 0.0
+        if not runs:
+            return 0.0
+        age = (datetime.now(UTC) - runs[0].at).total_seconds()
+        return max(0.0, interval - age)
+
+    # -- figures ------------------------------------------------------------------------------
+
+    def refresh_figures(self) -> None:
+        """Open alerts and the KPIs, with the audit chain verified only past the last verified event."""
+        store = self.service.store
+        # Until the chain breaks the checkpoint moves on; after a break it stays, so every refresh finds the break again.
+        audit, self._checkpoint = store.verify_audit_from(self._checkpoint)
+        open_alerts: dict[tuple[str, str], float] = {}
+        for alert in store.alerts(state="open"):
+            open_alerts[(alert.model, alert.signal)] = open_alerts.get((alert.model, alert.signal), 0.0) + 1.0
+        figures: list[Figure] = [
+            ("shipyard_alerts_open", "Open alerts by model and signal", {"model": m, "signal": sig}, n)
+            for (m, sig), n in open_alerts.items()
+        ]
+        kpis = self.service.kpis("30d", audit=audit, commit_time=self._commit_time)
+        self.figures.update(figures + kpis.gauges())
+
+    def _commit_time(self, commit: str) -> datetime | None:
+        # A commit's time never changes: ask git once per commit, not once per refresh.
+        if commit not in self._commit_times:
+            self._commit_times[commit] = self.service.commit_time(commit)
+        return self._commit_times[commit]
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def start(self, tick_seconds: float = 0.25) -> Worker:
+        self._thread = threading.Thread(target=self.run, args=(tick_seconds,), name="shipyard worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self, tick_seconds: float = 0.25) -> None:
+        """Tick until ``stop``; give the lease back on the way out."""
+        try:
+            while not self._stop.is_set():
+                self.tick()
+                self._stop.wait(tick_seconds)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give the lease back, so another worker need not wait for it to lapse."""
+        if not self.held:
+            return
+        try:
+            self.service.release_lease(LEASE, holder=self.holder)
+        except ShipyardError as exc:
+            log.warning("releasing the worker lease failed: %s", exc.message)
+        self.held = False
+
+    def stop(self, timeout: float = 600.0) -> None:
+        """Stop after the current tick (a retrain in progress is waited for)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,100 @@
+"""The worker: automated actions, one worker at a time on a shared store, figures for /metrics."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import PRINCIPALS
+from shipyard.scaffold import commit_all
+from shipyard.service import Shipyard
+from shipyard.worker import Worker
+
+ROBOT = "shipyard.monitor"
+
+
+def on_store(project: Path, store_url: str, *, lease_seconds: float = 30.0) -> dict[str, str]:
+    """The project pointed at ``store_url`` (migrated), with the worker's principal declared."""
+    config = project / "shipyard.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["principals"] = {**PRINCIPALS, ROBOT: ["scientist", "deployer"]}
+    data["worker"] = {"actor": ROBOT, "lease_seconds": lease_seconds}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    commit_all(project, "Declare the worker")
+    env = {"SHIPYARD_STORE_URL": store_url}
+    with Shipyard.open(project, actor="ada", env=env) as admin:
+        admin.upgrade_store()
+    return env
+
+
+def test_one_worker_acts_at_a_time_and_another_takes_over(project: Path, store_url: str) -> None:
+    env = on_store(project, store_url, lease_seconds=2.0)
+    with Shipyard.open(project, actor="ada", env=env) as a, Shipyard.open(project, actor="ada", env=env) as b:
+        first, second = Worker(a, holder="first"), Worker(b, holder="second")
+        assert first.tick().held and not second.tick().held
+        assert first.tick().held and not second.tick().held  # renewing is not losing it
+        first.release()
+        assert second.tick().held and not first.tick().held  # released: the other takes over at once
+        time.sleep(2.5)  # the holder goes silent (a crash): its lease lapses
+        assert first.tick().held and not second.tick().held
+        holders = [(e.action, e.details.get("holder")) for e in a.audit_log() if e.action.startswith("lease.")]
+    assert holders[0] == ("lease.acquired", "first") and ("lease.acquired", "second") in holders
+    assert [h for h in holders if h == ("lease.acquired", "first")] == [("lease.acquired", "first")] * 2
+
+
+def test_the_worker_acts_as_its_principal_and_a_refusal_is_audited(project: Path, tmp_path: Path) -> None:
+    """The rollout controller is an automated action: it needs its principal's roles like a person would."""
+    env = on_store(project, f"sqlite:///{tmp_path / 'store.db'}")
+    config = project / "shipyard.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["principals"][ROBOT] = ["viewer"]
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    with Shipyard.open(project, actor="ada", env=env) as service:
+        done = Worker(service).tick()
+        assert done.held and done.failed == ["rollout controller pass"]
+        (denied,) = [e for e in service.audit_log() if e.action.endswith(".denied")]
+    assert (denied.action, denied.actor, denied.details["asked"]) == ("promote.denied", ROBOT, "drive rollouts")
+
+
+@pytest.fixture
+def deployed(trained_project: Path) -> Path:
+    """churn/1 in production, with the worker's principal declared."""
+    on_store(trained_project, f"sqlite:///{trained_project / '.shipyard' / 'shipyard.db'}")
+    with Shipyard.open(trained_project, actor="alice", env={}) as service:
+        service.promote("churn", 1, "staging", reason="ready")
+    with Shipyard.open(trained_project, actor="vera", env={}) as service:
+        service.approve("churn", 1, "production", comment="ok")
+    with Shipyard.open(trained_project, actor="rui", env={}) as service:
+        service.promote("churn", 1, "production", reason="ship")
+    return trained_project
+
+
+def test_figures_for_metrics_come_from_an_incrementally_verified_chain(deployed: Path) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    with Shipyard.open(deployed, actor="ada", env={}) as service:
+        worker = Worker(service)
+        registry = CollectorRegistry()
+        registry.register(worker.figures)
+        worker.refresh_figures()
+        first = generate_latest(registry).decode()
+        events = len(service.audit_log())
+        assert "shipyard_kpi_audit_chain_valid 1.0" in first and f"shipyard_kpi_audit_events {float(events)}" in first
+        assert 'shipyard_kpi_deployments{model="churn"} 1.0' in first
+        with Shipyard.open(deployed, actor="vera", env={}) as approver:
+            approver.approve("churn", 2, "production", comment="one more event")
+        worker.refresh_figures()
+        second = generate_latest(registry).decode()
+        assert f"shipyard_kpi_audit_events {float(len(service.audit_log()))}" in second
+        # An edit among the events verified since the last refresh is caught by the next one.
+        with service.store.engine.begin() as conn:
+            from sqlalchemy import text
+
+            conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = (SELECT max(seq) FROM audit_events)"))
+        with Shipyard.open(deployed, actor="vera", env={}) as approver:
+            approver.approve("churn", 2, "staging", comment="after the edit")
+        worker.refresh_figures()
+        assert "shipyard_kpi_audit_chain_valid 0.0" in generate_latest(registry).decode()
