@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from conftest import declare_principals
 from shipyard.cli import app
-from shipyard.domain.errors import GateBlocked, NotFound, PermissionDenied
+from shipyard.domain.errors import GateBlocked, InvalidSpec, NotFound, PermissionDenied
 from shipyard.domain.stages import Stage
 from shipyard.service import Shipyard
 
@@ -87,6 +87,18 @@ def test_without_principals_everyone_holds_every_role_but_admin(trained_project:
         service.promote("churn", 1, "staging", reason="open project")
         with pytest.raises(PermissionDenied, match="needs one of the roles admin"):
             service.promote("churn", 2, "staging", reason="x", break_glass=True)
+
+
+@pytest.mark.parametrize("empty", ["null", "{}"])
+def test_an_empty_principals_section_is_refused_not_open(trained_project: Path, empty: str) -> None:
+    """It once switched role checks off: an undeclared user could archive the champion."""
+    config = trained_project / "shipyard.yaml"
+    text = config.read_text()
+    config.write_text(text[: text.index("principals:")] + f"principals: {empty}\n")
+    with pytest.raises(InvalidSpec, match=r"principals: .*present but empty"):
+        svc(trained_project, "mallory")
+    archived = cli(trained_project, "mallory", "promote", "churn", "1", "--to", "archived", "--reason", "x")
+    assert archived.exit_code == 2 and "remove the principals key" in archived.stderr
 
 
 def test_separation_of_duties_for_approval(trained_project: Path) -> None:
