@@ -176,6 +176,28 @@ def test_staging_gate_blocks_on_a_metric(trained_project: Path) -> None:
     assert "expected >= 0.99 (A churn model below 0.75 AUC is not worth a staging slot.)" in (caught.value.hint or "")
 
 
+def test_a_policy_without_production_rules_blocks_production(trained_project: Path) -> None:
+    """A policy file without a production section once let a version into production with no rule at all."""
+    to_staging(trained_project)
+    policy = trained_project / "policies" / "churn.yaml"
+    text = policy.read_text()
+    policy.write_text(text[: text.index("production:")])
+    with svc(trained_project, "rui") as service, pytest.raises(GateBlocked) as caught:
+        service.promote("churn", 1, "production", reason="ship")
+    hint = caught.value.hint or ""
+    assert f"rules for production: observed {policy} has no production rules" in hint
+    assert "allow_empty: true" in hint
+
+
+def test_a_model_without_a_policy_blocks_both_gates(trained_project: Path) -> None:
+    config = trained_project / "shipyard.yaml"
+    config.write_text(config.read_text().replace("policy: policies/churn.yaml", ""))
+    with svc(trained_project, "alice") as service, pytest.raises(GateBlocked) as caught:
+        service.promote("churn", 1, "staging", reason="x")
+    assert "model churn has no policy" in (caught.value.hint or "")
+    assert "models.churn.policy" in (caught.value.hint or "")
+
+
 def test_break_glass_is_admin_only_and_flagged(trained_project: Path) -> None:
     to_staging(trained_project)
     with svc(trained_project, "rui") as service, pytest.raises(PermissionDenied, match="needs one of the roles admin"):

@@ -13,6 +13,21 @@ def evaluate(
     policy: Policy, ctx: GateContext, *, actor: str, break_glass: bool = False, champion: int | None = None
 ) -> GateReport:
     results = []
+    missing = policy.missing_rules(ctx.stage)
+    if missing is not None:
+        observed, hint = missing
+        results.append(
+            RuleResult(
+                index=0,
+                kind="policy",
+                name=f"rules for {ctx.stage}",
+                severity="block",
+                outcome=Outcome.ERROR,
+                observed=observed,
+                expected=f"a {ctx.stage} rule list in the policy",
+                message=hint,
+            )
+        )
     for index, rule in enumerate(policy.rules_for(ctx.stage)):
         try:
             verdict = evaluate_rule(rule, ctx)
