@@ -13,7 +13,7 @@ from shipyard.domain.governance import Approval, Outcome
 from shipyard.policy import gate
 from shipyard.policy.access import Access
 from shipyard.policy.rules import EVALUATORS, GateContext
-from shipyard.policy.spec import RULE_KINDS, Policy, Rule
+from shipyard.policy.spec import RULE_KINDS, FairnessRule, Policy, Rule
 
 EVIDENCE: dict[str, Any] = {
     "metrics": {
@@ -36,7 +36,22 @@ EVIDENCE: dict[str, Any] = {
         "gender": {
             "demographic_parity_difference": 0.03,
             "equalized_odds_difference": 0.12,
-            "by_group": {"female": {"selection_rate": 0.15}, "male": {"selection_rate": 0.18}},
+            "by_group": {
+                "female": {
+                    "count": 1200,
+                    "positive_rate": 0.2,
+                    "selection_rate": 0.15,
+                    "true_positive_rate": 0.6,
+                    "false_positive_rate": 0.05,
+                },
+                "male": {
+                    "count": 1300,
+                    "positive_rate": 0.25,
+                    "selection_rate": 0.18,
+                    "true_positive_rate": 0.72,
+                    "false_positive_rate": 0.08,
+                },
+            },
         }
     },
     "data_validation": {
@@ -202,3 +217,74 @@ def test_approvals_rule_uses_roles_recorded_at_sign_off() -> None:
     access = Access({"rui": ["approver"]})
     result = judge({"kind": "approvals"}, approvals=[approval("rui")], access=access)
     assert result.outcome is Outcome.PASSED
+
+
+# -- fairness: group sizes, and groups too small to judge ---------------------------------
+
+PARITY: dict[str, Any] = {"kind": "fairness", "metric": "demographic_parity_difference", "sensitive": "gender", "max": 0.05}
+ODDS: dict[str, Any] = {"kind": "fairness", "metric": "equalized_odds_difference", "sensitive": "gender", "max": 0.1}
+
+
+def with_groups(**groups: dict[str, Any]) -> dict[str, Any]:
+    evidence = copy.deepcopy(EVIDENCE)
+    evidence["fairness"]["gender"]["by_group"].update(groups)
+    return evidence
+
+
+TINY = {"count": 7, "positive_rate": 0.43, "selection_rate": 0.57, "true_positive_rate": 1.0, "false_positive_rate": 0.5}
+
+
+def test_min_group_size_defaults_to_30() -> None:
+    spec = TypeAdapter(Rule).validate_python(PARITY)
+    assert isinstance(spec, FairnessRule) and spec.min_group_size == 30
+
+
+@pytest.mark.parametrize("rule", [PARITY, ODDS], ids=["parity", "odds"])
+def test_every_group_size_is_shown_next_to_its_rates(rule: dict[str, Any]) -> None:
+    observed = judge(rule).observed
+    assert "female (n=1200)" in observed and "male (n=1300)" in observed
+
+
+def test_a_small_group_is_reported_but_does_not_decide_the_gap() -> None:
+    """A 7-row group once decided a parity gap of 0.42."""
+    evidence = with_groups(other=TINY)
+    evidence["fairness"]["gender"]["demographic_parity_difference"] = 0.42  # what fairlearn computed over all groups
+    result = judge(PARITY, evidence)
+    assert result.outcome is Outcome.PASSED, result
+    assert result.observed.startswith("0.0300")  # 0.18 - 0.15, the two groups large enough
+    assert "other (n=7)" in result.observed and "0.570" in result.observed
+    assert "warning: other (n=7) left out of the difference: fewer than 30 rows" in result.observed
+
+
+def test_min_group_size_is_the_rules_to_set() -> None:
+    result = judge({**PARITY, "min_group_size": 5}, with_groups(other=TINY))
+    assert result.outcome is Outcome.FAILED
+    assert result.observed.startswith("0.4200")  # 0.57 - 0.15
+
+
+def test_equalized_odds_is_the_larger_gap_over_the_eligible_groups() -> None:
+    # TPR gap 0.72 - 0.60 = 0.12; FPR gap over female, male, third = 0.30 - 0.05 = 0.25.
+    third = {"count": 400, "positive_rate": 0.3, "selection_rate": 0.3, "true_positive_rate": 0.65, "false_positive_rate": 0.3}
+    result = judge({**ODDS, "max": 0.3}, with_groups(third=third, other=TINY))
+    assert result.outcome is Outcome.PASSED and result.observed.startswith("0.2500")
+    assert "third (n=400): TPR 0.650, FPR 0.300" in result.observed
+    result = judge({**ODDS, "max": 0.3, "min_group_size": 5}, with_groups(third=third, other=TINY))
+    assert result.outcome is Outcome.FAILED and result.observed.startswith("0.4500")  # FPR 0.5 - 0.05
+
+
+@pytest.mark.parametrize("rule", [PARITY, ODDS], ids=["parity", "odds"])
+def test_fewer_than_two_groups_large_enough_cannot_be_judged(rule: dict[str, Any]) -> None:
+    evidence = copy.deepcopy(EVIDENCE)
+    evidence["fairness"]["gender"]["by_group"]["male"]["count"] = 12
+    result = judge(rule, evidence)
+    assert result.outcome is Outcome.ERROR and result.blocking
+    assert "only 1 group with at least 30 rows" in result.observed
+    assert "female (n=1200)" in result.observed and "male (n=12)" in result.observed
+    assert "min_group_size" in (result.message or "")
+
+
+def test_a_report_without_group_sizes_is_missing_evidence() -> None:
+    evidence = copy.deepcopy(EVIDENCE)
+    del evidence["fairness"]["gender"]["by_group"]["male"]["count"]
+    result = judge(PARITY, evidence)
+    assert result.outcome is Outcome.ERROR and "no group sizes" in result.observed

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shipyard.domain.governance import GateReport, Outcome, RuleResult
-from shipyard.policy.rules import GateContext, MissingEvidence, evaluate_rule
+from shipyard.policy.rules import CannotJudge, GateContext, evaluate_rule
 from shipyard.policy.spec import Policy
 
 
@@ -31,7 +31,7 @@ def evaluate(
     for index, rule in enumerate(policy.rules_for(ctx.stage)):
         try:
             verdict = evaluate_rule(rule, ctx)
-        except MissingEvidence as exc:
+        except CannotJudge as exc:
             results.append(
                 RuleResult(
                     index=index,
@@ -39,9 +39,9 @@ def evaluate(
                     name=rule.kind,
                     severity=rule.severity,
                     outcome=Outcome.ERROR,
-                    observed=str(exc),
-                    expected="evidence to judge",
-                    message=rule.message or "Collect the evidence again with `shipyard evidence collect MODEL VERSION`.",
+                    observed=exc.observed,
+                    expected=exc.expected,
+                    message=" ".join(filter(None, [rule.message, exc.hint])) or None,
                 )
             )
             continue

@@ -53,10 +53,13 @@ class CompareChampionRule(_Rule):
 
 
 class FairnessRule(_Rule):
+    """The gap between groups of ``sensitive``, over the groups with at least ``min_group_size`` holdout rows."""
+
     kind: Literal["fairness"]
     metric: FairnessMetric
     sensitive: str
     max: float = Field(ge=0.0)
+    min_group_size: int = Field(default=30, ge=1, description="smaller groups are reported but not compared")
 
 
 class DataValidationRule(_Rule):
