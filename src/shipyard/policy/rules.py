@@ -48,6 +48,7 @@ class GateContext:
     trained_by: str | None = None
     access: Access = field(default_factory=lambda: Access(None))
     primary_metric: str = "roc_auc"
+    evidence_sha256: str | None = None  # the digest of ``evidence``: approvals bound to other evidence have lapsed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,18 +240,61 @@ def check_approvals(rule: ApprovalsRule, ctx: GateContext) -> Verdict:
     for approval in ctx.approvals:
         if approval.stage == ctx.stage:
             latest[approval.actor] = approval  # an actor's latest decision counts
-    eligible = {actor: a for actor, a in latest.items() if actor not in excluded and (rule.role in a.roles or "admin" in a.roles)}
-    rejected = [f"{actor} ({a.comment})" if a.comment else actor for actor, a in eligible.items() if a.decision == "reject"]
-    approved = sorted(actor for actor, a in eligible.items() if a.decision == "approve")
+    approved: list[str] = []
+    rejected: list[str] = []
+    not_counted: list[str] = []
+    for actor, approval in latest.items():
+        if actor in excluded:
+            continue
+        # A rejection stands whatever the evidence became: only its author's role or a revocation ends it.
+        why = _no_longer_holds(rule, ctx, approval) or (None if approval.decision == "reject" else _lapsed(rule, ctx, approval))
+        if why is not None:
+            whose = f"{actor}'s rejection" if approval.decision == "reject" else actor
+            not_counted.append(f"{whose} ({why})")
+        elif approval.decision == "reject":
+            rejected.append(f"{actor} ({approval.comment})" if approval.comment else actor)
+        else:
+            approved.append(actor)
+    approved.sort()
     if rejected:
         observed = f"rejected by {', '.join(rejected)}"
     else:
         observed = f"{len(approved)} ({', '.join(approved)})" if approved else "0"
+    if not_counted:
+        observed += f"; not counted: {', '.join(not_counted)}"
     not_registrant = ", not the registrant or trainer" if rule.exclude_registrant else ""
     expected = f"≥ {rule.count} approval{'s' if rule.count > 1 else ''} by {rule.role}{not_registrant}"
+    if rule.bind_to_evidence:
+        expected += ", given on the current evidence"
     return Verdict(
         held=not rejected and len(approved) >= rule.count, observed=observed, expected=expected, name=f"approvals ({rule.role})"
     )
+
+
+def _no_longer_holds(rule: ApprovalsRule, ctx: GateContext, approval: Approval) -> str | None:
+    """Why the sign-off no longer counts for who gave it: revoked, or the role is gone now (roles are read now)."""
+    if approval.revoked:
+        return f"revoked: {approval.revoked}"
+    held = ctx.access.roles(approval.actor)
+    if rule.role in held or "admin" in held:
+        return None
+    had = rule.role in approval.roles or "admin" in approval.roles
+    if ctx.access.principals is not None and approval.actor not in ctx.access.principals:
+        return "no longer declared under principals" if had else "not declared under principals"
+    return f"no longer holds {rule.role}" if had else f"does not hold {rule.role}"
+
+
+def _lapsed(rule: ApprovalsRule, ctx: GateContext, approval: Approval) -> str | None:
+    """Why an approval given on other evidence no longer counts; None when it holds (or the rule does not bind)."""
+    if not rule.bind_to_evidence:
+        return None
+    if approval.evidence_sha256 is None:
+        return "lapsed: no evidence digest was recorded with it; approve again"
+    if ctx.evidence_sha256 is None:
+        return "lapsed: the gate has no digest of the current evidence to compare with"
+    if approval.evidence_sha256 != ctx.evidence_sha256:
+        return f"lapsed: given on evidence {approval.evidence_sha256[:12]}, the evidence is now {ctx.evidence_sha256[:12]}"
+    return None
 
 
 def check_robustness(rule: RobustnessRule, ctx: GateContext) -> Verdict:

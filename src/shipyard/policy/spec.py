@@ -78,10 +78,13 @@ class DataSourcesRule(_Rule):
 
 
 class ApprovalsRule(_Rule):
+    """Sign-offs by people who hold ``role`` now, not revoked, and (by default) given on the evidence judged."""
+
     kind: Literal["approvals"]
     count: int = Field(default=1, ge=1)
     role: str = "approver"
     exclude_registrant: bool = True
+    bind_to_evidence: bool = Field(default=True, description="an approval given on other evidence has lapsed")
 
 
 class RobustnessRule(_Rule):
