@@ -185,18 +185,20 @@ class Policy(BaseModel):
             )
         return rules
 
+    def _written(self, stage: str) -> list[Rule] | None:
+        return self.staging if stage == "staging" else self.production if stage == "production" else None
+
     def rules_for(self, stage: str) -> list[Rule]:
         """The stage's rules; empty both when it has none on purpose and when they are missing (see ``declares``)."""
-        rules = self.staging if stage == "staging" else self.production if stage == "production" else None
-        return list(rules or [])
+        return list(self._written(stage) or [])
 
     def declares(self, stage: str) -> bool:
         """Whether the policy writes a rule list for the stage (possibly empty, with allow_empty)."""
-        return (self.staging if stage == "staging" else self.production if stage == "production" else None) is not None
+        return self._written(stage) is not None
 
     def missing_rules(self, stage: str) -> tuple[str, str] | None:
-        """Why the stage's gate cannot judge anything, and what to write; None when the stage is declared."""
-        if self.declares(stage):
+        """Why a gated stage's gate has nothing to judge, and what to write; None when the stage is declared."""
+        if stage not in GATED_STAGES or self.declares(stage):
             return None
         empty = f"{stage}: [] with allow_empty: true lets versions in without any rule"
         if self._file is not None:
