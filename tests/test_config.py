@@ -106,3 +106,39 @@ def test_unknown_model_lists_declared_ones(tmp_path: Path) -> None:
     with pytest.raises(NotFound) as caught:
         settings.model("fraud")
     assert caught.value.hint == "Declared models: churn."
+
+
+# -- principals: absent means one-person mode; present must declare someone -------------
+
+
+def test_no_principals_key_is_one_person_mode(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path / "p", MINIMAL), env={})
+    assert settings.spec.principals is None
+
+
+@pytest.mark.parametrize("value", ["", " null", " {}", " ~"])
+def test_present_but_empty_principals_are_refused(tmp_path: Path, value: str) -> None:
+    """An empty principals section once switched role checks off, so an undeclared user could archive the champion."""
+    root = write(tmp_path / "p", MINIMAL + f"principals:{value}\n")
+    with pytest.raises(InvalidSpec) as caught:
+        load_settings(root, env={})
+    message = caught.value.message
+    assert str(root / "shipyard.yaml") in message
+    assert "principals: " in message and "present but empty" in message
+    assert "remove the principals key" in message  # one way out: one-person mode
+    assert "list each principal with its roles" in message  # the other: declare them
+
+
+@pytest.mark.parametrize("value", ["[]", "null", ""])
+def test_a_principal_without_roles_is_refused(tmp_path: Path, value: str) -> None:
+    root = write(tmp_path / "p", MINIMAL + f"principals:\n  ann: [approver]\n  dana: {value}\n")
+    with pytest.raises(InvalidSpec) as caught:
+        load_settings(root, env={})
+    message = caught.value.message
+    assert "principals.dana: " in message and "no roles" in message
+    assert "[viewer]" in message  # what to write for read-only access
+
+
+def test_declared_principals_load(tmp_path: Path) -> None:
+    root = write(tmp_path / "p", MINIMAL + "principals:\n  ann: [approver, deployer]\n  val: [viewer]\n")
+    assert load_settings(root, env={}).spec.principals == {"ann": ["approver", "deployer"], "val": ["viewer"]}

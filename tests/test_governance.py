@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from conftest import declare_principals
 from shipyard.cli import app
-from shipyard.domain.errors import GateBlocked, NotFound, PermissionDenied
+from shipyard.domain.errors import GateBlocked, InvalidSpec, NotFound, PermissionDenied
 from shipyard.domain.stages import Stage
 from shipyard.service import Shipyard
 
@@ -112,6 +112,18 @@ def test_without_principals_everyone_holds_every_role_but_admin(trained_project:
             service.promote("churn", 2, "staging", reason="x", break_glass=True)
 
 
+@pytest.mark.parametrize("empty", ["null", "{}"])
+def test_an_empty_principals_section_is_refused_not_open(trained_project: Path, empty: str) -> None:
+    """It once switched role checks off: an undeclared user could archive the champion."""
+    config = trained_project / "shipyard.yaml"
+    text = config.read_text()
+    config.write_text(text[: text.index("principals:")] + f"principals: {empty}\n")
+    with pytest.raises(InvalidSpec, match=r"principals: .*present but empty"):
+        svc(trained_project, "mallory")
+    archived = cli(trained_project, "mallory", "promote", "churn", "1", "--to", "archived", "--reason", "x")
+    assert archived.exit_code == 2 and "remove the principals key" in archived.stderr
+
+
 def test_separation_of_duties_for_approval(trained_project: Path) -> None:
     declare_principals(trained_project, {"alice": ["scientist", "approver"], "vera": ["approver"], "rui": ["deployer"]})
     with svc(trained_project, "alice") as service, pytest.raises(PermissionDenied) as caught:
@@ -206,6 +218,28 @@ def test_staging_gate_blocks_on_a_metric(trained_project: Path) -> None:
         service.promote("churn", 1, "staging", reason="x")
     assert "metric roc_auc: observed 0.83" in (caught.value.hint or "")
     assert "expected >= 0.99 (A churn model below 0.75 AUC is not worth a staging slot.)" in (caught.value.hint or "")
+
+
+def test_a_policy_without_production_rules_blocks_production(trained_project: Path) -> None:
+    """A policy file without a production section once let a version into production with no rule at all."""
+    to_staging(trained_project)
+    policy = trained_project / "policies" / "churn.yaml"
+    text = policy.read_text()
+    policy.write_text(text[: text.index("production:")])
+    with svc(trained_project, "rui") as service, pytest.raises(GateBlocked) as caught:
+        service.promote("churn", 1, "production", reason="ship")
+    hint = caught.value.hint or ""
+    assert f"rules for production: observed {policy} has no production rules" in hint
+    assert "allow_empty: true" in hint
+
+
+def test_a_model_without_a_policy_blocks_both_gates(trained_project: Path) -> None:
+    config = trained_project / "shipyard.yaml"
+    config.write_text(config.read_text().replace("policy: policies/churn.yaml", ""))
+    with svc(trained_project, "alice") as service, pytest.raises(GateBlocked) as caught:
+        service.promote("churn", 1, "staging", reason="x")
+    assert "model churn has no policy" in (caught.value.hint or "")
+    assert "models.churn.policy" in (caught.value.hint or "")
 
 
 def test_break_glass_is_admin_only_and_flagged(trained_project: Path) -> None:

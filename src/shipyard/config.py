@@ -10,9 +10,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shipyard.domain.errors import InvalidSpec, NotFound
 
@@ -21,6 +21,19 @@ STATE_DIR = ".shipyard"
 METRICS = ("roc_auc", "accuracy", "f1", "log_loss", "brier")
 ROLES = ("viewer", "scientist", "approver", "deployer", "admin")
 Role = Literal["viewer", "scientist", "approver", "deployer", "admin"]
+
+
+def _has_roles(value: Any) -> Any:
+    # An empty list reads as "no access" to one reader and "forgot to fill in" to another: refuse it.
+    if value is None or value == []:
+        raise ValueError(
+            f"no roles; expected a list of at least one of {', '.join(ROLES)}; "
+            "write [viewer] for read-only access, or remove the principal"
+        )
+    return value
+
+
+PrincipalRoles = Annotated[list[Role], BeforeValidator(_has_roles)]
 
 
 class _Spec(BaseModel):
@@ -143,9 +156,21 @@ class ProjectSpec(_Spec):
     lineage: LineageSpec = LineageSpec()
     worker: WorkerSpec = WorkerSpec()
     models: dict[str, ModelSpec] = Field(default_factory=dict)
-    principals: dict[str, list[Role]] | None = Field(
-        default=None, description="actor → roles; without it every actor holds every role but admin"
+    principals: dict[str, PrincipalRoles] | None = Field(
+        default=None, description="actor → roles; without the key every actor holds every role but admin"
     )
+
+    @field_validator("principals", mode="before")
+    @classmethod
+    def _principals_declared(cls, value: Any) -> Any:
+        # Only an absent key means one-person mode; an empty one would silently switch role checks off.
+        if value is None or value == {}:
+            raise ValueError(
+                "the key is present but empty; expected a mapping of actor to roles, e.g. `dana.scientist: [scientist]`. "
+                "Either remove the principals key for one-person mode (every actor holds every role but admin), "
+                "or list each principal with its roles"
+            )
+        return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -160,5 +160,10 @@ def stale_reasons(evidence: dict[str, Any] | None, policy: Policy, spec: ModelSp
     slices = evidence.get("metrics", {}).get("slices", {})
     reasons += [f"no metrics by {c}" for c in policy.slice_columns() if c not in slices]
     fairness = evidence.get("fairness") or {}
-    reasons += [f"no fairness report by {c}" for c in policy.fairness_columns() if c not in fairness]
+    for column in policy.fairness_columns():
+        if column not in fairness:
+            reasons.append(f"no fairness report by {column}")
+        elif any("count" not in group for group in (fairness[column].get("by_group") or {}).values()):
+            # The fairness rule weighs each group by its size; without sizes it cannot judge.
+            reasons.append(f"no group sizes in the fairness report by {column}")
     return reasons

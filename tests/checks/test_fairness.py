@@ -151,3 +151,38 @@ def test_a_missing_column_names_it_and_the_available_ones() -> None:
 def test_bad_predictions_are_refused(y_pred: np.ndarray, match: str) -> None:
     with pytest.raises(InvalidSpec, match=match):
         fairness_report(np.array([0, 1, 1, 0]), y_pred, pd.Series(["a", "b", "a", "b"], name="g"))
+
+
+# -- what the gate reads: every group's size and rates, in every report ---------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_the_gate_can_recompute_each_difference_from_the_groups(seed: int) -> None:
+    """The fairness rule leaves small groups out and recomputes the gap from by_group, as fairlearn would."""
+    from shipyard.policy.rules import FAIRNESS_RATES, fairness_difference
+
+    frame = random_frame(seed)
+    if seed == 3:
+        frame.loc[frame["group"] == "d", "y"] = 0  # one class only: its TPR is 0.0 by convention, in both
+    report = fairness_report(frame["y"], frame["pred"], frame["group"])
+    for group in report["by_group"].values():
+        assert {"count", "positive_rate", "selection_rate", "true_positive_rate", "false_positive_rate"} <= set(group)
+    for metric in FAIRNESS_RATES:
+        assert fairness_difference(metric, report["by_group"]) == pytest.approx(report[metric], abs=1e-12)
+
+
+def test_evidence_without_group_sizes_is_collected_again() -> None:
+    from shipyard.config import DataSpec, ModelSpec
+    from shipyard.evidence import stale_reasons
+    from shipyard.policy.spec import Policy
+
+    policy = Policy.model_validate(
+        {"production": [{"kind": "fairness", "metric": "demographic_parity_difference", "sensitive": "group", "max": 0.1}]}
+    )
+    spec = ModelSpec(owner="me", data=DataSpec(path="d.csv", target="y"))
+    frame = random_frame(11, rows=300)
+    report = fairness_report(frame["y"], frame["pred"], frame["group"])
+    evidence: dict[str, Any] = {"comparison": None, "metrics": {"slices": {}}, "fairness": {"group": report}}
+    assert stale_reasons(evidence, policy, spec, None) == []
+    del report["by_group"]["a"]["count"]
+    assert stale_reasons(evidence, policy, spec, None) == ["no group sizes in the fairness report by group"]

@@ -13,7 +13,7 @@ from shipyard.domain.governance import Approval, Outcome
 from shipyard.policy import gate
 from shipyard.policy.access import Access
 from shipyard.policy.rules import EVALUATORS, GateContext
-from shipyard.policy.spec import RULE_KINDS, Policy, Rule
+from shipyard.policy.spec import RULE_KINDS, ApprovalsRule, FairnessRule, Policy, Rule
 
 EVIDENCE: dict[str, Any] = {
     "metrics": {
@@ -36,7 +36,22 @@ EVIDENCE: dict[str, Any] = {
         "gender": {
             "demographic_parity_difference": 0.03,
             "equalized_odds_difference": 0.12,
-            "by_group": {"female": {"selection_rate": 0.15}, "male": {"selection_rate": 0.18}},
+            "by_group": {
+                "female": {
+                    "count": 1200,
+                    "positive_rate": 0.2,
+                    "selection_rate": 0.15,
+                    "true_positive_rate": 0.6,
+                    "false_positive_rate": 0.05,
+                },
+                "male": {
+                    "count": 1300,
+                    "positive_rate": 0.25,
+                    "selection_rate": 0.18,
+                    "true_positive_rate": 0.72,
+                    "false_positive_rate": 0.08,
+                },
+            },
         }
     },
     "data_validation": {
@@ -54,11 +69,28 @@ EVIDENCE: dict[str, Any] = {
 }
 
 
+DIGEST = "5e1f" * 16  # the digest of the evidence the gate judges
+
+
 def approval(
-    actor: str, roles: tuple[str, ...] = ("approver",), decision: str = "approve", stage: str = "production"
+    actor: str,
+    roles: tuple[str, ...] = ("approver",),
+    decision: str = "approve",
+    stage: str = "production",
+    evidence_sha256: str | None = DIGEST,
+    revoked: str | None = None,
 ) -> Approval:
     return Approval(
-        model="churn", version=2, stage=stage, actor=actor, roles=roles, decision=decision, comment="", at=datetime.now(UTC)
+        model="churn",
+        version=2,
+        stage=stage,
+        actor=actor,
+        roles=roles,
+        decision=decision,
+        comment="",
+        at=datetime.now(UTC),
+        evidence_sha256=evidence_sha256,
+        revoked=revoked,
     )
 
 
@@ -71,7 +103,7 @@ def judge(rule: dict[str, Any], evidence: dict[str, Any] | None = None, **contex
         evidence=EVIDENCE if evidence is None else evidence,
         registered_by="dana",
         trained_by="dana",
-        **context,
+        **{"evidence_sha256": DIGEST, **context},
     )
     report = gate.evaluate(Policy(production=[spec]), ctx, actor="tester")
     [result] = report.results
@@ -151,7 +183,9 @@ class TestApprovals:
         assert judge(self.rule, approvals=[approval("dana", ("approver", "scientist"))]).outcome is Outcome.FAILED
 
     def test_the_wrong_role_does_not_count(self) -> None:
-        assert judge(self.rule, approvals=[approval("sam", ("deployer",))]).outcome is Outcome.FAILED
+        access = Access({"sam": ["deployer"]})
+        result = judge(self.rule, approvals=[approval("sam", ("deployer",))], access=access)
+        assert result.outcome is Outcome.FAILED and "sam (does not hold approver)" in result.observed
 
     def test_another_stage_does_not_count(self) -> None:
         assert judge(self.rule, approvals=[approval("rui", stage="staging")]).outcome is Outcome.FAILED
@@ -186,7 +220,7 @@ def test_warn_severity_does_not_block() -> None:
         ({"kind": "data_validation"}, "data_validation"),
         ({"kind": "robustness"}, "robustness"),
         ({"kind": "expr", "expr": "evidence.nope.value > 1"}, None),
-        ({"kind": "expr", "expr": "evidence.metrics.holdout.roc_auc + 1"}, None),
+        ({"kind": "expr", "expr": "evidence.lineage.data_sources[0]"}, None),  # dyn: found not boolean at run time
     ],
 )
 def test_missing_evidence_is_an_error_that_blocks(rule: dict[str, Any], evidence_change: str | None) -> None:
@@ -198,7 +232,141 @@ def test_missing_evidence_is_an_error_that_blocks(rule: dict[str, Any], evidence
     assert result.observed
 
 
-def test_approvals_rule_uses_roles_recorded_at_sign_off() -> None:
-    access = Access({"rui": ["approver"]})
-    result = judge({"kind": "approvals"}, approvals=[approval("rui")], access=access)
-    assert result.outcome is Outcome.PASSED
+class TestApprovalsThatNoLongerHold:
+    """An approval counts only while its approver holds the role, it is not revoked, and the evidence is the same."""
+
+    rule = APPROVALS
+
+    def test_current_roles_decide_not_the_roles_stored_on_the_approval(self) -> None:
+        result = judge(self.rule, approvals=[approval("rui", ("deployer",))], access=Access({"rui": ["approver"]}))
+        assert result.outcome is Outcome.PASSED
+        result = judge(self.rule, approvals=[approval("rui", ("viewer",))], access=Access({"rui": ["admin"]}))
+        assert result.outcome is Outcome.PASSED  # admin counts
+
+    def test_an_approver_who_lost_the_role_no_longer_counts(self) -> None:
+        result = judge(self.rule, approvals=[approval("rui")], access=Access({"rui": ["deployer"]}))
+        assert result.outcome is Outcome.FAILED
+        assert result.observed == "0; not counted: rui (no longer holds approver)"
+
+    def test_an_approver_who_left_the_principals_no_longer_counts(self) -> None:
+        access = Access({"ann": ["approver"]})
+        result = judge(self.rule, approvals=[approval("rui"), approval("ann")], access=access)
+        assert result.outcome is Outcome.PASSED
+        assert result.observed == "1 (ann); not counted: rui (no longer declared under principals)"
+        assert judge({**self.rule, "count": 2}, approvals=[approval("rui"), approval("ann")], access=access).outcome is (
+            Outcome.FAILED
+        )
+
+    def test_a_rejection_by_someone_who_lost_the_role_does_not_block(self) -> None:
+        access = Access({"ann": ["approver"], "rui": ["viewer"]})
+        result = judge(self.rule, approvals=[approval("ann"), approval("rui", decision="reject")], access=access)
+        assert result.outcome is Outcome.PASSED
+        assert "not counted: rui's rejection (no longer holds approver)" in result.observed
+
+    def test_a_rejection_by_a_current_role_holder_still_blocks(self) -> None:
+        access = Access({"ann": ["approver"], "rui": ["approver"]})
+        approvals = [approval("ann"), approval("rui", decision="reject", evidence_sha256="0" * 64)]
+        result = judge(self.rule, approvals=approvals, access=access)
+        assert result.outcome is Outcome.FAILED and result.observed.startswith("rejected by rui")
+
+    def test_a_revoked_approval_does_not_count(self) -> None:
+        result = judge(self.rule, approvals=[approval("rui", revoked="v2 was rolled back")])
+        assert result.outcome is Outcome.FAILED
+        assert result.observed == "0; not counted: rui (revoked: v2 was rolled back)"
+        rejected = judge(self.rule, approvals=[approval("ann"), approval("rui", decision="reject", revoked="withdrawn")])
+        assert rejected.outcome is Outcome.PASSED and "rui's rejection (revoked: withdrawn)" in rejected.observed
+
+    def test_an_approval_given_on_other_evidence_has_lapsed(self) -> None:
+        old = "a1b2" * 16
+        result = judge(self.rule, approvals=[approval("rui", evidence_sha256=old)])
+        assert result.outcome is Outcome.FAILED
+        assert result.observed == f"0; not counted: rui (lapsed: given on evidence {old[:12]}, the evidence is now {DIGEST[:12]})"
+        unbound = judge({**self.rule, "bind_to_evidence": False}, approvals=[approval("rui", evidence_sha256=old)])
+        assert unbound.outcome is Outcome.PASSED
+
+    def test_an_approval_without_a_digest_has_lapsed_while_binding_is_on(self) -> None:
+        result = judge(self.rule, approvals=[approval("rui", evidence_sha256=None)])
+        assert result.outcome is Outcome.FAILED
+        assert "rui (lapsed: no evidence digest was recorded with it; approve again)" in result.observed
+        unbound = judge({**self.rule, "bind_to_evidence": False}, approvals=[approval("rui", evidence_sha256=None)])
+        assert unbound.outcome is Outcome.PASSED
+
+    def test_without_a_current_digest_bound_approvals_cannot_count(self) -> None:
+        result = judge(self.rule, approvals=[approval("rui")], evidence_sha256=None)
+        assert result.outcome is Outcome.FAILED
+        assert "rui (lapsed: the gate has no digest of the current evidence to compare with)" in result.observed
+
+    def test_bind_to_evidence_is_on_by_default(self) -> None:
+        spec = TypeAdapter(Rule).validate_python(self.rule)
+        assert isinstance(spec, ApprovalsRule) and spec.bind_to_evidence is True
+
+
+# -- fairness: group sizes, and groups too small to judge ---------------------------------
+
+PARITY: dict[str, Any] = {"kind": "fairness", "metric": "demographic_parity_difference", "sensitive": "gender", "max": 0.05}
+ODDS: dict[str, Any] = {"kind": "fairness", "metric": "equalized_odds_difference", "sensitive": "gender", "max": 0.1}
+
+
+def with_groups(**groups: dict[str, Any]) -> dict[str, Any]:
+    evidence = copy.deepcopy(EVIDENCE)
+    evidence["fairness"]["gender"]["by_group"].update(groups)
+    return evidence
+
+
+TINY = {"count": 7, "positive_rate": 0.43, "selection_rate": 0.57, "true_positive_rate": 1.0, "false_positive_rate": 0.5}
+
+
+def test_min_group_size_defaults_to_30() -> None:
+    spec = TypeAdapter(Rule).validate_python(PARITY)
+    assert isinstance(spec, FairnessRule) and spec.min_group_size == 30
+
+
+@pytest.mark.parametrize("rule", [PARITY, ODDS], ids=["parity", "odds"])
+def test_every_group_size_is_shown_next_to_its_rates(rule: dict[str, Any]) -> None:
+    observed = judge(rule).observed
+    assert "female (n=1200)" in observed and "male (n=1300)" in observed
+
+
+def test_a_small_group_is_reported_but_does_not_decide_the_gap() -> None:
+    """A 7-row group once decided a parity gap of 0.42."""
+    evidence = with_groups(other=TINY)
+    evidence["fairness"]["gender"]["demographic_parity_difference"] = 0.42  # what fairlearn computed over all groups
+    result = judge(PARITY, evidence)
+    assert result.outcome is Outcome.PASSED, result
+    assert result.observed.startswith("0.0300")  # 0.18 - 0.15, the two groups large enough
+    assert "other (n=7)" in result.observed and "0.570" in result.observed
+    assert "warning: other (n=7) left out of the difference: fewer than 30 rows" in result.observed
+
+
+def test_min_group_size_is_the_rules_to_set() -> None:
+    result = judge({**PARITY, "min_group_size": 5}, with_groups(other=TINY))
+    assert result.outcome is Outcome.FAILED
+    assert result.observed.startswith("0.4200")  # 0.57 - 0.15
+
+
+def test_equalized_odds_is_the_larger_gap_over_the_eligible_groups() -> None:
+    # TPR gap 0.72 - 0.60 = 0.12; FPR gap over female, male, third = 0.30 - 0.05 = 0.25.
+    third = {"count": 400, "positive_rate": 0.3, "selection_rate": 0.3, "true_positive_rate": 0.65, "false_positive_rate": 0.3}
+    result = judge({**ODDS, "max": 0.3}, with_groups(third=third, other=TINY))
+    assert result.outcome is Outcome.PASSED and result.observed.startswith("0.2500")
+    assert "third (n=400): TPR 0.650, FPR 0.300" in result.observed
+    result = judge({**ODDS, "max": 0.3, "min_group_size": 5}, with_groups(third=third, other=TINY))
+    assert result.outcome is Outcome.FAILED and result.observed.startswith("0.4500")  # FPR 0.5 - 0.05
+
+
+@pytest.mark.parametrize("rule", [PARITY, ODDS], ids=["parity", "odds"])
+def test_fewer_than_two_groups_large_enough_cannot_be_judged(rule: dict[str, Any]) -> None:
+    evidence = copy.deepcopy(EVIDENCE)
+    evidence["fairness"]["gender"]["by_group"]["male"]["count"] = 12
+    result = judge(rule, evidence)
+    assert result.outcome is Outcome.ERROR and result.blocking
+    assert "only 1 group with at least 30 rows" in result.observed
+    assert "female (n=1200)" in result.observed and "male (n=12)" in result.observed
+    assert "min_group_size" in (result.message or "")
+
+
+def test_a_report_without_group_sizes_is_missing_evidence() -> None:
+    evidence = copy.deepcopy(EVIDENCE)
+    del evidence["fairness"]["gender"]["by_group"]["male"]["count"]
+    result = judge(PARITY, evidence)
+    assert result.outcome is Outcome.ERROR and "no group sizes" in result.observed

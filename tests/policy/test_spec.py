@@ -6,8 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.config import load_settings
 from shipyard.domain.errors import InvalidSpec, NotFound
-from shipyard.policy.spec import RULE_KINDS, load_policy
+from shipyard.domain.governance import Outcome, RuleResult
+from shipyard.policy import gate
+from shipyard.policy.rules import GateContext
+from shipyard.policy.spec import GATED_STAGES, RULE_KINDS, Policy, load_policy, policy_for
 from shipyard.scaffold import EXAMPLES
 
 
@@ -31,8 +35,68 @@ def test_the_churn_policy_uses_every_rule_kind() -> None:
     assert policy.fairness_columns() == ["gender", "senior_citizen"]
 
 
-def test_empty_file_is_an_empty_policy(tmp_path: Path) -> None:
-    assert load_policy(write(tmp_path, "")).rules_for("production") == []
+def gate_results(policy: Policy, stage: str) -> list[RuleResult]:
+    ctx = GateContext(model="churn", version=1, stage=stage, evidence={})
+    return list(gate.evaluate(policy, ctx, actor="tester").results)
+
+
+def assert_blocks_for_missing_rules(results: list[RuleResult], stage: str, where: str) -> None:
+    [result] = results
+    assert result.outcome is Outcome.ERROR and result.blocking
+    assert where in result.observed and stage in result.observed
+    assert f"{stage}:" in (result.message or "") and "allow_empty: true" in (result.message or "")
+
+
+@pytest.mark.parametrize(
+    ("text", "missing"),
+    [
+        ("", ["staging", "production"]),
+        ("# nothing yet\n", ["staging", "production"]),
+        ("slices: [a]\n", ["staging", "production"]),
+        ("staging:\n  - {kind: artifacts, required: [model]}\n", ["production"]),
+        ("staging:\n  - {kind: artifacts, required: [model]}\nproduction:\n", ["production"]),
+        ("allow_empty: true\nproduction: []\n", ["staging"]),
+    ],
+)
+def test_a_stage_without_rules_blocks_its_gate(tmp_path: Path, text: str, missing: list[str]) -> None:
+    """An empty file or a missing section once let a version into production with no rule at all."""
+    path = write(tmp_path, text)
+    policy = load_policy(path)
+    for stage in GATED_STAGES:
+        assert policy.declares(stage) is (stage not in missing)
+        results = gate_results(policy, stage)
+        if stage in missing:
+            assert policy.rules_for(stage) == []
+            assert_blocks_for_missing_rules(results, stage, str(path))
+        else:
+            assert all(r.kind != "policy" for r in results)
+
+
+def test_an_explicitly_empty_stage_needs_allow_empty(tmp_path: Path) -> None:
+    path = write(tmp_path, "staging:\n  - {kind: artifacts, required: [model]}\nproduction: []\n")
+    with pytest.raises(InvalidSpec) as caught:
+        load_policy(path)
+    message = caught.value.message
+    assert str(path) in message and "production: " in message
+    assert "without any rule" in message and "allow_empty: true" in message
+
+
+def test_allow_empty_lets_an_explicitly_empty_stage_pass(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, "allow_empty: true\nstaging: []\nproduction: []\n"))
+    assert policy.allow_empty and policy.declares("production") and policy.rules_for("production") == []
+    for stage in GATED_STAGES:
+        report = gate.evaluate(policy, GateContext(model="m", version=1, stage=stage, evidence={}), actor="t")
+        assert report.passed and report.results == ()
+
+
+def test_a_model_without_a_policy_blocks_both_gates(tmp_path: Path) -> None:
+    (tmp_path / "shipyard.yaml").write_text("project: p\nmodels:\n  churn:\n    owner: me\n    data: {path: d.csv, target: y}\n")
+    settings = load_settings(tmp_path, env={})
+    policy = policy_for(settings, "churn")
+    for stage in GATED_STAGES:
+        results = gate_results(policy, stage)
+        assert_blocks_for_missing_rules(results, stage, "model churn has no policy")
+        assert "models.churn.policy" in (results[0].message or "")
 
 
 @pytest.mark.parametrize(

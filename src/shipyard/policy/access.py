@@ -23,7 +23,7 @@ OPEN_ROLES = frozenset(r for r in ROLES if r != "admin")
 
 
 class Access:
-    """Roles per actor. Without declared principals every actor holds every role but admin."""
+    """Roles per actor. Without a principals key every actor holds every role but admin."""
 
     def __init__(self, principals: Mapping[str, Iterable[str]] | None) -> None:
         self.principals = {name: frozenset(roles) for name, roles in principals.items()} if principals is not None else None

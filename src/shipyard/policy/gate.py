@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shipyard.domain.governance import GateReport, Outcome, RuleResult
-from shipyard.policy.rules import GateContext, MissingEvidence, evaluate_rule
+from shipyard.policy.rules import CannotJudge, GateContext, evaluate_rule
 from shipyard.policy.spec import Policy
 
 
@@ -13,10 +13,25 @@ def evaluate(
     policy: Policy, ctx: GateContext, *, actor: str, break_glass: bool = False, champion: int | None = None
 ) -> GateReport:
     results = []
+    missing = policy.missing_rules(ctx.stage)
+    if missing is not None:
+        observed, hint = missing
+        results.append(
+            RuleResult(
+                index=0,
+                kind="policy",
+                name=f"rules for {ctx.stage}",
+                severity="block",
+                outcome=Outcome.ERROR,
+                observed=observed,
+                expected=f"a {ctx.stage} rule list in the policy",
+                message=hint,
+            )
+        )
     for index, rule in enumerate(policy.rules_for(ctx.stage)):
         try:
             verdict = evaluate_rule(rule, ctx)
-        except MissingEvidence as exc:
+        except CannotJudge as exc:
             results.append(
                 RuleResult(
                     index=index,
@@ -24,9 +39,9 @@ def evaluate(
                     name=rule.kind,
                     severity=rule.severity,
                     outcome=Outcome.ERROR,
-                    observed=str(exc),
-                    expected="evidence to judge",
-                    message=rule.message or "Collect the evidence again with `shipyard evidence collect MODEL VERSION`.",
+                    observed=exc.observed,
+                    expected=exc.expected,
+                    message=" ".join(filter(None, [rule.message, exc.hint])) or None,
                 )
             )
             continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ class GateContext:
     trained_by: str | None = None
     access: Access = field(default_factory=lambda: Access(None))
     primary_metric: str = "roc_auc"
+    evidence_sha256: str | None = None  # the digest of ``evidence``: approvals bound to other evidence have lapsed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,8 +59,21 @@ class Verdict:
     name: str
 
 
-class MissingEvidence(Exception):
-    """The evidence lacks what the rule needs; the gate reports it as an error that blocks."""
+class CannotJudge(Exception):
+    """The rule can reach no verdict on this evidence; the gate reports an error that blocks."""
+
+    def __init__(self, observed: str, *, expected: str = "evidence to judge", hint: str | None = None) -> None:
+        super().__init__(observed)
+        self.observed = observed
+        self.expected = expected
+        self.hint = hint
+
+
+class MissingEvidence(CannotJudge):
+    """The evidence lacks what the rule needs."""
+
+    def __init__(self, observed: str) -> None:
+        super().__init__(observed, hint="Collect the evidence again with `shipyard evidence collect MODEL VERSION`.")
 
 
 def _section(evidence: dict[str, Any], *path: str) -> Any:
@@ -118,21 +132,67 @@ def check_compare_champion(rule: CompareChampionRule, ctx: GateContext) -> Verdi
     return Verdict(held=boot["ci_low"] >= -rule.max_drop, observed=observed, expected=expected, name=name)
 
 
+# The per-group rates each fairness metric compares; fairlearn's "between groups" difference
+# is max - min of a rate, and equalized odds takes the worse of its two gaps ("worst_case").
+FAIRNESS_RATES: dict[str, tuple[str, ...]] = {
+    "demographic_parity_difference": ("selection_rate",),
+    "equalized_odds_difference": ("true_positive_rate", "false_positive_rate"),
+}
+
+
+def fairness_difference(metric: str, by_group: Mapping[str, Mapping[str, Any]]) -> float:
+    """The metric over these groups only, from their rates, as fairlearn defines it."""
+    rows = list(by_group.values())
+    return max(max(float(g[rate]) for g in rows) - min(float(g[rate]) for g in rows) for rate in FAIRNESS_RATES[metric])
+
+
+def _group_rates(metric: str, group: str, rates: Mapping[str, Any]) -> str:
+    if metric == "equalized_odds_difference":
+        text = f"{group} (n={rates['count']}): TPR {rates['true_positive_rate']:.3f}, FPR {rates['false_positive_rate']:.3f}"
+    else:
+        text = f"{group} (n={rates['count']}): predicted positive {rates['selection_rate']:.3f}"
+    if rates.get("positive_rate") is not None:
+        text += f", actual positive {rates['positive_rate']:.3f}"
+    return text
+
+
 def check_fairness(rule: FairnessRule, ctx: GateContext) -> Verdict:
     report = _section(ctx.evidence, "fairness", rule.sensitive)
-    value = float(report[rule.metric])
-    by_group = report.get("by_group", {})
-    if rule.metric == "equalized_odds_difference":
-        rates = "; ".join(
-            f"{g} TPR {v.get('true_positive_rate', 0):.3f} FPR {v.get('false_positive_rate', 0):.3f}" for g, v in by_group.items()
+    by_group: dict[str, dict[str, Any]] = report.get("by_group") or {}
+    column, least = rule.sensitive, rule.min_group_size
+    if not by_group or any(not isinstance(v.get("count"), int) for v in by_group.values()):
+        raise MissingEvidence(f"the fairness report by {column} has no group sizes")
+    rates = FAIRNESS_RATES[rule.metric]
+    unrated = [g for g, v in by_group.items() if any(v.get(rate) is None for rate in rates)]
+    if unrated:
+        raise MissingEvidence(f"the fairness report by {column} has no {' or '.join(rates)} for {', '.join(unrated)}")
+    shown = "; ".join(_group_rates(rule.metric, g, v) for g, v in by_group.items())
+    # A handful of rows gives a rate far from the truth: such groups are shown, not compared.
+    eligible = {g: v for g, v in by_group.items() if v["count"] >= least}
+    small = [f"{g} (n={v['count']})" for g, v in by_group.items() if g not in eligible]
+    if len(eligible) < 2:
+        raise CannotJudge(
+            f"only {len(eligible)} group{'' if len(eligible) == 1 else 's'} with at least {least} rows ({shown})",
+            expected=f"at least 2 groups of ≥ {least} rows to compare",
+            hint=f"Too few rows to compare groups by {column}: collect more holdout rows for the small groups, "
+            f"or lower min_group_size on this rule (now {least}).",
         )
-    else:
-        rates = "; ".join(f"{g} {v.get('selection_rate', 0):.3f}" for g, v in by_group.items())
-        rates = f"predicted positive: {rates}"
-    actual = "; ".join(f"{g} {v['positive_rate']:.3f}" for g, v in by_group.items() if "positive_rate" in v)
-    observed = f"{value:.4f} ({rates}" + (f"; actual positive: {actual})" if actual else ")")
+    value = fairness_difference(rule.metric, eligible)
+    observed = f"{value:.4f} ({shown})"
+    if small:
+        observed += f"; warning: {', '.join(small)} left out of the difference: fewer than {least} rows"
+    if rule.metric == "equalized_odds_difference":
+        # A group with one class only has a rate of 0.0 by convention, not by measurement.
+        for group, v in eligible.items():
+            if v.get("positive_rate") in (0, 0.0):
+                observed += f"; {group} has no positive labels: its TPR is 0.0 by convention"
+            if v.get("positive_rate") in (1, 1.0):
+                observed += f"; {group} has no negative labels: its FPR is 0.0 by convention"
     return Verdict(
-        held=value <= rule.max, observed=observed, expected=f"≤ {rule.max}", name=f"fairness {rule.metric} by {rule.sensitive}"
+        held=value <= rule.max,
+        observed=observed,
+        expected=f"≤ {rule.max} between groups of ≥ {least} rows",
+        name=f"fairness {rule.metric} by {column}",
     )
 
 
@@ -180,18 +240,61 @@ def check_approvals(rule: ApprovalsRule, ctx: GateContext) -> Verdict:
     for approval in ctx.approvals:
         if approval.stage == ctx.stage:
             latest[approval.actor] = approval  # an actor's latest decision counts
-    eligible = {actor: a for actor, a in latest.items() if actor not in excluded and (rule.role in a.roles or "admin" in a.roles)}
-    rejected = [f"{actor} ({a.comment})" if a.comment else actor for actor, a in eligible.items() if a.decision == "reject"]
-    approved = sorted(actor for actor, a in eligible.items() if a.decision == "approve")
+    approved: list[str] = []
+    rejected: list[str] = []
+    not_counted: list[str] = []
+    for actor, approval in latest.items():
+        if actor in excluded:
+            continue
+        # A rejection stands whatever the evidence became: only its author's role or a revocation ends it.
+        why = _no_longer_holds(rule, ctx, approval) or (None if approval.decision == "reject" else _lapsed(rule, ctx, approval))
+        if why is not None:
+            whose = f"{actor}'s rejection" if approval.decision == "reject" else actor
+            not_counted.append(f"{whose} ({why})")
+        elif approval.decision == "reject":
+            rejected.append(f"{actor} ({approval.comment})" if approval.comment else actor)
+        else:
+            approved.append(actor)
+    approved.sort()
     if rejected:
         observed = f"rejected by {', '.join(rejected)}"
     else:
         observed = f"{len(approved)} ({', '.join(approved)})" if approved else "0"
+    if not_counted:
+        observed += f"; not counted: {', '.join(not_counted)}"
     not_registrant = ", not the registrant or trainer" if rule.exclude_registrant else ""
     expected = f"≥ {rule.count} approval{'s' if rule.count > 1 else ''} by {rule.role}{not_registrant}"
+    if rule.bind_to_evidence:
+        expected += ", given on the current evidence"
     return Verdict(
         held=not rejected and len(approved) >= rule.count, observed=observed, expected=expected, name=f"approvals ({rule.role})"
     )
+
+
+def _no_longer_holds(rule: ApprovalsRule, ctx: GateContext, approval: Approval) -> str | None:
+    """Why the sign-off no longer counts for who gave it: revoked, or the role is gone now (roles are read now)."""
+    if approval.revoked:
+        return f"revoked: {approval.revoked}"
+    held = ctx.access.roles(approval.actor)
+    if rule.role in held or "admin" in held:
+        return None
+    had = rule.role in approval.roles or "admin" in approval.roles
+    if ctx.access.principals is not None and approval.actor not in ctx.access.principals:
+        return "no longer declared under principals" if had else "not declared under principals"
+    return f"no longer holds {rule.role}" if had else f"does not hold {rule.role}"
+
+
+def _lapsed(rule: ApprovalsRule, ctx: GateContext, approval: Approval) -> str | None:
+    """Why an approval given on other evidence no longer counts; None when it holds (or the rule does not bind)."""
+    if not rule.bind_to_evidence:
+        return None
+    if approval.evidence_sha256 is None:
+        return "lapsed: no evidence digest was recorded with it; approve again"
+    if ctx.evidence_sha256 is None:
+        return "lapsed: the gate has no digest of the current evidence to compare with"
+    if approval.evidence_sha256 != ctx.evidence_sha256:
+        return f"lapsed: given on evidence {approval.evidence_sha256[:12]}, the evidence is now {ctx.evidence_sha256[:12]}"
+    return None
 
 
 def check_robustness(rule: RobustnessRule, ctx: GateContext) -> Verdict:

@@ -2,6 +2,10 @@
 
 Specs only describe; ``policy.rules`` evaluates them. A bad file is refused at
 load with the file, the rule's stage and index, and the problem.
+
+Gates fail closed: a stage whose rule list is not written blocks its gate. Only
+an explicit ``production: []`` together with ``allow_empty: true`` lets versions
+into a stage without any rule.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
 from shipyard.checks.data import ColumnConstraint
 from shipyard.config import Settings, format_validation_error
@@ -49,10 +53,13 @@ class CompareChampionRule(_Rule):
 
 
 class FairnessRule(_Rule):
+    """The gap between groups of ``sensitive``, over the groups with at least ``min_group_size`` holdout rows."""
+
     kind: Literal["fairness"]
     metric: FairnessMetric
     sensitive: str
     max: float = Field(ge=0.0)
+    min_group_size: int = Field(default=30, ge=1, description="smaller groups are reported but not compared")
 
 
 class DataValidationRule(_Rule):
@@ -71,10 +78,13 @@ class DataSourcesRule(_Rule):
 
 
 class ApprovalsRule(_Rule):
+    """Sign-offs by people who hold ``role`` now, not revoked, and (by default) given on the evidence judged."""
+
     kind: Literal["approvals"]
     count: int = Field(default=1, ge=1)
     role: str = "approver"
     exclude_registrant: bool = True
+    bind_to_evidence: bool = Field(default=True, description="an approval given on other evidence has lapsed")
 
 
 class RobustnessRule(_Rule):
@@ -145,7 +155,10 @@ class ServingSpec(BaseModel):
 
 
 class Policy(BaseModel):
-    """One model's policy: evidence settings plus rules per target stage."""
+    """One model's policy: evidence settings plus rules per target stage.
+
+    A stage's list is ``None`` when the policy does not write it: its gate blocks.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -154,15 +167,52 @@ class Policy(BaseModel):
     constraints: dict[str, ColumnConstraint] = Field(default_factory=dict)
     break_glass: BreakGlass = BreakGlass()
     serving: ServingSpec = ServingSpec()
-    staging: list[Rule] = Field(default_factory=list)
-    production: list[Rule] = Field(default_factory=list)
+    allow_empty: bool = Field(default=False, description="an explicitly empty stage list (`production: []`) lets versions in")
+    staging: list[Rule] | None = None
+    production: list[Rule] | None = None
+    # Where the policy came from, for the gate's message when a stage has no rules.
+    _file: str | None = PrivateAttr(default=None)
+    _model: str | None = PrivateAttr(default=None)
+
+    @field_validator("staging", "production")
+    @classmethod
+    def _empty_only_on_purpose(cls, rules: list[Rule] | None, info: ValidationInfo) -> list[Rule] | None:
+        if rules == [] and not info.data.get("allow_empty", False):
+            stage = info.field_name
+            raise ValueError(
+                f"an empty list lets every version into {stage} without any rule; write the {stage} rules, "
+                f"or, if {stage} needs no check on purpose, add allow_empty: true at the top of the file"
+            )
+        return rules
+
+    def _written(self, stage: str) -> list[Rule] | None:
+        return self.staging if stage == "staging" else self.production if stage == "production" else None
 
     def rules_for(self, stage: str) -> list[Rule]:
-        if stage == "staging":
-            return list(self.staging)
-        if stage == "production":
-            return list(self.production)
-        return []
+        """The stage's rules; empty both when it has none on purpose and when they are missing (see ``declares``)."""
+        return list(self._written(stage) or [])
+
+    def declares(self, stage: str) -> bool:
+        """Whether the policy writes a rule list for the stage (possibly empty, with allow_empty)."""
+        return self._written(stage) is not None
+
+    def missing_rules(self, stage: str) -> tuple[str, str] | None:
+        """Why a gated stage's gate has nothing to judge, and what to write; None when the stage is declared."""
+        if stage not in GATED_STAGES or self.declares(stage):
+            return None
+        empty = f"{stage}: [] with allow_empty: true lets versions in without any rule"
+        if self._file is not None:
+            return (
+                f"{self._file} has no {stage} rules",
+                f"Write {stage}: with its rules in {self._file} (or, on purpose, {empty}).",
+            )
+        if self._model is not None:
+            return (
+                f"model {self._model} has no policy, so no {stage} rules",
+                f"Set models.{self._model}.policy in shipyard.yaml to a policy file with {stage}: rules "
+                f"(or, on purpose, {empty}).",
+            )
+        return f"the policy has no {stage} rules", f"Write {stage}: with its rules (or, on purpose, {empty})."
 
     def fairness_columns(self) -> list[str]:
         named = [rule.sensitive for stage in GATED_STAGES for rule in self.rules_for(stage) if isinstance(rule, FairnessRule)]
@@ -180,9 +230,6 @@ class Policy(BaseModel):
                 if isinstance(rule, CompareChampionRule):
                     return rule
         return None
-
-
-EMPTY = Policy()
 
 
 def load_policy(path: Path) -> Policy:
@@ -214,9 +261,11 @@ def load_policy(path: Path) -> Policy:
                     f"policy {path}: {stage} rule {index}: unknown kind {rule['kind']!r}; expected one of {', '.join(RULE_KINDS)}"
                 )
     try:
-        return Policy.model_validate(raw)
+        policy = Policy.model_validate(raw)
     except ValidationError as exc:
         raise InvalidSpec(f"policy {path}: {_rule_locations(format_validation_error(exc))}") from None
+    policy._file = str(path)
+    return policy
 
 
 def _rule_locations(text: str) -> str:
@@ -232,4 +281,8 @@ def _rule_locations(text: str) -> str:
 
 def policy_for(settings: Settings, model_name: str) -> Policy:
     spec = settings.model(model_name)
-    return load_policy(settings.resolve(spec.policy)) if spec.policy else EMPTY
+    if spec.policy:
+        return load_policy(settings.resolve(spec.policy))
+    unset = Policy()  # both gated stages block: no policy, no rule
+    unset._model = model_name
+    return unset
