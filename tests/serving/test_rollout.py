@@ -185,7 +185,7 @@ def test_a_bad_challenger_is_rolled_back_without_client_failures(champion_and_ca
     edits, bad_share, failing, checks = BAD_CHALLENGERS[kind]
     root = champion_and_candidate
     policy = root / "policies" / "churn.yaml"
-    policy.write_text("staging: []\nproduction: []\n")  # let it through the gates: the rollout must stop it alone
+    policy.write_text("allow_empty: true\nstaging: []\nproduction: []\n")  # let it through the gates: the rollout must stop it alone
     train = root / "train.py"
     code = train.read_text()
     for old, new in edits:

@@ -170,6 +170,7 @@ class Versions(ServiceBase):
         from shipyard.policy import gate
         from shipyard.policy.rules import GateContext
         from shipyard.policy.spec import policy_for
+        from shipyard.store.audit import canonical_sha256
 
         spec = self.settings.model(version.model)
         policy = policy_for(self.settings, version.model)
@@ -186,6 +187,7 @@ class Versions(ServiceBase):
             trained_by=(evidence.get("lineage") or {}).get("trained_by"),
             access=self.access,
             primary_metric=spec.primary_metric,
+            evidence_sha256=canonical_sha256(evidence) if evidence else None,
         )
         return gate.evaluate(policy, context, actor=self.actor, break_glass=break_glass, champion=champion)
 
