@@ -1,4 +1,4 @@
-"""`shipyard init`: lay out a new project from the bundled churn example."""
+"""`shipyard init`: lay out a new project from a bundled example, or from one's own data (``from_data``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from shipyard.domain.errors import Conflict, InvalidSpec
 
-EXAMPLES = Path(__file__).parent / "examples"
+EXAMPLES = Path(__file__).parent.parent / "examples"
 EXAMPLE = EXAMPLES / "churn"
 KNOWN = ("churn", "arrests")
 
@@ -24,12 +24,7 @@ def init_project(
     """
     if example not in KNOWN:
         raise InvalidSpec(f"unknown example {example!r}; expected one of: {', '.join(KNOWN)}")
-    target = target.resolve()
-    if target.exists() and any(target.iterdir()) and not force:
-        raise Conflict(
-            f"{target} already exists and is not empty",
-            hint="Pick a new folder, or pass --force to overwrite Shipyard's files in it.",
-        )
+    target = check_folder(target, force=force)
     template = EXAMPLES / example / "template"
     target.mkdir(parents=True, exist_ok=True)
     for source in template.rglob("*"):
@@ -50,7 +45,20 @@ def init_project(
     if actor:
         _add_principal(target / "shipyard.yaml", actor)
     if git:
-        commit_all(target, "Start a Shipyard project from the churn example")
+        commit_all(target, f"Start a Shipyard project from the {example} example")
+    return target
+
+
+def check_folder(target: Path, *, force: bool) -> Path:
+    """The resolved folder to write a project into; an existing, non-empty one only with ``force``."""
+    target = target.resolve()
+    if target.exists() and not target.is_dir():
+        raise Conflict(f"{target} exists and is not a folder", hint="Pick a new folder for the project.")
+    if target.exists() and any(target.iterdir()) and not force:
+        raise Conflict(
+            f"{target} already exists and is not empty",
+            hint="Pick a new folder, or pass --force to overwrite Shipyard's files in it.",
+        )
     return target
 
 
