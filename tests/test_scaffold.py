@@ -290,3 +290,30 @@ def test_a_likely_id_is_flagged_and_dates_are_shown_but_left_out(tmp_path: Path)
     ]
     # No actor: no principals section, so the project does not lock anyone out.
     assert load_spec(root / "shipyard.yaml").principals is None
+
+
+@pytest.mark.parametrize("example", ["churn", "arrests", "from-data"])
+def test_retraining_data_is_not_an_untracked_file(tmp_path: Path, example: str) -> None:
+    from shipyard.loop import retraining_data
+    from shipyard.scaffold import init_project
+
+    if example == "from-data":
+        root = init_from_data(tmp_path / "project", write(customers(), tmp_path / "c.parquet"), target="churned", actor=ACTOR)
+        model = "c"
+    else:
+        root, model = init_project(tmp_path / "project", example=example, actor=ACTOR), example
+    with Shipyard.open(root, actor=ACTOR, env={}) as service:
+        path, _ = retraining_data(service, model)
+    assert path.parent == root / "data" / "retrain" and path.is_file()
+    assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+@pytest.mark.parametrize("example", ["churn", "arrests"])
+def test_the_bundled_templates_list_their_features_and_show_positive_label(tmp_path: Path, example: str) -> None:
+    from shipyard.scaffold import init_project
+
+    root = init_project(tmp_path / "project", example=example, git=False)
+    data = load_spec(root / "shipyard.yaml").models[example].data
+    columns = pd.read_parquet(root / data.path).columns
+    assert data.features == [c for c in columns if c not in (data.target, data.time_column, data.id_column)]
+    assert "positive_label:" in (root / "shipyard.yaml").read_text(encoding="utf-8")

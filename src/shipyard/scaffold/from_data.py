@@ -173,11 +173,7 @@ def plan_project(
         if c not in seen and _is_time(frame[c])
     }
     features = [c for c in columns if c not in seen and c not in skipped]
-    notes = {
-        c: "unique in every row: an id? make it id_column instead"
-        for c in features
-        if _looks_like_id(frame[c])
-    }
+    notes = {c: "unique in every row: an id? make it id_column instead" for c in features if _looks_like_id(frame[c])}
     if not features:
         raise InvalidSpec(
             f"{data_file} has no feature columns besides the target, time and id columns",

@@ -142,8 +142,12 @@ def project_yaml(plan: Plan, *, actor: str | None) -> str:
         lines.append(_line(f"      id_column: {quote(plan.id_column)}", "one per row; matches labels to predictions"))
     else:
         lines.append(_line("      # id_column: customer_id", "a unique row id, kept out of the model"))
-    lines.append(_line("      features:", "the model's inputs: delete a line to keep a column out"))
-    lines.append("        # (e.g. one that leaks the target, or an id); the target, time and id columns are never features")
+    lines.append(
+        _line(
+            "      features:",
+            "the model's inputs, signature and drift profile: delete a line to keep a column (a leak, an id) out",
+        )
+    )
     for column in plan.features:
         note = plan.notes.get(column)
         lines.append(_line(f"        - {quote(column)}", note) if note else f"        - {quote(column)}")
