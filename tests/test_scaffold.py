@@ -62,7 +62,7 @@ def git(root: Path, *args: str) -> str:
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_a_project_from_mixed_data_trains_and_meets_its_staging_gate(tmp_path: Path, suffix: str) -> None:
     data = write(customers(), tmp_path / "source" / f"Customer Base{suffix}")
-    root = init_from_data(
+    created = init_from_data(
         tmp_path / "project",
         data,
         target="churned",
@@ -71,6 +71,13 @@ def test_a_project_from_mixed_data_trains_and_meets_its_staging_gate(tmp_path: P
         sensitive=["gender"],
         actor=ACTOR,
     )
+    root = created.root
+    assert created.model == "customer-base"
+    assert created.notes == [
+        "churned: 'Yes' counts as 1 (the one of 'No' (314 rows) and 'Yes' (286 rows) that reads as yes); "
+        "set data.positive_label in shipyard.yaml to predict the other",
+        "left out of data.features as dates/times: 'last_login'; derive numbers from them to use them",
+    ]
 
     spec = load_spec(root / "shipyard.yaml")
     assert list(spec.models) == ["customer-base"]
@@ -116,7 +123,7 @@ def test_a_project_from_the_bundled_arrests_data(tmp_path: Path) -> None:
     write_data(data)
     root = init_from_data(
         tmp_path / "project", data, target="released", time_column="year", sensitive=["colour", "sex"], actor=ACTOR
-    )
+    ).root
     model = load_spec(root / "shipyard.yaml").models["arrests"]
     assert model.data.positive_label == "Yes"
     assert model.data.id_column is None
@@ -133,7 +140,7 @@ def test_names_from_the_data_are_data_in_every_file(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({name: rng.normal(size=MIN_ROWS * 2) for name in awkward})
     frame["label: y"] = np.tile([0, 1], MIN_ROWS)
-    root = init_from_data(tmp_path / "project", write(frame, tmp_path / "odd.parquet"), target="label: y", git=False)
+    root = init_from_data(tmp_path / "project", write(frame, tmp_path / "odd.parquet"), target="label: y", git=False).root
     data = load_spec(root / "shipyard.yaml").models["odd"].data
     assert data.features == awkward and data.target == "label: y" and data.positive_label is None
     namespace: dict[str, Any] = {}
@@ -267,10 +274,10 @@ def test_a_folder_in_use_needs_force(tmp_path: Path) -> None:
     (tmp_path / "project" / "notes.md").write_text("mine")
     with pytest.raises(Conflict, match="not empty"):
         init_from_data(tmp_path / "project", data, target="churned")
-    root = init_from_data(tmp_path / "project", data, target="churned", force=True, git=False)
+    root = init_from_data(tmp_path / "project", data, target="churned", force=True, git=False).root
     assert (root / "notes.md").read_text() == "mine" and (root / "data" / "customers.parquet").is_file()
     # Started from the copy inside the project, the data stays where it is.
-    again = init_from_data(root, root / "data" / "customers.parquet", target="churned", force=True, git=False)
+    again = init_from_data(root, root / "data" / "customers.parquet", target="churned", force=True, git=False).root
     assert (again / "data" / "customers.parquet").read_bytes() == data.read_bytes()
     assert (
         yaml.safe_load((again / "shipyard.yaml").read_text())["models"]["customers"]["data"]["path"] == "data/customers.parquet"
@@ -278,7 +285,7 @@ def test_a_folder_in_use_needs_force(tmp_path: Path) -> None:
 
 
 def test_a_likely_id_is_flagged_and_dates_are_shown_but_left_out(tmp_path: Path) -> None:
-    root = init_from_data(tmp_path / "project", write(customers(), tmp_path / "c.parquet"), target="churned", git=False)
+    root = init_from_data(tmp_path / "project", write(customers(), tmp_path / "c.parquet"), target="churned", git=False).root
     text = (root / "shipyard.yaml").read_text(encoding="utf-8")
     data = load_spec(root / "shipyard.yaml").models["c"].data
     assert data.features == ["customer", "age", "plan", "spend", "visits", "vip", "gender"]
@@ -298,7 +305,9 @@ def test_retraining_data_is_not_an_untracked_file(tmp_path: Path, example: str) 
     from shipyard.scaffold import init_project
 
     if example == "from-data":
-        root = init_from_data(tmp_path / "project", write(customers(), tmp_path / "c.parquet"), target="churned", actor=ACTOR)
+        root = init_from_data(
+            tmp_path / "project", write(customers(), tmp_path / "c.parquet"), target="churned", actor=ACTOR
+        ).root
         model = "c"
     else:
         root, model = init_project(tmp_path / "project", example=example, actor=ACTOR), example
@@ -317,3 +326,33 @@ def test_the_bundled_templates_list_their_features_and_show_positive_label(tmp_p
     columns = pd.read_parquet(root / data.path).columns
     assert data.features == [c for c in columns if c not in (data.target, data.time_column, data.id_column)]
     assert "positive_label:" in (root / "shipyard.yaml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("options", "phrase"),
+    [
+        ({"target": "churned"}, "--target applies only with --from-data FILE"),
+        ({"sensitive": ["gender"], "model": "m"}, "--sensitive, --model apply only with --from-data FILE"),
+        ({"from_data": Path("c.csv"), "example": "churn", "target": "churned"}, "--example and --from-data are alternatives"),
+        ({"from_data": Path("c.csv")}, "--from-data needs --target COLUMN"),
+        ({"example": "iris"}, "unknown example 'iris'"),
+    ],
+)
+def test_init_options_that_do_not_fit_together_are_refused(tmp_path: Path, options: dict[str, Any], phrase: str) -> None:
+    from shipyard.scaffold import start_project
+
+    with pytest.raises(InvalidSpec) as caught:
+        start_project(tmp_path / "project", **options)
+    assert phrase in caught.value.message
+    assert not (tmp_path / "project").exists()
+
+
+def test_init_starts_from_an_example_or_from_data(tmp_path: Path) -> None:
+    from shipyard.scaffold import start_project
+
+    example = start_project(tmp_path / "a", git=False)
+    assert (example.model, example.notes) == ("churn", []) and (example.root / "data" / "churn.parquet").is_file()
+    data = write(customers(), tmp_path / "c.parquet")
+    own = start_project(tmp_path / "b", from_data=data, target="churned", model="retention", git=False)
+    assert own.model == "retention" and (own.root / "policies" / "retention.yaml").is_file()
+    assert any("'customer' is unique in every row" in note for note in own.notes)

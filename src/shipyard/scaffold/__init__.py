@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.domain.errors import Conflict, InvalidSpec
@@ -13,6 +15,72 @@ from shipyard.domain.errors import Conflict, InvalidSpec
 EXAMPLES = Path(__file__).parent.parent / "examples"
 EXAMPLE = EXAMPLES / "churn"
 KNOWN = ("churn", "arrests")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Created:
+    """A new project: its folder, its model, and what the scaffold decided that its user should check."""
+
+    root: Path
+    model: str
+    notes: list[str] = field(default_factory=list)
+
+
+def start_project(
+    directory: Path,
+    *,
+    example: str | None = None,
+    from_data: Path | None = None,
+    target: str | None = None,
+    time_column: str | None = None,
+    id_column: str | None = None,
+    sensitive: Sequence[str] = (),
+    model: str | None = None,
+    force: bool = False,
+    git: bool = True,
+    actor: str | None = None,
+) -> Created:
+    """`shipyard init`: a bundled example (churn by default), or a project around ``from_data``."""
+    if from_data is None:
+        given = {
+            "--target": target,
+            "--time-column": time_column,
+            "--id-column": id_column,
+            "--sensitive": sensitive,
+            "--model": model,
+        }
+        stray = [option for option, value in given.items() if value]
+        if stray:
+            raise InvalidSpec(
+                f"{', '.join(stray)} {'applies' if len(stray) == 1 else 'apply'} only with --from-data FILE",
+                hint="Add --from-data FILE to start from your own data, or drop those options to start from an example.",
+            )
+        name = example or "churn"
+        return Created(root=init_project(directory, force=force, git=git, example=name, actor=actor), model=name)
+    if example is not None:
+        raise InvalidSpec(
+            "--example and --from-data are alternatives: a project starts from a bundled example or from your data",
+            hint="Pass one of them.",
+        )
+    if not target:
+        raise InvalidSpec(
+            "--from-data needs --target COLUMN: the column the model predicts",
+            hint=f"For example: shipyard init {directory} --from-data {from_data} --target churned",
+        )
+    from shipyard.scaffold.from_data import init_from_data
+
+    return init_from_data(
+        directory,
+        from_data,
+        target=target,
+        time_column=time_column,
+        id_column=id_column,
+        sensitive=sensitive,
+        model=model,
+        force=force,
+        git=git,
+        actor=actor,
+    )
 
 
 def init_project(

@@ -18,6 +18,8 @@ from shipyard.domain.errors import InvalidSpec
 if TYPE_CHECKING:
     import pandas as pd
 
+    from shipyard.scaffold import Created
+
 MIN_ROWS = 50  # a 20% holdout of fewer rows gives metrics too noisy to gate on
 MIN_CLASS_ROWS = 10  # each class needs rows in both the training part and the holdout
 MAX_GROUPS = 20  # a fairness report per value: more groups than this means the column needs binning first
@@ -65,9 +67,9 @@ def init_from_data(
     force: bool = False,
     git: bool = True,
     actor: str | None = None,
-) -> Path:
+) -> Created:
     """Write shipyard.yaml, train.py, a policy, .gitignore and a copy of ``data`` into ``directory``; commit them."""
-    from shipyard.scaffold import check_folder, commit_all
+    from shipyard.scaffold import Created, check_folder, commit_all
     from shipyard.scaffold.render import GITIGNORE, TRAIN_PY, policy_yaml, project_yaml
 
     folder = check_folder(directory, force=force)
@@ -89,7 +91,23 @@ def init_from_data(
     _check_written(folder, plan)
     if git:
         commit_all(folder, f"Start a Shipyard project from {data.name}")
-    return folder
+    return Created(root=folder, model=name, notes=_notes(plan))
+
+
+def _notes(plan: Plan) -> list[str]:
+    """What the scaffold decided on the user's behalf, in the words shipyard.yaml uses."""
+    notes = []
+    if plan.label is not None:
+        notes.append(
+            f"{plan.target}: {plan.label.value!r} counts as 1 ({plan.label.reason}); "
+            "set data.positive_label in shipyard.yaml to predict the other"
+        )
+    for column in plan.notes:
+        notes.append(f"{column!r} is unique in every row: if it is an id, make it data.id_column instead of a feature")
+    if plan.skipped:
+        shown = ", ".join(map(repr, plan.skipped))
+        notes.append(f"left out of data.features as dates/times: {shown}; derive numbers from them to use them")
+    return notes
 
 
 def model_name(data: Path, model: str | None) -> str:
