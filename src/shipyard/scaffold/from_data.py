@@ -227,13 +227,11 @@ def positive_label(series: pd.Series, name: str) -> Label | None:
             f"target {name!r} has {len(counts)} distinct value(s) ({shown}); Shipyard trains binary classifiers: expected two",
             hint="Name a column with two values, or add one (e.g. churned = status == 'cancelled').",
         )
-    values = [_plain(v) for v in counts.index]
-    if set(values) <= {0, 1}:
-        if int(counts.min()) < MIN_CLASS_ROWS:
-            _too_rare(name, counts)
-        return None
     if int(counts.min()) < MIN_CLASS_ROWS:
         _too_rare(name, counts)
+    values = [_plain(v) for v in counts.index]
+    if set(values) <= {0, 1}:
+        return None
     tally = " and ".join(f"{v!r} ({int(n)} rows)" for v, n in zip(values, counts.tolist(), strict=True))
     if all(isinstance(v, (int, float)) for v in values):
         if not all(float(v).is_integer() for v in values):
