@@ -36,6 +36,7 @@ class PipelineResult:
     rows_train: int
     rows_holdout: int
     seconds: float
+    train_seconds: float = 0.0  # of ``seconds``, the user's code: importing train.py and train() (0 when adopted)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +46,7 @@ class PipelineResult:
             "rows_train": self.rows_train,
             "rows_holdout": self.rows_holdout,
             "seconds": round(self.seconds, 3),
+            "train_seconds": round(self.train_seconds, 3),
         }
 
 

@@ -101,6 +101,8 @@ def run(
             # Reach MLflow before training, so an unreachable server fails fast.
             experiment = registry.experiment_id(settings.experiment)
         with progress("train"), lineage.step(f"{model_name}.train", parent=parent, inputs=[data]):
+            # The user's code: importing their module (and what it imports) and calling train().
+            user_started = time.perf_counter()
             train = load_train_function(settings.root, spec.train)
             train_frame = parts.train[[*features, spec.data.target]].reset_index(drop=True)
             try:
@@ -112,6 +114,7 @@ def run(
                 raise InvalidSpec(f"{spec.train} raised {_user_error(exc, where)}") from exc
             if model is None:
                 raise InvalidSpec(f"{spec.train} returned None; expected a fitted model")
+            train_seconds = time.perf_counter() - user_started
 
         git = git_info(settings.root)
         tags = {
@@ -185,4 +188,5 @@ def run(
         rows_train=len(parts.train),
         rows_holdout=len(parts.holdout),
         seconds=time.perf_counter() - started,
+        train_seconds=train_seconds,
     )
