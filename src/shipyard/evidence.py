@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.checks.evaluation import THRESHOLD, binary_metrics, positive_scores
 from shipyard.config import ModelSpec
+from shipyard.domain.documents import json_safe
 from shipyard.policy.spec import Policy
 
 if TYPE_CHECKING:
@@ -126,21 +127,6 @@ def collect(
     )
     safe: dict[str, Any] = json_safe(evidence)
     return safe
-
-
-def json_safe(value: Any) -> Any:
-    """Strict JSON: PostgreSQL refuses NaN and Infinity, so an infinite statistic becomes None."""
-    import math
-
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return json_safe(value.item())
-    return value
 
 
 def stale_reasons(evidence: dict[str, Any] | None, policy: Policy, spec: ModelSpec, champion_version: int | None) -> list[str]:

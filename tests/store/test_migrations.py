@@ -124,3 +124,23 @@ def test_alerts_resolved_before_0007_get_their_resolution_from_the_audit_log(sto
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM alerts")).scalar_one() == 3
     engine.dispose()
+
+
+def test_the_shipped_head_is_alembics_head() -> None:
+    """Opening a current store compares with the head read from file names; it must be Alembic's."""
+    assert database.shipped_head() == database.head_revision()
+
+
+def test_opening_a_current_store_does_not_load_alembic(store_url: str) -> None:
+    import json
+    import subprocess
+    import sys
+
+    Store.open(store_url, auto_migrate=True).close()
+    code = (
+        "import sys, json; from shipyard.store.repository import Store; "
+        f"Store.open({store_url!r}, auto_migrate=False).close(); "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert {"alembic", "mako"}.isdisjoint(json.loads(done.stdout))

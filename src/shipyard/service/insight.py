@@ -20,7 +20,7 @@ class Insight(Loop):
 
     def trace(self, request_id: str) -> dict[str, Any]:
         """Every logged answer to the request, each with the chain that put its version in production."""
-        from shipyard.evidence import json_safe
+        from shipyard.domain.documents import json_safe
         from shipyard.predlog import FEATURE_PREFIX, find_request
 
         rows = find_request(self.settings.predictions_dir, request_id)

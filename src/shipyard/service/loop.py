@@ -12,10 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipyard.domain.documents import json_safe
 from shipyard.domain.errors import GateBlocked, InvalidSpec, NotFound, ShipyardError
 from shipyard.domain.monitoring import Alert, MonitorRun
 from shipyard.domain.stages import Stage
-from shipyard.evidence import json_safe
 from shipyard.service.delivery import Delivery
 
 if TYPE_CHECKING:

@@ -136,8 +136,31 @@ def downgrade(engine: Engine, revision: str) -> None:
         command.downgrade(_alembic_config(conn), revision)
 
 
+def shipped_head() -> str:
+    """The newest revision this installation ships, from the revision files' names (``0009_leases.py`` → ``0009``).
+
+    Every command opens the store: reading one table and one folder spares it importing Alembic
+    (and Mako, which parses every revision script) when the schema is already current.
+    tests/store/test_migrations.py holds it equal to Alembic's own head.
+    """
+    names = [p.name.partition("_")[0] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")]
+    return max(names, default="")
+
+
+def _recorded_revision(engine: Engine) -> str | None:
+    from sqlalchemy import text
+
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+    except DBAPIError:
+        return None  # no alembic_version table yet: Alembic's own path decides what to do
+
+
 def ensure_schema(engine: Engine, url: str, *, auto_migrate: bool) -> None:
     """Migrate the embedded default; refuse an out-of-date shared database."""
+    if _recorded_revision(engine) == shipped_head():
+        return
     current = current_revision(engine)
     head = head_revision()
     if current == head:
