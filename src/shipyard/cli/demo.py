@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard.cli.render import print_gate, rich_steps
 from shipyard.domain.errors import Conflict, GateBlocked, PermissionDenied, ShipyardError
 from shipyard.domain.stages import Stage
 
@@ -93,8 +94,6 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
 
 def _train(console: Console, service: Shipyard, title: str) -> int:
     console.print(f"\n[bold]{title}[/] (actor {service.actor})")
-    from shipyard.cli import rich_steps
-
     with rich_steps(console) as step:
         result = service.run_pipeline("churn", progress=step)
     m = result.metrics
@@ -108,8 +107,6 @@ def _train(console: Console, service: Shipyard, title: str) -> int:
 
 
 def _promote(console: Console, service: Shipyard, version: int, to: Stage, reason: str) -> None:
-    from shipyard.cli import print_gate
-
     outcome = service.promote("churn", version, to, reason=reason)
     p = outcome.promotion
     if outcome.gate is not None:
