@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.render import summarize
+from shipyard.cli.render import esc, summarize, text
 from shipyard.cli.root import Group, JsonFlag, emit_json, err_console, out_console, svc
 
 audit_app = typer.Typer(cls=Group, help="The tamper-evident audit log.", no_args_is_help=True)
@@ -34,7 +34,9 @@ def audit_log(
     table.add_column("actor", overflow="fold")
     table.add_column("details", overflow="fold", ratio=1)
     for e in events:
-        table.add_row(str(e.seq), f"{e.at:%m-%d %H:%M:%S}", e.action, e.subject, e.actor, summarize(e.details))
+        table.add_row(
+            str(e.seq), f"{e.at:%m-%d %H:%M:%S}", text(e.action), text(e.subject), text(e.actor), text(summarize(e.details))
+        )
     out_console().print(table)
 
 
@@ -47,7 +49,7 @@ def audit_verify(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     elif result.ok:
         out_console().print(f"[green]audit chain verified[/]: {result.events} events, no gap, no edit")
     else:
-        err_console().print(f"[bold red]audit chain broken at event {result.first_bad_seq}[/]: {result.problem}")
+        err_console().print(f"[bold red]audit chain broken at event {result.first_bad_seq}[/]: {esc(result.problem)}")
     if not result.ok:
         raise typer.Exit(1)
 
@@ -65,4 +67,4 @@ def audit_export(
         return
     with output.open("w", encoding="utf-8") as handle:
         count = service.audit_export(handle, fmt=fmt)
-    err_console().print(f"wrote {count} events to {output}")
+    err_console().print(f"wrote {count} events to {esc(output)}")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.cli.render import print_gate, rich_steps
+from shipyard.cli.render import esc, print_gate, rich_steps
 from shipyard.domain.errors import Conflict, GateBlocked, PermissionDenied, ShipyardError
 from shipyard.domain.stages import Stage
 
@@ -40,7 +40,7 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
     root = Path(tempfile.mkdtemp(prefix="shipyard-demo-")) if directory is None else directory
     root = init_project(root, force=force)
     console.rule("[bold]Shipyard demo[/]: churn model, candidate → staging → production, through gates")
-    console.print(f"Project: [bold]{root}[/] (shipyard.yaml, train.py, policies/churn.yaml, data/churn.parquet)")
+    console.print(f"Project: [bold]{esc(root)}[/] (shipyard.yaml, train.py, policies/churn.yaml, data/churn.parquet)")
     console.print(f"People: {SCIENTIST} (scientist), {REVIEWER} (approver), {DEPLOYER} (deployer)")
 
     scientist = Shipyard.open(root, actor=SCIENTIST)
@@ -87,7 +87,7 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
         for service in (scientist, reviewer, deployer):
             service.close()
     console.print(
-        f"\nDemo finished in {time.perf_counter() - started:.1f} s. Explore it: [bold]cd {root} && shipyard models list[/]"
+        f"\nDemo finished in {time.perf_counter() - started:.1f} s. Explore it: [bold]cd {esc(root)} && shipyard models list[/]"
     )
     return ok
 
@@ -119,8 +119,8 @@ def _blocked(console: Console, service: Shipyard, version: int, to: Stage, reaso
     try:
         service.promote("churn", version, to, reason=reason)
     except GateBlocked as exc:
-        console.print(f"   [bold red]blocked[/]: {service.actor} → {to.value}: {exc.message}")
-        console.print("   " + (exc.hint or "").replace("\n", "\n   "), highlight=False)
+        console.print(f"   [bold red]blocked[/]: {esc(service.actor)} → {to.value}: {esc(exc.message)}")
+        console.print("   " + (exc.hint or "").replace("\n", "\n   "), highlight=False, markup=False)
         return
     raise DemoFailed(f"the demo expected {service.actor}'s promotion of churn v{version} to {to.value} to be blocked")
 
@@ -129,7 +129,7 @@ def _refused(console: Console, action: Callable[[], object]) -> None:
     try:
         action()
     except PermissionDenied as exc:
-        console.print(f"   [red]refused[/]: {exc.message}")
+        console.print(f"   [red]refused[/]: {esc(exc.message)}")
         return
     raise DemoFailed("the demo expected an approval by a scientist to be refused")
 
@@ -145,7 +145,7 @@ def _refuse_skip(console: Console, scientist: Shipyard, deployer: Shipyard) -> N
     try:
         deployer.promote("churn", candidate.version.version, Stage.PRODUCTION, reason="skip the queue")
     except Conflict as exc:
-        console.print(f"   [red]refused[/]: {exc.message}. {exc.hint}")
+        console.print(f"   [red]refused[/]: {esc(exc.message)}. {esc(exc.hint)}")
     scientist.promote("churn", candidate.version.version, Stage.REJECTED, reason="duplicate of v1, trained on the same data")
     console.print(f"   churn v{candidate.version.version} (same data as v1) → [red]rejected[/]")
 
@@ -198,6 +198,7 @@ def _champion_answers(console: Console, service: Shipyard) -> None:
         f"MLflow aliases: {', '.join(f'@{a} → v{v}' for a, v in sorted(aliases.items()))}; "
         f"mlflow.pyfunc.load_model('models:/churn@production') predicts {[int(p) for p in predictions]} for 3 new customers",
         highlight=False,
+        markup=False,
     )
 
 
@@ -315,6 +316,7 @@ class Traffic:
             f"\n   Clients: {ok}/{len(self.statuses)} requests answered 200 through every rollout, median latency "
             f"{statistics.median(self.latencies):.1f} ms; prediction log: {rows} rows under {self.log_dir}{errors}",
             highlight=False,
+            markup=False,
         )
 
 
@@ -346,7 +348,7 @@ def _rollout(
                 if c["name"] != "challenger requests"
             )
             weight = f" → {event['weight']:g}% of traffic" if "weight" in event else ""
-            console.print(f"     {event['event']}{weight} ({judged})", highlight=False)
+            console.print(f"     {event['event']}{weight} ({judged})", highlight=False, markup=False)
         seen = len(rollout.history)
         if not rollout.active:
             style = "green" if rollout.state == "promoted" else "red"
@@ -384,6 +386,7 @@ def _closed_loop(
         f"   retrain by shipyard.monitor on {retrained['labelled_rows']} labelled production rows: churn v{version}, "
         f"staging gate {retrained['staging']}; production: {retrained.get('rollout', '-')}",
         highlight=False,
+        markup=False,
     )
     _monitor(console, monitor, "the drift is still there: the open alert is refreshed, not repeated", last=SHIFTED)
     _approve(console, reviewer, version)
@@ -410,6 +413,7 @@ def _monitor(console: Console, service: Shipyard, title: str, *, last: int) -> M
     console.print(
         f"     churn v{outcome.version}: {outcome.run.rows} predictions; drifted features: {', '.join(drifted) or 'none'}",
         highlight=False,
+        markup=False,
     )
     for alert in outcome.opened:
         console.print(
@@ -435,6 +439,7 @@ def _trace(console: Console, service: Shipyard, request_id: str) -> None:
         f"gates: {gates}; approvals: {approvals}; "
         f"rollouts: {', '.join(str(r['id']) + ' ' + r['state'] for r in answer['rollouts']) or 'none'}",
         highlight=False,
+        markup=False,
     )
 
 
@@ -453,6 +458,7 @@ def _kpis(console: Console, service: Shipyard) -> None:
         f"{seconds(delivery['time_to_restore'])}; production versions with complete evidence, lineage and approvals: "
         f"{governance['evidence_complete_share']:.0%} / {governance['lineage_share']:.0%} / {governance['approved_share']:.0%}",
         highlight=False,
+        markup=False,
     )
 
 

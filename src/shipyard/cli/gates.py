@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.render import print_gate
+from shipyard.cli.render import esc, print_gate
 from shipyard.cli.root import Group, JsonFlag, emit_json, err_console, out_console, svc
 
 gate_app = typer.Typer(cls=Group, help="Policy gates.", no_args_is_help=True)
@@ -33,12 +33,14 @@ def promote(
     if outcome.gate is not None:
         print_gate(console, outcome.gate.to_dict())
     flag = " [bold red](break-glass)[/]" if break_glass else ""
-    console.print(f"{p.version.model} version {p.version.version}: {p.from_stage.value} → [bold]{p.version.stage.value}[/]{flag}")
+    console.print(
+        f"{esc(p.version.model)} version {p.version.version}: {p.from_stage.value} → [bold]{p.version.stage.value}[/]{flag}"
+    )
     for old in p.archived:
-        console.print(f"{old.model} version {old.version}: production → archived")
+        console.print(f"{esc(old.model)} version {old.version}: production → archived")
     if not outcome.mirrored:
         err_console().print(
-            f"[yellow]warning:[/] the store changed but MLflow's aliases did not: {outcome.mirror_error}\n"
+            f"[yellow]warning:[/] the store changed but MLflow's aliases did not: {esc(outcome.mirror_error)}\n"
             "Run `shipyard models reconcile` to repair them."
         )
 
@@ -67,7 +69,9 @@ def _sign_off(ctx: typer.Context, model: str, version: int, to: str, comment: st
         emit_json(approval.to_dict())
         return
     word = "approved" if decision == "approve" else "[red]rejected[/]"
-    out_console().print(f"{approval.actor} ({', '.join(approval.roles)}) {word} {model}/{version} for {approval.stage}")
+    out_console().print(
+        f"{esc(approval.actor)} ({esc(', '.join(approval.roles))}) {word} {esc(model)}/{version} for {esc(approval.stage)}"
+    )
 
 
 ToStage = Annotated[str, typer.Option("--to", help="The gated stage the sign-off is for: staging or production.")]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.render import STAGE_STYLE, evidence_lines, metric, short
+from shipyard.cli.render import STAGE_STYLE, esc, evidence_lines, metric, short, text
 from shipyard.cli.root import Group, JsonFlag, emit_json, out_console, svc
 
 models_app = typer.Typer(cls=Group, help="Registered models and versions.", no_args_is_help=True)
@@ -36,14 +36,14 @@ def models_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     for v in versions:
         style = STAGE_STYLE.get(v.stage.value, "")
         table.add_row(
-            v.model,
+            text(v.model),
             str(v.version),
-            f"[{style}]{v.stage.value}[/]",
+            text(v.stage.value, style),
             metric(v, "roc_auc"),
             metric(v, "accuracy"),
-            short(v.data_fingerprint, 8),
+            text(short(v.data_fingerprint, 8)),
             f"{v.registered_at:%Y-%m-%d}",
-            v.registered_by,
+            text(v.registered_by),
         )
     console = out_console()
     console.print(table if versions else "No model is registered yet; run `shipyard pipeline run MODEL`.")
@@ -66,28 +66,32 @@ def models_show(
     v = detail.version
     console = out_console()
     style = STAGE_STYLE.get(v.stage.value, "")
-    console.print(f"[bold]{v.model}[/] version [bold]{v.version}[/]: [{style}]{v.stage.value}[/]")
+    console.print(f"[bold]{esc(v.model)}[/] version [bold]{v.version}[/]: [{style}]{v.stage.value}[/]")
     facts = Table(show_header=False, box=None)
     facts.add_column(style="bold")
     facts.add_column()
-    facts.add_row("aliases", ", ".join(detail.aliases) or "-")
-    facts.add_row("registered", f"{v.registered_at:%Y-%m-%d %H:%M:%S} by {v.registered_by}")
-    facts.add_row("run", v.run_id or "-")
-    facts.add_row("source", v.source)
-    facts.add_row("data", v.data_uri or "-")
-    facts.add_row("fingerprint", f"sha256:{v.data_fingerprint}" if v.data_fingerprint else "-")
-    facts.add_row("code commit", v.git_commit or "-")
+    facts.add_row("aliases", text(", ".join(detail.aliases) or "-"))
+    facts.add_row("registered", text(f"{v.registered_at:%Y-%m-%d %H:%M:%S} by {v.registered_by}"))
+    facts.add_row("run", text(v.run_id or "-"))
+    facts.add_row("source", text(v.source))
+    facts.add_row("data", text(v.data_uri or "-"))
+    facts.add_row("fingerprint", text(f"sha256:{v.data_fingerprint}" if v.data_fingerprint else "-"))
+    facts.add_row("code commit", text(v.git_commit or "-"))
     for name, value in v.metrics.items():
-        facts.add_row(f"holdout {name}", f"{value:.4f}")
-    for label, text in evidence_lines(detail.evidence):
-        facts.add_row(label, text)
+        facts.add_row(text(f"holdout {name}"), f"{value:.4f}")
+    for label, line in evidence_lines(detail.evidence):
+        facts.add_row(text(label), text(line))
     console.print(facts)
     history = Table(title="Stage history")
     for column in ("at", "from", "to", "actor", "reason"):
         history.add_column(column)
     for h in detail.history:
         history.add_row(
-            f"{h.at:%Y-%m-%d %H:%M:%S}", h.from_stage.value if h.from_stage else "-", h.to_stage.value, h.actor, h.reason
+            f"{h.at:%Y-%m-%d %H:%M:%S}",
+            h.from_stage.value if h.from_stage else "-",
+            h.to_stage.value,
+            text(h.actor),
+            text(h.reason),
         )
     console.print(history)
 
@@ -96,4 +100,4 @@ def models_show(
 def models_reconcile(ctx: typer.Context, model: Annotated[str | None, typer.Argument()] = None) -> None:
     """Repair MLflow's aliases and stage tags from Shipyard's store."""
     names = svc(ctx).reconcile(model)
-    out_console().print(f"MLflow mirror matches the store for: {', '.join(names) or 'no models'}")
+    out_console().print(f"MLflow mirror matches the store for: {esc(', '.join(names) or 'no models')}")

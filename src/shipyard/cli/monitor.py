@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.render import flatten, fmt, print_monitor, print_trace
+from shipyard.cli.render import esc, flatten, fmt, print_monitor, print_trace, text
 from shipyard.cli.root import Group, JsonFlag, duration, emit_json, out_console, svc
 
 monitor_app = typer.Typer(cls=Group, help="Drift, performance and alerts on production traffic.", no_args_is_help=True)
@@ -55,12 +55,12 @@ def monitor_alerts(
     for a in alerts:
         table.add_row(
             str(a.id),
-            f"{a.model}/{a.version}",
-            a.signal,
-            fmt(a.observed),
-            fmt(a.threshold),
-            a.state,
-            f"{a.action} ({a.action_state})",
+            text(f"{a.model}/{a.version}"),
+            text(a.signal),
+            text(fmt(a.observed)),
+            text(fmt(a.threshold)),
+            text(a.state),
+            text(f"{a.action} ({a.action_state})"),
             a.opened_at.strftime("%Y-%m-%d %H:%M:%S"),
             a.resolved_at.strftime("%Y-%m-%d %H:%M:%S") if a.resolved_at else "-",
         )
@@ -82,7 +82,7 @@ def labels_ingest(
         emit_json(result.to_dict())
         return
     out_console().print(
-        f"{result.rows} labels read from {result.file}; {result.matched} matched logged predictions by {result.key},"
+        f"{result.rows} labels read from {esc(result.file)}; {result.matched} matched logged predictions by {esc(result.key)},"
         f" {result.unmatched} did not"
     )
 
@@ -111,5 +111,5 @@ def kpis(
 
     table = Table("figure", "value", box=None)
     for name, value in flatten(document):
-        table.add_row(name, fmt(value))
+        table.add_row(text(name), text(fmt(value)))
     out_console().print(table)

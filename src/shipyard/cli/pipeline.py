@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.render import rich_steps
+from shipyard.cli.render import esc, rich_steps
 from shipyard.cli.root import Group, JsonFlag, emit_json, err_console, out_console, svc
 
 pipeline_app = typer.Typer(cls=Group, help="The governed training pipeline.", no_args_is_help=True)
@@ -25,8 +25,10 @@ def pipeline_run(ctx: typer.Context, model: str, as_json: JsonFlag = False) -> N
     with rich_steps(err_console()) as step:
         result = service.run_pipeline(model, progress=step)
     v = result.version
-    metrics = "  ".join(f"{k}={val:.4f}" for k, val in result.metrics.items())
-    console.print(f"Registered [bold]{v.model}[/] version [bold]{v.version}[/] as [cyan]{v.stage.value}[/] (run {result.run_id})")
+    metrics = "  ".join(f"{esc(k)}={val:.4f}" for k, val in result.metrics.items())
+    console.print(
+        f"Registered [bold]{esc(v.model)}[/] version [bold]{v.version}[/] as [cyan]{v.stage.value}[/] (run {esc(result.run_id)})"
+    )
     console.print(f"holdout ({result.rows_holdout} rows): {metrics}", highlight=False)
 
 
@@ -46,7 +48,7 @@ def register(
         result = service.register(model, run_id, artifact_path=artifact_path, progress=step)
     v = result.version
     out_console().print(
-        f"Registered [bold]{v.model}[/] version [bold]{v.version}[/] from run {run_id} as [cyan]{v.stage.value}[/]"
+        f"Registered [bold]{esc(v.model)}[/] version [bold]{v.version}[/] from run {esc(run_id)} as [cyan]{v.stage.value}[/]"
     )
 
 
@@ -60,4 +62,4 @@ def evidence_show(ctx: typer.Context, model: str, version: int) -> None:
 def evidence_collect(ctx: typer.Context, model: str, version: int) -> None:
     """Collect a version's evidence again (after a policy change, or against a new champion)."""
     found = svc(ctx).collect_evidence(model, version)
-    out_console().print(f"Collected evidence for {model}/{version}: {', '.join(sorted(found))}")
+    out_console().print(f"Collected evidence for {esc(model)}/{version}: {esc(', '.join(sorted(found)))}")

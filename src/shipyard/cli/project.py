@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from shipyard.cli.render import esc
 from shipyard.cli.root import Group, State, out_console, svc
 
 db_app = typer.Typer(cls=Group, help="Shipyard's store.", no_args_is_help=True)
@@ -26,8 +27,8 @@ def init(
     actor = state.actor or default_actor()
     root = init_project(directory, force=force, example=example, actor=actor)
     out_console().print(
-        f"Created a Shipyard project in [bold]{root}[/] ({actor} is a scientist and deployer there)\n"
-        f"Next: [bold]cd {root} && shipyard pipeline run {example}[/]"
+        f"Created a Shipyard project in [bold]{esc(root)}[/] ({esc(actor)} is a scientist and deployer there)\n"
+        f"Next: [bold]cd {esc(root)} && shipyard pipeline run {esc(example)}[/]"
     )
 
 
@@ -53,4 +54,4 @@ def db_upgrade(ctx: typer.Context) -> None:
 
     service = svc(ctx)
     revision = service.upgrade_store()
-    out_console().print(f"Store {redact(service.settings.store_url)} is at schema revision {revision}.")
+    out_console().print(f"Store {esc(redact(service.settings.store_url))} is at schema revision {revision}.")

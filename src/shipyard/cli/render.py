@@ -8,8 +8,23 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from shipyard.domain.entities import ModelVersion
+
+
+def esc(value: object) -> str:
+    """Any value as literal text inside a Rich markup string: user text is data, never markup."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
+def text(value: object, style: str = "") -> Text:
+    """A table cell that shows its value as typed, whatever brackets it holds."""
+    from rich.text import Text
+
+    return Text(str(value), style=style)
 
 
 def short(value: str | None, width: int = 12) -> str:
@@ -34,9 +49,9 @@ def rich_steps(console: Console) -> Iterator[Any]:
 
         @contextmanager
         def step(name: str) -> Iterator[None]:
-            task = bar.add_task(name, total=1)
+            task = bar.add_task(esc(name), total=1)
             yield
-            bar.update(task, completed=1, description=f"[green]✓[/] {name}")
+            bar.update(task, completed=1, description=f"[green]✓[/] {esc(name)}")
 
         yield step
 
@@ -49,7 +64,7 @@ def print_gate(console: Console, report: dict[str, Any]) -> None:
     from rich.table import Table
 
     verdict = "[green]passed[/]" if report["passed"] else "[bold red]blocked[/]"
-    title = f"Gate {report['stage']} for {report['model']}/{report['version']}: {verdict}"
+    title = f"Gate {esc(report['stage'])} for {esc(report['model'])}/{report['version']}: {verdict}"
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
     table.add_column("rule", overflow="fold")
     table.add_column("result", no_wrap=True)
@@ -58,8 +73,10 @@ def print_gate(console: Console, report: dict[str, Any]) -> None:
     table.add_column("message", overflow="fold", ratio=1)
     for r in report["results"]:
         style = OUTCOME_STYLE.get(r["outcome"], "")
-        table.add_row(r["name"], f"[{style}]{r['outcome']}[/]", str(r["observed"]), str(r["expected"]), r["message"] or "")
-    console.print(table if report["results"] else f"{title}: the policy has no rules for {report['stage']}")
+        table.add_row(
+            text(r["name"]), text(r["outcome"], style), text(r["observed"]), text(r["expected"]), text(r["message"] or "")
+        )
+    console.print(table if report["results"] else f"{title}: the policy has no rules for {esc(report['stage'])}")
 
 
 def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
@@ -68,8 +85,9 @@ def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
 
     steps = " → ".join(f"[bold]{s:g}%[/]" if i == rollout.step_index else f"{s:g}%" for i, s in enumerate(rollout.steps))
     console.print(
-        f"Rollout {rollout.id} of {rollout.model}/{rollout.version} (champion v{rollout.champion}, {rollout.strategy}): "
-        f"[bold]{rollout.state}[/]; steps {steps}; failed analyses {rollout.failures}/{rollout.failure_limit}"
+        f"Rollout {rollout.id} of {esc(rollout.model)}/{rollout.version} "
+        f"(champion v{rollout.champion}, {esc(rollout.strategy)}): "
+        f"[bold]{esc(rollout.state)}[/]; steps {steps}; failed analyses {rollout.failures}/{rollout.failure_limit}"
     )
     if analysis is not None:
         verdict = {True: "[green]passing[/]", False: "[red]failing[/]", None: "[yellow]waiting for traffic[/]"}[analysis.passed]
@@ -77,13 +95,13 @@ def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
         for column in ("check", "observed", "threshold", "result"):
             table.add_column(column)
         for check in analysis.checks:
-            table.add_row(check.name, str(check.observed), str(check.threshold), "ok" if check.passed else "[red]no[/]")
+            table.add_row(text(check.name), text(check.observed), text(check.threshold), "ok" if check.passed else "[red]no[/]")
         console.print(table)
     history = Table(title="History", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("at", "event", "weight"):
         history.add_column(column)
     for event in rollout.history:
-        history.add_row(str(event.get("at", ""))[:19], str(event.get("event")), str(event.get("weight", "")))
+        history.add_row(text(str(event.get("at", ""))[:19]), text(event.get("event")), text(event.get("weight", "")))
     console.print(history)
 
 
@@ -92,7 +110,7 @@ def print_monitor(console: Console, outcome: Any) -> None:
 
     report = outcome.run.report
     console.print(
-        f"[bold]{outcome.model}/{outcome.version}[/]: {report['rows']} predictions judged"
+        f"[bold]{esc(outcome.model)}/{outcome.version}[/]: {report['rows']} predictions judged"
         f" (error rate {report['error_rate'] if report['error_rate'] is not None else '-'}),"
         f" dataset drift: {'[red]yes[/]' if outcome.run.dataset_drift else 'no'}"
     )
@@ -102,10 +120,10 @@ def print_monitor(console: Console, outcome: Any) -> None:
         table = Table("feature", "method", "observed", "threshold", "drift", box=None)
         for name, entry in features.items():
             table.add_row(
-                name,
-                str(entry.get("method", "-")),
-                fmt(entry.get("observed")),
-                fmt(entry.get("thresholds")),
+                text(name),
+                text(entry.get("method", "-")),
+                text(fmt(entry.get("observed"))),
+                text(fmt(entry.get("thresholds"))),
                 "[red]yes[/]" if entry.get("drifted") else "no",
             )
         console.print(table)
@@ -113,19 +131,20 @@ def print_monitor(console: Console, outcome: Any) -> None:
     if performance:
         live = performance["live"]
         console.print(
-            f"live {live['metric']} {live['value']:.4f} [{live['ci_low']:.4f}, {live['ci_high']:.4f}] on {live['rows']} labels;"
-            f" holdout {performance.get('holdout')}"
+            f"live {esc(live['metric'])} {live['value']:.4f} [{live['ci_low']:.4f}, {live['ci_high']:.4f}]"
+            f" on {live['rows']} labels; holdout {esc(performance.get('holdout'))}"
         )
     for note in report.get("notes") or []:
-        console.print(f"[dim]{note}[/]")
+        console.print(f"[dim]{esc(note)}[/]")
     for label, alerts in (("opened", outcome.opened), ("still open", outcome.ongoing), ("resolved", outcome.resolved)):
         for alert in alerts:
             console.print(
-                f"alert {alert.id} {label}: {alert.signal} {alert.observed} (threshold {alert.threshold}) → {alert.action}"
+                f"alert {alert.id} {label}: {esc(alert.signal)} {alert.observed}"
+                f" (threshold {alert.threshold}) → {esc(alert.action)}"
             )
     for action in outcome.actions:
         details = ", ".join(f"{k}={v}" for k, v in action.items() if k not in ("alert", "action", "state"))
-        console.print(f"action {action['action']} for alert {action['alert']}: {action['state']} {details}")
+        console.print(f"action {esc(action['action'])} for alert {action['alert']}: {esc(action['state'])} {esc(details)}")
 
 
 def fmt(value: Any) -> str:
@@ -139,28 +158,30 @@ def fmt(value: Any) -> str:
 def print_trace(console: Console, found: dict[str, Any]) -> None:
     """One prediction's lineage, as `shipyard trace` tells it."""
     for answer in found["answers"]:
-        p, v = answer["prediction"], answer["version"]
-        console.print(f"[bold]request {p['request_id']}[/] at {p['received_at']} ({p['routing']}, status {p['status']})")
-        console.print(f"  prediction {p['prediction']} score {fmt(p['score'])} in {fmt(p['latency_ms'])} ms")
+        p, v, data, code = answer["prediction"], answer["version"], answer["data"], answer["code"]
         console.print(
-            f"  model {v['model']}/{v['version']} ({v['stage']}), registered by {v['registered_by']} at {v['registered_at']}"
+            text(f"request {p['request_id']}", "bold"), f"at {esc(p['received_at'])} ({esc(p['routing'])}, status {p['status']})"
         )
-        console.print(f"  training run {answer['training_run'] or '-'}")
-        data = answer["data"]
-        console.print(f"  data {', '.join(data['sources']) or '-'} (sha256 {short(data['fingerprint'])})")
-        code = answer["code"]
-        console.print(f"  code commit {short(code['git_commit'])}{'' if code['clean'] in (None, True) else ' (dirty)'}")
+        lines = [
+            f"  prediction {p['prediction']} score {fmt(p['score'])} in {fmt(p['latency_ms'])} ms",
+            f"  model {v['model']}/{v['version']} ({v['stage']}), registered by {v['registered_by']} at {v['registered_at']}",
+            f"  training run {answer['training_run'] or '-'}",
+            f"  data {', '.join(data['sources']) or '-'} (sha256 {short(data['fingerprint'])})",
+            f"  code commit {short(code['git_commit'])}{'' if code['clean'] in (None, True) else ' (dirty)'}",
+        ]
         for gate in answer["gates"]:
             verdict = "passed" if gate["passed"] else "blocked"
-            console.print(f"  gate {gate['stage']}: {verdict}{' (break-glass)' if gate['break_glass'] else ''} at {gate['at']}")
+            lines.append(f"  gate {gate['stage']}: {verdict}{' (break-glass)' if gate['break_glass'] else ''} at {gate['at']}")
         for approval in answer["approvals"]:
-            console.print(f"  {approval['decision']} for {approval['stage']} by {approval['actor']} at {approval['at']}")
+            lines.append(f"  {approval['decision']} for {approval['stage']} by {approval['actor']} at {approval['at']}")
         for promotion in answer["promotions"]:
-            console.print(f"  to production by {promotion['actor']} at {promotion['at']}: {promotion['reason']}")
+            lines.append(f"  to production by {promotion['actor']} at {promotion['at']}: {promotion['reason']}")
         for rollout in answer["rollouts"]:
-            console.print(
+            lines.append(
                 f"  rollout {rollout['id']} ({rollout['strategy']}) {rollout['state']}, started by {rollout['started_by']}"
             )
+        for line in lines:  # every field is recorded data: no markup, no emoji codes
+            console.print(line, markup=False, emoji=False)
 
 
 def evidence_lines(evidence: dict[str, Any] | None) -> list[tuple[str, str]]:

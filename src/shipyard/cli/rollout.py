@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.render import print_rollout
+from shipyard.cli.render import esc, print_rollout
 from shipyard.cli.root import Group, JsonFlag, duration, emit_json, out_console, svc
 
 rollout_app = typer.Typer(cls=Group, help="Progressive delivery: canary, shadow, blue-green.", no_args_is_help=True)
@@ -57,14 +57,14 @@ def rollout_status(ctx: typer.Context, model: str, as_json: JsonFlag = False) ->
     if as_json:
         emit_json({"rollout": rollout.to_dict() if rollout else None, "analysis": analysis.to_dict() if analysis else None})
     elif rollout is None:
-        out_console().print(f"{model} has had no rollout.")
+        out_console().print(f"{esc(model)} has had no rollout.")
     else:
         print_rollout(out_console(), rollout, analysis)
 
 
 def _rollout_action(ctx: typer.Context, model: str, action: str) -> None:
     rollout = svc(ctx).rollout_action(model, action)
-    out_console().print(f"Rollout {rollout.id} of {model}/{rollout.version}: {rollout.state}")
+    out_console().print(f"Rollout {rollout.id} of {esc(model)}/{rollout.version}: {esc(rollout.state)}")
 
 
 @rollout_app.command("pause")
@@ -93,6 +93,8 @@ def rollout_reconcile(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         emit_json({"decisions": [d.to_dict() for d in decisions]})
         return
     for d in decisions:
-        out_console().print(f"{d.rollout.model}/{d.rollout.version}: {d.action} → {d.rollout.state}, step {d.rollout.step_index}")
+        out_console().print(
+            f"{esc(d.rollout.model)}/{d.rollout.version}: {esc(d.action)} → {esc(d.rollout.state)}, step {d.rollout.step_index}"
+        )
     if not decisions:
         out_console().print("Nothing to decide.")

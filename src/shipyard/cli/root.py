@@ -30,22 +30,25 @@ class Group(TyperGroup):
 
 
 def render_error(exc: ShipyardError) -> None:
+    from shipyard.cli.render import esc
+
+    # Messages and hints quote what the user typed (names, reasons, paths): print them as typed.
     console = err_console()
-    console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {esc(exc.message)}", highlight=False, markup=True, soft_wrap=True)
     if exc.hint:
-        console.print(exc.hint, highlight=False, soft_wrap=True)
+        console.print(exc.hint, highlight=False, markup=False, soft_wrap=True)
 
 
 def err_console() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, emoji=False)
 
 
 def out_console() -> Console:
     from rich.console import Console
 
-    return Console()
+    return Console(emoji=False)  # `:name:` in user text stays text
 
 
 app = typer.Typer(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from shipyard.cli.render import esc
 from shipyard.cli.root import err_console, out_console, svc
 
 
@@ -53,8 +54,8 @@ def serve(
     )
     gateway = service.gateway(config)
     err_console().print(
-        f"Serving {', '.join(config.models or ['every deployed model'])} on http://{host}:{port} "
-        f"(auth {'on' if config.auth else 'off'}; prediction log in {service.settings.state_dir / 'predictions'})"
+        f"Serving {esc(', '.join(config.models or ['every deployed model']))} on http://{esc(host)}:{port} "
+        f"(auth {'on' if config.auth else 'off'}; prediction log in {esc(service.settings.state_dir / 'predictions')})"
     )
     uvicorn.run(
         create_app(gateway),
@@ -70,4 +71,4 @@ def serve(
 def token(ctx: typer.Context, name: str) -> None:
     """Create a bearer token for the gateway; it is printed once and stored only as a hash."""
     secret = svc(ctx).create_token(name)
-    out_console().print(f"Token {name}: [bold]{secret}[/]\nSend it as: Authorization: Bearer <token>")
+    out_console().print(f"Token {esc(name)}: [bold]{esc(secret)}[/]\nSend it as: Authorization: Bearer <token>")
