@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.render import esc, summarize, text
+from shipyard.cli.render import esc, free, ident, listing, print_table, summarize, text
 from shipyard.cli.root import Group, JsonFlag, emit_json, err_console, out_console, svc
 
 audit_app = typer.Typer(cls=Group, help="The tamper-evident audit log.", no_args_is_help=True)
@@ -25,19 +25,17 @@ def audit_log(
     if as_json:
         emit_json({"events": [e.to_dict() for e in events]})
         return
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title="Audit log", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("seq", "at", "action", "subject"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("actor", overflow="fold")
-    table.add_column("details", overflow="fold", ratio=1)
+    table = listing("Audit log", "seq", "at", "action", "subject", "actor", "details")
     for e in events:
         table.add_row(
-            str(e.seq), f"{e.at:%m-%d %H:%M:%S}", text(e.action), text(e.subject), text(e.actor), text(summarize(e.details))
+            str(e.seq),
+            text(f"{e.at:%m-%d %H:%M:%S}"),
+            ident(e.action),
+            ident(e.subject),
+            ident(e.actor),
+            free(summarize(e.details)),
         )
-    out_console().print(table)
+    print_table(out_console(), table)
 
 
 @audit_app.command("verify")

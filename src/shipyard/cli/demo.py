@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.cli.render import esc, print_gate, rich_steps
+from shipyard.cli.render import esc, ident, print_gate, print_table, rich_steps
 from shipyard.domain.errors import Conflict, GateBlocked, PermissionDenied, ShipyardError
 from shipyard.domain.stages import Stage
 
@@ -171,14 +171,14 @@ def _summary(console: Console, service: Shipyard) -> None:
     for v in service.versions("churn"):
         table.add_row(
             str(v.version),
-            v.stage.value,
+            ident(v.stage.value),
             f"{v.metrics['roc_auc']:.3f}",
             f"{v.metrics['accuracy']:.3f}",
-            (v.data_fingerprint or "-")[:12],
-            v.registered_by,
+            ident((v.data_fingerprint or "-")[:12]),
+            ident(v.registered_by),
         )
     console.print()
-    console.print(table)
+    print_table(console, table)
 
 
 def _champion_answers(console: Console, service: Shipyard) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.render import STAGE_STYLE, esc, evidence_lines, metric, short, text
+from shipyard.cli.render import STAGE_STYLE, esc, evidence_lines, free, ident, listing, metric, print_table, short, text
 from shipyard.cli.root import Group, JsonFlag, emit_json, out_console, svc
 
 models_app = typer.Typer(cls=Group, help="Registered models and versions.", no_args_is_help=True)
@@ -21,32 +21,27 @@ def models_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     if as_json:
         emit_json({"models": [{**m.to_dict(), "versions": [v.to_dict() for v in versions if v.model == m.name]} for m in models]})
         return
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title="Models", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    table.add_column("model", no_wrap=True)
-    table.add_column("v", justify="right")
-    table.add_column("stage", no_wrap=True)
-    table.add_column("roc_auc", justify="right", no_wrap=True)
-    table.add_column("accuracy", justify="right", no_wrap=True)
-    table.add_column("data", no_wrap=True)
-    table.add_column("registered", no_wrap=True)
-    table.add_column("by", overflow="fold", min_width=12)
+    table = listing("Models", "model", "v", "stage", "roc_auc", "accuracy", "data", "registered", "by")
+    for column in table.columns:
+        if column.header in ("v", "roc_auc", "accuracy"):
+            column.justify = "right"
     for v in versions:
         style = STAGE_STYLE.get(v.stage.value, "")
         table.add_row(
-            text(v.model),
+            ident(v.model),
             str(v.version),
-            text(v.stage.value, style),
+            ident(v.stage.value, style),
             metric(v, "roc_auc"),
             metric(v, "accuracy"),
-            text(short(v.data_fingerprint, 8)),
+            ident(short(v.data_fingerprint, 8)),
             f"{v.registered_at:%Y-%m-%d}",
-            text(v.registered_by),
+            ident(v.registered_by),
         )
     console = out_console()
-    console.print(table if versions else "No model is registered yet; run `shipyard pipeline run MODEL`.")
+    if versions:
+        print_table(console, table)
+    else:
+        console.print("No model is registered yet; run `shipyard pipeline run MODEL`.")
 
 
 @models_app.command("show")
@@ -70,18 +65,19 @@ def models_show(
     facts = Table(show_header=False, box=None)
     facts.add_column(style="bold")
     facts.add_column()
+    # Names, runs and commits stay whole; locations and hashes may fold (every character kept), summaries wrap.
     facts.add_row("aliases", text(", ".join(detail.aliases) or "-"))
     facts.add_row("registered", text(f"{v.registered_at:%Y-%m-%d %H:%M:%S} by {v.registered_by}"))
-    facts.add_row("run", text(v.run_id or "-"))
-    facts.add_row("source", text(v.source))
-    facts.add_row("data", text(v.data_uri or "-"))
-    facts.add_row("fingerprint", text(f"sha256:{v.data_fingerprint}" if v.data_fingerprint else "-"))
-    facts.add_row("code commit", text(v.git_commit or "-"))
+    facts.add_row("run", ident(v.run_id or "-"))
+    facts.add_row("source", free(v.source))
+    facts.add_row("data", free(v.data_uri or "-"))
+    facts.add_row("fingerprint", free(f"sha256:{v.data_fingerprint}" if v.data_fingerprint else "-"))
+    facts.add_row("code commit", ident(v.git_commit or "-"))
     for name, value in v.metrics.items():
-        facts.add_row(text(f"holdout {name}"), f"{value:.4f}")
+        facts.add_row(ident(f"holdout {name}"), f"{value:.4f}")
     for label, line in evidence_lines(detail.evidence):
-        facts.add_row(text(label), text(line))
-    console.print(facts)
+        facts.add_row(ident(label), text(line))
+    print_table(console, facts)
     history = Table(title="Stage history")
     for column in ("at", "from", "to", "actor", "reason"):
         history.add_column(column)
@@ -90,10 +86,10 @@ def models_show(
             f"{h.at:%Y-%m-%d %H:%M:%S}",
             h.from_stage.value if h.from_stage else "-",
             h.to_stage.value,
-            text(h.actor),
-            text(h.reason),
+            ident(h.actor),
+            free(h.reason),
         )
-    console.print(history)
+    print_table(console, history)
 
 
 @models_app.command("reconcile")

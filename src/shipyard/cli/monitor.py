@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.render import esc, flatten, fmt, print_monitor, print_trace, text
+from shipyard.cli.render import esc, flatten, fmt, free, ident, print_monitor, print_table, print_trace, text
 from shipyard.cli.root import Group, JsonFlag, duration, emit_json, out_console, svc
 
 monitor_app = typer.Typer(cls=Group, help="Drift, performance and alerts on production traffic.", no_args_is_help=True)
@@ -55,16 +55,16 @@ def monitor_alerts(
     for a in alerts:
         table.add_row(
             str(a.id),
-            text(f"{a.model}/{a.version}"),
-            text(a.signal),
-            text(fmt(a.observed)),
-            text(fmt(a.threshold)),
-            text(a.state),
+            ident(f"{a.model}/{a.version}"),
+            ident(a.signal),
+            free(fmt(a.observed)),
+            free(fmt(a.threshold)),
+            ident(a.state),
             text(f"{a.action} ({a.action_state})"),
-            a.opened_at.strftime("%Y-%m-%d %H:%M:%S"),
-            a.resolved_at.strftime("%Y-%m-%d %H:%M:%S") if a.resolved_at else "-",
+            text(a.opened_at.strftime("%Y-%m-%d %H:%M:%S")),  # date and time may part on a narrow terminal
+            text(a.resolved_at.strftime("%Y-%m-%d %H:%M:%S") if a.resolved_at else "-"),
         )
-    out_console().print(table)
+    print_table(out_console(), table)
 
 
 @labels_app.command("ingest")
@@ -111,5 +111,5 @@ def kpis(
 
     table = Table("figure", "value", box=None)
     for name, value in flatten(document):
-        table.add_row(text(name), text(fmt(value)))
-    out_console().print(table)
+        table.add_row(ident(name), free(fmt(value)))
+    print_table(out_console(), table)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
     from rich.text import Text
 
     from shipyard.domain.entities import ModelVersion
@@ -21,10 +23,98 @@ def esc(value: object) -> str:
 
 
 def text(value: object, style: str = "") -> Text:
-    """A table cell that shows its value as typed, whatever brackets it holds."""
+    """A cell that shows its value as typed, whatever brackets it holds, wrapping between words."""
     from rich.text import Text
 
     return Text(str(value), style=style)
+
+
+def ident(value: object, style: str = "") -> Text:
+    """An identifier (who, which model, version, stage, action): shown whole on one line, never folded or cut."""
+    from rich.text import Text
+
+    return Text(str(value), style=style, no_wrap=True)
+
+
+def free(value: object, style: str = "") -> Text:
+    """Free text (details, messages, observed and expected values): wraps, and folds a word too long for its column."""
+    from rich.text import Text
+
+    return Text(str(value), style=style, overflow="fold")
+
+
+def listing(title: str, *columns: str) -> Table:
+    """A table of records under a ruled header: two spaces between columns and none at the edges, to fit 80."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    return table
+
+
+FREE_TEXT_MIN = 10  # the narrowest a free-text column gets before a table runs past the terminal's edge
+FREE_WORD_MAX = 16  # free text keeps words up to this long whole while there is room
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print a table so that no identifier is cut: free text wraps first, and past that the table runs wider.
+
+    Rich narrows every column alike once wrapping is not enough, cutting names
+    with an ellipsis; a governance tool must not garble who did what. So the
+    widths are chosen here, in steps, widest column first: free text gives up
+    width down to its longest word, then down to a few characters (folding long
+    words); only then do names with spaces wrap between words. Identifiers never
+    go below their length. When even that is too wide, lines run past the edge
+    (the terminal wraps them) rather than drop characters.
+    """
+    from rich.measure import Measurement
+
+    natural = console.options.update_width(10_000)
+    steps = []  # per column: its natural width, then its floor at each step
+    for column in table.columns:
+        header = Measurement.get(console, natural, column.header).maximum if table.show_header else 0
+        cells = [_steps(cell, Measurement.get(console, natural, cell), column.no_wrap) for cell in column.cells]
+        steps.append([max([header, *floors]) for floors in zip(*cells, strict=True)] if cells else [header] * 4)
+    widths = [natural_width for natural_width, *_ in steps]
+    overhead = Measurement.get(console, natural, table).maximum - sum(widths)  # padding, borders and dividers
+    excess = sum(widths) + overhead - console.width
+    if excess <= 0:
+        console.print(table)
+        return
+    for step in (1, 2, 3):
+        excess = _narrow(widths, [floors[step] for floors in steps], excess)
+    for column, width in zip(table.columns, widths, strict=True):
+        column.width = width
+    if excess > 0:
+        table.width = sum(widths) + overhead
+    console.print(table, crop=False)
+
+
+def _steps(cell: object, measured: Measurement, whole: bool) -> tuple[int, int, int, int]:
+    """A cell's natural width, then the least it takes after each step of narrowing."""
+    from rich.text import Text
+
+    high = measured.maximum
+    if not isinstance(cell, Text) or whole or cell.no_wrap:
+        return high, high, high, high  # identifiers, and the CLI's own short values (numbers, dates)
+    if cell.overflow == "fold":  # free text
+        least = min(high, FREE_TEXT_MIN)
+        return high, min(high, max(least, min(measured.minimum, FREE_WORD_MAX))), least, least
+    return high, high, high, measured.minimum  # names with spaces: never inside a word
+
+
+def _narrow(widths: list[int], floors: list[int], excess: int) -> int:
+    """Take `excess` columns of width away, widest column first, none below its floor; return what is left."""
+    while excess > 0:
+        shrinkable = [i for i, width in enumerate(widths) if width > floors[i]]
+        if not shrinkable:
+            break
+        widest = max(shrinkable, key=lambda i: widths[i])
+        widths[widest] -= 1
+        excess -= 1
+    return excess
 
 
 def short(value: str | None, width: int = 12) -> str:
@@ -60,23 +150,19 @@ OUTCOME_STYLE = {"passed": "green", "failed": "bold red", "warned": "yellow", "e
 
 
 def print_gate(console: Console, report: dict[str, Any]) -> None:
-    from rich import box
-    from rich.table import Table
 
     verdict = "[green]passed[/]" if report["passed"] else "[bold red]blocked[/]"
     title = f"Gate {esc(report['stage'])} for {esc(report['model'])}/{report['version']}: {verdict}"
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
-    table.add_column("rule", overflow="fold")
-    table.add_column("result", no_wrap=True)
-    table.add_column("observed", overflow="fold", ratio=2)
-    table.add_column("expected", overflow="fold", ratio=1)
-    table.add_column("message", overflow="fold", ratio=1)
+    table = listing(title, "rule", "result", "observed", "expected", "message")
     for r in report["results"]:
         style = OUTCOME_STYLE.get(r["outcome"], "")
         table.add_row(
-            text(r["name"]), text(r["outcome"], style), text(r["observed"]), text(r["expected"]), text(r["message"] or "")
+            text(r["name"]), ident(r["outcome"], style), free(r["observed"]), free(r["expected"]), free(r["message"] or "")
         )
-    console.print(table if report["results"] else f"{title}: the policy has no rules for {esc(report['stage'])}")
+    if report["results"]:
+        print_table(console, table)
+    else:
+        console.print(f"{title}: the policy has no rules for {esc(report['stage'])}")
 
 
 def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
@@ -95,14 +181,14 @@ def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
         for column in ("check", "observed", "threshold", "result"):
             table.add_column(column)
         for check in analysis.checks:
-            table.add_row(text(check.name), text(check.observed), text(check.threshold), "ok" if check.passed else "[red]no[/]")
-        console.print(table)
+            table.add_row(text(check.name), free(check.observed), free(check.threshold), "ok" if check.passed else "[red]no[/]")
+        print_table(console, table)
     history = Table(title="History", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("at", "event", "weight"):
         history.add_column(column)
     for event in rollout.history:
-        history.add_row(text(str(event.get("at", ""))[:19]), text(event.get("event")), text(event.get("weight", "")))
-    console.print(history)
+        history.add_row(ident(str(event.get("at", ""))[:19]), text(event.get("event")), free(event.get("weight", "")))
+    print_table(console, history)
 
 
 def print_monitor(console: Console, outcome: Any) -> None:
@@ -120,13 +206,13 @@ def print_monitor(console: Console, outcome: Any) -> None:
         table = Table("feature", "method", "observed", "threshold", "drift", box=None)
         for name, entry in features.items():
             table.add_row(
-                text(name),
-                text(entry.get("method", "-")),
-                text(fmt(entry.get("observed"))),
-                text(fmt(entry.get("thresholds"))),
+                ident(name),
+                ident(entry.get("method", "-")),
+                free(fmt(entry.get("observed"))),
+                free(fmt(entry.get("thresholds"))),
                 "[red]yes[/]" if entry.get("drifted") else "no",
             )
-        console.print(table)
+        print_table(console, table)
     performance = report.get("performance")
     if performance:
         live = performance["live"]
