@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard.cli.render import esc, ident, print_gate, print_table, rich_steps
 from shipyard.domain.errors import Conflict, GateBlocked, PermissionDenied, ShipyardError
 from shipyard.domain.stages import Stage
 
@@ -39,7 +40,7 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
     root = Path(tempfile.mkdtemp(prefix="shipyard-demo-")) if directory is None else directory
     root = init_project(root, force=force)
     console.rule("[bold]Shipyard demo[/]: churn model, candidate → staging → production, through gates")
-    console.print(f"Project: [bold]{root}[/] (shipyard.yaml, train.py, policies/churn.yaml, data/churn.parquet)")
+    console.print(f"Project: [bold]{esc(root)}[/] (shipyard.yaml, train.py, policies/churn.yaml, data/churn.parquet)")
     console.print(f"People: {SCIENTIST} (scientist), {REVIEWER} (approver), {DEPLOYER} (deployer)")
 
     scientist = Shipyard.open(root, actor=SCIENTIST)
@@ -86,15 +87,13 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
         for service in (scientist, reviewer, deployer):
             service.close()
     console.print(
-        f"\nDemo finished in {time.perf_counter() - started:.1f} s. Explore it: [bold]cd {root} && shipyard models list[/]"
+        f"\nDemo finished in {time.perf_counter() - started:.1f} s. Explore it: [bold]cd {esc(root)} && shipyard models list[/]"
     )
     return ok
 
 
 def _train(console: Console, service: Shipyard, title: str) -> int:
     console.print(f"\n[bold]{title}[/] (actor {service.actor})")
-    from shipyard.cli import rich_steps
-
     with rich_steps(console) as step:
         result = service.run_pipeline("churn", progress=step)
     m = result.metrics
@@ -108,8 +107,6 @@ def _train(console: Console, service: Shipyard, title: str) -> int:
 
 
 def _promote(console: Console, service: Shipyard, version: int, to: Stage, reason: str) -> None:
-    from shipyard.cli import print_gate
-
     outcome = service.promote("churn", version, to, reason=reason)
     p = outcome.promotion
     if outcome.gate is not None:
@@ -122,8 +119,8 @@ def _blocked(console: Console, service: Shipyard, version: int, to: Stage, reaso
     try:
         service.promote("churn", version, to, reason=reason)
     except GateBlocked as exc:
-        console.print(f"   [bold red]blocked[/]: {service.actor} → {to.value}: {exc.message}")
-        console.print("   " + (exc.hint or "").replace("\n", "\n   "), highlight=False)
+        console.print(f"   [bold red]blocked[/]: {esc(service.actor)} → {to.value}: {esc(exc.message)}")
+        console.print("   " + (exc.hint or "").replace("\n", "\n   "), highlight=False, markup=False)
         return
     raise DemoFailed(f"the demo expected {service.actor}'s promotion of churn v{version} to {to.value} to be blocked")
 
@@ -132,7 +129,7 @@ def _refused(console: Console, action: Callable[[], object]) -> None:
     try:
         action()
     except PermissionDenied as exc:
-        console.print(f"   [red]refused[/]: {exc.message}")
+        console.print(f"   [red]refused[/]: {esc(exc.message)}")
         return
     raise DemoFailed("the demo expected an approval by a scientist to be refused")
 
@@ -148,7 +145,7 @@ def _refuse_skip(console: Console, scientist: Shipyard, deployer: Shipyard) -> N
     try:
         deployer.promote("churn", candidate.version.version, Stage.PRODUCTION, reason="skip the queue")
     except Conflict as exc:
-        console.print(f"   [red]refused[/]: {exc.message}. {exc.hint}")
+        console.print(f"   [red]refused[/]: {esc(exc.message)}. {esc(exc.hint)}")
     scientist.promote("churn", candidate.version.version, Stage.REJECTED, reason="duplicate of v1, trained on the same data")
     console.print(f"   churn v{candidate.version.version} (same data as v1) → [red]rejected[/]")
 
@@ -174,14 +171,14 @@ def _summary(console: Console, service: Shipyard) -> None:
     for v in service.versions("churn"):
         table.add_row(
             str(v.version),
-            v.stage.value,
+            ident(v.stage.value),
             f"{v.metrics['roc_auc']:.3f}",
             f"{v.metrics['accuracy']:.3f}",
-            (v.data_fingerprint or "-")[:12],
-            v.registered_by,
+            ident((v.data_fingerprint or "-")[:12]),
+            ident(v.registered_by),
         )
     console.print()
-    console.print(table)
+    print_table(console, table)
 
 
 def _champion_answers(console: Console, service: Shipyard) -> None:
@@ -201,6 +198,7 @@ def _champion_answers(console: Console, service: Shipyard) -> None:
         f"MLflow aliases: {', '.join(f'@{a} → v{v}' for a, v in sorted(aliases.items()))}; "
         f"mlflow.pyfunc.load_model('models:/churn@production') predicts {[int(p) for p in predictions]} for 3 new customers",
         highlight=False,
+        markup=False,
     )
 
 
@@ -318,6 +316,7 @@ class Traffic:
             f"\n   Clients: {ok}/{len(self.statuses)} requests answered 200 through every rollout, median latency "
             f"{statistics.median(self.latencies):.1f} ms; prediction log: {rows} rows under {self.log_dir}{errors}",
             highlight=False,
+            markup=False,
         )
 
 
@@ -349,7 +348,7 @@ def _rollout(
                 if c["name"] != "challenger requests"
             )
             weight = f" → {event['weight']:g}% of traffic" if "weight" in event else ""
-            console.print(f"     {event['event']}{weight} ({judged})", highlight=False)
+            console.print(f"     {event['event']}{weight} ({judged})", highlight=False, markup=False)
         seen = len(rollout.history)
         if not rollout.active:
             style = "green" if rollout.state == "promoted" else "red"
@@ -387,6 +386,7 @@ def _closed_loop(
         f"   retrain by shipyard.monitor on {retrained['labelled_rows']} labelled production rows: churn v{version}, "
         f"staging gate {retrained['staging']}; production: {retrained.get('rollout', '-')}",
         highlight=False,
+        markup=False,
     )
     _monitor(console, monitor, "the drift is still there: the open alert is refreshed, not repeated", last=SHIFTED)
     _approve(console, reviewer, version)
@@ -413,6 +413,7 @@ def _monitor(console: Console, service: Shipyard, title: str, *, last: int) -> M
     console.print(
         f"     churn v{outcome.version}: {outcome.run.rows} predictions; drifted features: {', '.join(drifted) or 'none'}",
         highlight=False,
+        markup=False,
     )
     for alert in outcome.opened:
         console.print(
@@ -438,6 +439,7 @@ def _trace(console: Console, service: Shipyard, request_id: str) -> None:
         f"gates: {gates}; approvals: {approvals}; "
         f"rollouts: {', '.join(str(r['id']) + ' ' + r['state'] for r in answer['rollouts']) or 'none'}",
         highlight=False,
+        markup=False,
     )
 
 
@@ -456,6 +458,7 @@ def _kpis(console: Console, service: Shipyard) -> None:
         f"{seconds(delivery['time_to_restore'])}; production versions with complete evidence, lineage and approvals: "
         f"{governance['evidence_complete_share']:.0%} / {governance['lineage_share']:.0%} / {governance['approved_share']:.0%}",
         highlight=False,
+        markup=False,
     )
 
 

@@ -1,0 +1,121 @@
+"""The root of the command line: the Typer app, its state, and how errors and JSON are written."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from shipyard.domain.errors import InvalidSpec, ShipyardError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from shipyard.service import Shipyard
+
+
+class Group(TyperGroup):
+    """Renders every ShipyardError as one clear message and its exit code; never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
+        try:
+            return super().invoke(ctx)
+        except ShipyardError as exc:
+            render_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+
+
+def render_error(exc: ShipyardError) -> None:
+    from shipyard.cli.render import esc
+
+    # Messages and hints quote what the user typed (names, reasons, paths): print them as typed.
+    console = err_console()
+    console.print(f"[bold red]error:[/] {esc(exc.message)}", highlight=False, markup=True, soft_wrap=True)
+    if exc.hint:
+        console.print(exc.hint, highlight=False, markup=False, soft_wrap=True)
+
+
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, emoji=False)
+
+
+def out_console() -> Console:
+    from rich.console import Console
+
+    return Console(emoji=False)  # `:name:` in user text stays text
+
+
+app = typer.Typer(
+    cls=Group,
+    help="Shipyard: governed, fast path from a trained model to production traffic.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+
+
+class State:
+    def __init__(self, project: Path | None, actor: str | None) -> None:
+        self.project = project
+        self.actor = actor
+        self._service: Shipyard | None = None
+
+    def service(self) -> Shipyard:
+        if self._service is None:
+            from shipyard.service import Shipyard
+
+            self._service = Shipyard.open(self.project, actor=self.actor)
+        return self._service
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    project: Annotated[
+        Path | None, typer.Option("--project", "-C", help="Project folder (default: the nearest folder with shipyard.yaml).")
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Who is acting (default: $SHIPYARD_ACTOR, else the OS user).")
+    ] = None,
+) -> None:
+    import logging
+    import os
+
+    # MLflow and Alembic narrate at INFO; the CLI speaks for itself. (MLflow
+    # sets its own level when imported, from this variable.)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    state = State(project, actor)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def svc(ctx: typer.Context) -> Shipyard:
+    """The service the command acts through, opened on first use."""
+    state: State = ctx.obj
+    return state.service()
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def duration(text: str) -> float:
+    from shipyard.domain.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except InvalidSpec as exc:
+        raise typer.BadParameter(exc.message) from None

@@ -1,0 +1,74 @@
+"""The gateway (serve) and its bearer tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from shipyard.cli.render import esc
+from shipyard.cli.root import err_console, out_console, svc
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8080,
+    models: Annotated[
+        str | None, typer.Option("--models", help="Comma-separated models (default: every deployed model).")
+    ] = None,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Most rows in one predict call.")] = 64,
+    max_wait_ms: Annotated[
+        float, typer.Option("--max-wait-ms", help="Under concurrency, wait this long for a batch to fill (0: never).")
+    ] = 1.0,
+    log_sample: Annotated[float, typer.Option("--log-sample", help="Share of requests written to the prediction log.")] = 1.0,
+    predict_in_thread: Annotated[
+        bool, typer.Option("--predict-in-thread/--predict-on-loop", help="Run predict calls in a worker thread.")
+    ] = True,
+    auth: Annotated[
+        bool | None, typer.Option("--auth/--no-auth", help="Require bearer tokens (default: on unless bound to loopback).")
+    ] = None,
+    controller: Annotated[bool, typer.Option("--controller/--no-controller", help="Drive rollouts from this gateway.")] = True,
+) -> None:
+    """Serve the deployed models: Open Inference Protocol, plain JSON, /metrics, prediction log."""
+    import os
+
+    # Before numpy and scikit-learn load: OpenMP threads fighting over the cores cost throughput.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import uvicorn
+
+    from shipyard.serving.app import create_app
+    from shipyard.serving.gateway import GatewayConfig, auth_by_default
+
+    if not 0.0 <= log_sample <= 1.0:
+        raise typer.BadParameter(f"--log-sample must be within [0, 1], got {log_sample}")
+    service = svc(ctx)
+    config = GatewayConfig(
+        models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        predict_in_thread=predict_in_thread,
+        log_sample=log_sample,
+        auth=auth_by_default(host) if auth is None else auth,
+        controller=controller,
+    )
+    gateway = service.gateway(config)
+    err_console().print(
+        f"Serving {esc(', '.join(config.models or ['every deployed model']))} on http://{esc(host)}:{port} "
+        f"(auth {'on' if config.auth else 'off'}; prediction log in {esc(service.settings.state_dir / 'predictions')})"
+    )
+    uvicorn.run(
+        create_app(gateway),
+        host=host,
+        port=port,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=30,
+    )
+
+
+def token(ctx: typer.Context, name: str) -> None:
+    """Create a bearer token for the gateway; it is printed once and stored only as a hash."""
+    secret = svc(ctx).create_token(name)
+    out_console().print(f"Token {esc(name)}: [bold]{esc(secret)}[/]\nSend it as: Authorization: Bearer <token>")
