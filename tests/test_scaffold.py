@@ -302,6 +302,7 @@ def test_a_likely_id_is_flagged_and_dates_are_shown_but_left_out(tmp_path: Path)
 @pytest.mark.parametrize("example", ["churn", "arrests", "from-data"])
 def test_retraining_data_is_not_an_untracked_file(tmp_path: Path, example: str) -> None:
     from shipyard.loop import retraining_data
+
     from shipyard.scaffold import init_project
 
     if example == "from-data":

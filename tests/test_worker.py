@@ -53,8 +53,10 @@ def test_the_worker_acts_as_its_principal_and_a_refusal_is_audited(project: Path
     data["principals"][ROBOT] = ["viewer"]
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     with Shipyard.open(project, actor="ada", env=env) as service:
-        done = Worker(service).tick()
+        worker = Worker(service, controller_seconds=0.0)
+        done = worker.tick()
         assert done.held and done.failed == ["rollout controller pass"]
+        assert worker.tick().failed == []  # not tried again, so not audited again every tick
         (denied,) = [e for e in service.audit_log() if e.action.endswith(".denied")]
     assert (denied.action, denied.actor, denied.details["asked"]) == ("promote.denied", ROBOT, "drive rollouts")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from shipyard.domain.errors import ShipyardError
+from shipyard.domain.errors import PermissionDenied, ShipyardError
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -104,6 +104,7 @@ class Worker:
         self.lease_timer = Timer(max(1.0, self.lease_seconds / 3))
         self.monitors: dict[str, Timer] = {}
         self.held = False
+        self.refused: set[str] = set()  # work its principal may not do: not tried again
         self._checkpoint: tuple[int, str] | None = None  # the last audit event verified, and its hash
         self._commit_times: dict[str, datetime | None] = {}
         self._stop = threading.Event()
@@ -127,8 +128,16 @@ class Worker:
         return done
 
     def _run(self, what: str, work: Callable[[], object], done: Pass) -> None:
+        if what in self.refused:
+            return
         try:
             work()
+        except PermissionDenied as exc:
+            # Roles are read once at start-up, so the refusal would repeat every tick (and be audited every
+            # tick): say it once, clearly, and leave this work alone until the worker restarts.
+            log.error("%s is refused and stops until the worker restarts: %s %s", what, exc.message, exc.hint or "")
+            self.refused.add(what)
+            done.failed.append(what)
         except ShipyardError as exc:
             log.warning("%s failed: %s", what, exc.message)
             done.failed.append(what)
@@ -203,16 +212,18 @@ class Worker:
     # -- running ---------------------------------------------------------------------------------
 
     def start(self, tick_seconds: float = 0.25) -> Worker:
+        """Tick on a thread of this process (beside a gateway) until ``stop``."""
         self._thread = threading.Thread(target=self.run, args=(tick_seconds,), name="shipyard worker", daemon=True)
         self._thread.start()
         return self
 
-    def run(self, tick_seconds: float = 0.25) -> None:
-        """Tick until ``stop``; give the lease back on the way out."""
+    def run(self, tick_seconds: float = 0.25, *, stop: threading.Event | None = None) -> None:
+        """Tick until ``stop`` (this worker's own stop, or the one given); give the lease back on the way out."""
+        stop = stop or self._stop
         try:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 self.tick()
-                self._stop.wait(tick_seconds)
+                stop.wait(tick_seconds)
         finally:
             self.release()
 

@@ -25,10 +25,19 @@ ROW = SAMPLE_CUSTOMER
 
 
 class Server:
-    def __init__(self, root: Path, *, actor: str = "rui", env: dict[str, str] | None = None, **config: Any) -> None:
+    """A gateway in this process; with ``worker=True`` a worker beside it, as `shipyard serve` runs one."""
+
+    def __init__(
+        self, root: Path, *, actor: str = "rui", env: dict[str, str] | None = None, worker: bool = False, **config: Any
+    ) -> None:
+        from shipyard.worker import Worker
+
         self.service = Shipyard.open(root, actor=actor, env=env or {})
         defaults: dict[str, Any] = {"reload_seconds": 0.2, "log_flush_seconds": 0.2}
         self.gateway: Gateway = self.service.gateway(GatewayConfig(**{**defaults, **config}))
+        self.worker = Worker(self.service) if worker else None
+        if self.worker is not None:
+            self.gateway.metrics.registry.register(self.worker.figures)
         self.background = BackgroundServer(create_app(self.gateway))
 
     @property
@@ -41,9 +50,13 @@ class Server:
 
     def __enter__(self) -> Server:
         self.background.start()
+        if self.worker is not None:
+            self.worker.start()
         return self
 
     def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
         self.background.stop()
 
     def __exit__(self, *_exc: object) -> None:

@@ -75,7 +75,8 @@ def test_metrics_export_open_alerts_and_kpis_from_the_store(served: Path) -> Non
             report={},
             readings=[SignalReading(signal="feature_drift_share", observed=0.5, threshold=0.25, fired=True, action="none")],
         )
-    with Server(served) as server, httpx.Client() as client:
+    with Server(served, worker=True) as server, httpx.Client() as client:
+        wait_for(lambda: "shipyard_kpi_audit_chain_valid" in client.get(f"{server.url}/metrics").text)
         metrics = client.get(f"{server.url}/metrics").text
     assert 'shipyard_alerts_open{model="churn",signal="feature_drift_share"} 1.0' in metrics
     assert "shipyard_kpi_audit_chain_valid 1.0" in metrics

@@ -30,6 +30,7 @@ def configure(root: Path, **checks: Any) -> None:
     config = root / "shipyard.yaml"
     data = yaml.safe_load(config.read_text())
     data["models"]["churn"]["rollout"] = {"interval": 1.0, "failure_limit": 2, "checks": {"min_requests": 100, **checks}}
+    data["principals"]["shipyard.monitor"] = ["deployer"]  # the worker inside `shipyard serve` drives the rollout
     config.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -185,7 +186,9 @@ def test_a_bad_challenger_is_rolled_back_without_client_failures(champion_and_ca
     edits, bad_share, failing, checks = BAD_CHALLENGERS[kind]
     root = champion_and_candidate
     policy = root / "policies" / "churn.yaml"
-    policy.write_text("allow_empty: true\nstaging: []\nproduction: []\n")  # let it through the gates: the rollout must stop it alone
+    policy.write_text(
+        "allow_empty: true\nstaging: []\nproduction: []\n"
+    )  # let it through the gates: the rollout must stop it alone
     train = root / "train.py"
     code = train.read_text()
     for old, new in edits:

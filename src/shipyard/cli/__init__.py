@@ -20,6 +20,7 @@ for command in (
     gates.reject,
     pipeline.register,
     serve.serve,
+    serve.worker,
     serve.token,
     monitor.trace,
     monitor.kpis,

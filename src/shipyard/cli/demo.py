@@ -16,8 +16,7 @@ from shipyard.domain.stages import Stage
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from shipyard.loop import MonitorOutcome
-    from shipyard.service import Shipyard
+    from shipyard.service import MonitorOutcome, Shipyard
 
 SHIFTED = 800  # predictions of the shifted population before the monitor judges them
 SCIENTIST = "dana.scientist"
@@ -203,7 +202,8 @@ def _champion_answers(console: Console, service: Shipyard) -> None:
 
 
 class Traffic:
-    """The gateway with its rollout controller on a loopback port, and clients sending customers until stopped."""
+    """The gateway on a loopback port with a worker beside it (as `shipyard serve` runs them), and clients
+    sending customers until stopped."""
 
     def __init__(self, service: Shipyard, clients: int = 16) -> None:
         from shipyard.serving.app import create_app
@@ -212,7 +212,10 @@ class Traffic:
 
         self.service, self.clients = service, clients
         self.log_dir = service.settings.state_dir / "predictions"
-        self.gateway = service.gateway(GatewayConfig(controller=True, controller_seconds=0.5, log_flush_seconds=0.5))
+        from shipyard.worker import Worker
+
+        self.gateway = service.gateway(GatewayConfig(log_flush_seconds=0.5))
+        self.worker = Worker(service, controller_seconds=0.5)
         self.server = BackgroundServer(create_app(self.gateway))
         self.statuses: list[int] = []  # 0 for a request that got no HTTP answer at all
         self.errors: dict[str, int] = {}  # such requests by what went wrong
@@ -225,12 +228,14 @@ class Traffic:
 
     def __enter__(self) -> Traffic:
         self.server.start()
+        self.worker.start()
         self.thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.stopping.set()
         self.thread.join(timeout=60)
+        self.worker.stop()
         self.server.stop()
 
     def wait_for(self, condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
@@ -331,7 +336,7 @@ def _rollout(
     seen = 1
     deadline = time.monotonic() + ROLLOUT_SECONDS
     while True:
-        rollout, _ = service.rollout_status("churn", judge=False)  # the gateway's controller judges
+        rollout, _ = service.rollout_status("churn", judge=False)  # the worker's controller judges
         if rollout is None:
             raise DemoFailed(f"the rollout of churn v{version} disappeared from the store")
         if time.monotonic() > deadline:

@@ -28,9 +28,20 @@ def serve(
     auth: Annotated[
         bool | None, typer.Option("--auth/--no-auth", help="Require bearer tokens (default: on unless bound to loopback).")
     ] = None,
-    controller: Annotated[bool, typer.Option("--controller/--no-controller", help="Drive rollouts from this gateway.")] = True,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Also run the worker (rollouts, monitor runs, /metrics figures) in this process; "
+            "training still runs in a child process.",
+        ),
+    ] = True,
 ) -> None:
-    """Serve the deployed models: Open Inference Protocol, plain JSON, /metrics, prediction log."""
+    """Serve the deployed models: Open Inference Protocol, plain JSON, /metrics, prediction log.
+
+    On a laptop one command runs everything: the worker runs beside the gateway unless --no-worker
+    (then run `shipyard worker` on its own).
+    """
     import os
 
     # Before numpy and scikit-learn load: OpenMP threads fighting over the cores cost throughput.
@@ -50,22 +61,68 @@ def serve(
         predict_in_thread=predict_in_thread,
         log_sample=log_sample,
         auth=auth_by_default(host) if auth is None else auth,
-        controller=controller,
     )
     gateway = service.gateway(config)
+    hosted = None
+    if worker:
+        from shipyard.worker import Worker
+
+        hosted = Worker(service)
+        gateway.metrics.registry.register(hosted.figures)
     err_console().print(
         f"Serving {esc(', '.join(config.models or ['every deployed model']))} on http://{esc(host)}:{port} "
-        f"(auth {'on' if config.auth else 'off'}; prediction log in {esc(service.settings.state_dir / 'predictions')})"
+        f"(auth {'on' if config.auth else 'off'}; worker {'in this process' if hosted else 'elsewhere'}; "
+        f"prediction log in {esc(service.settings.state_dir / 'predictions')})"
     )
-    uvicorn.run(
-        create_app(gateway),
-        host=host,
-        port=port,
-        log_level="warning",
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=30,
+    if hosted is not None:
+        hosted.start()
+    try:
+        uvicorn.run(
+            create_app(gateway),
+            host=host,
+            port=port,
+            log_level="warning",
+            loop="uvloop",
+            http="httptools",
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        if hosted is not None:
+            hosted.stop()
+
+
+def worker(
+    ctx: typer.Context,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Serve the worker's /metrics (open alerts, KPIs) on this port.")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address for --metrics-port.")] = "127.0.0.1",
+) -> None:
+    """Run the worker alone: rollouts, monitor runs and their actions, /metrics figures (one worker acts per store).
+
+    Stops on SIGTERM or Ctrl-C after the current step; a retrain in progress finishes first.
+    """
+    import signal
+    import threading
+
+    from shipyard.worker import Worker
+
+    service = svc(ctx)
+    running = Worker(service)
+    if metrics_port is not None:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        registry = CollectorRegistry()
+        registry.register(running.figures)
+        start_http_server(metrics_port, addr=metrics_host, registry=registry)
+    err_console().print(
+        f"Worker {esc(running.holder)} for {esc(service.settings.root)}, acting as {esc(running.service.actor)}"
+        + (f"; /metrics on http://{esc(metrics_host)}:{metrics_port}" if metrics_port is not None else "")
     )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    running.run(stop=stop)
 
 
 def token(ctx: typer.Context, name: str) -> None:
