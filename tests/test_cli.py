@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from factories import copy_versions
 from shipyard.cli import app
+from shipyard.service import Shipyard
 from shipyard.store.database import head_revision
 
 SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
@@ -219,3 +220,49 @@ def test_two_cli_processes_race_to_production_on_postgresql(trained_project: Pat
         assert service.audit_verify().ok
         service.reconcile("churn")
         assert service.registry.aliases("churn") == {"production": champion, "champion": champion}
+
+
+READS = {
+    "models list": ["models", "list"],
+    "models show": ["models", "show", "churn", "1"],
+    "evidence show": ["evidence", "show", "churn", "1"],
+    "gate check": ["gate", "check", "churn", "2", "--to", "production"],
+    "audit log": ["audit", "log"],
+    "audit verify": ["audit", "verify"],
+    "kpis": ["kpis"],
+}
+
+
+def heavy_modules_loaded(project: Path, args: list[str]) -> tuple[int, set[str]]:
+    """Run one command in a fresh interpreter; its exit code and the heavy packages it imported."""
+    code = (
+        "import sys, json\n"
+        "from typer.testing import CliRunner\n"
+        "from shipyard.cli import app\n"
+        f"result = CliRunner().invoke(app, {['--project', str(project), '--actor', 'val', *args]!r})\n"
+        "print(json.dumps([result.exit_code, sorted({m.split('.')[0] for m in sys.modules})]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    exit_code, modules = json.loads(done.stdout.strip().splitlines()[-1])
+    return exit_code, set(modules) & {"mlflow", "pandas", "sklearn", "numpy", "scipy", "pyarrow", "skops", "pandera"}
+
+
+def test_read_commands_import_neither_mlflow_nor_the_data_stack(trained_project: Path) -> None:
+    """The store holds what they print: a read answers without paying for MLflow, pandas or scikit-learn.
+
+    v2's evidence compared it with no champion; once v1 is champion, the first gate check collects it
+    again against v1 and keeps it, so the next check (in its own process) only judges the rules.
+    """
+    for actor, action in (("alice", "staging"), ("vera", "approve"), ("rui", "production")):
+        with Shipyard.open(trained_project, actor=actor, env={}) as service:
+            if action == "approve":
+                service.approve("churn", 1, "production", comment="ok")
+            else:
+                service.promote("churn", 1, action, reason="ready")
+    with Shipyard.open(trained_project, actor="alice", env={}) as service:
+        assert service.evidence("churn", 2)["comparison"] is None  # type: ignore[index]
+        service.gate("churn", 2, "production")
+        assert service.evidence("churn", 2)["comparison"]["champion_version"] == 1  # type: ignore[index]
+    for name, args in READS.items():
+        exit_code, heavy = heavy_modules_loaded(trained_project, args)
+        assert exit_code in (0, 1) and heavy == set(), f"{name}: exit {exit_code}, imported {sorted(heavy)}"

@@ -357,3 +357,26 @@ def test_init_starts_from_an_example_or_from_data(tmp_path: Path) -> None:
     own = start_project(tmp_path / "b", from_data=data, target="churned", model="retention", git=False)
     assert own.model == "retention" and (own.root / "policies" / "retention.yaml").is_file()
     assert any("'customer' is unique in every row" in note for note in own.notes)
+
+
+FROM_DATA = ("--id-column", "customer", "--sensitive", "gender")
+
+
+def test_the_command_line_starts_a_project_from_data(tmp_path: Path) -> None:
+    """`shipyard init --from-data` as a user types it: the real command in its own process."""
+    import sys
+
+    data = write(customers(), tmp_path / "accounts.csv")
+    shipyard = str(Path(sys.executable).with_name("shipyard"))
+    done = subprocess.run(
+        [shipyard, "--actor", "dana", "init", str(tmp_path / "p"), "--from-data", str(data), "--target", "churned", *FROM_DATA],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "shipyard pipeline run accounts" in done.stdout and "dana is a scientist and deployer" in done.stdout
+    spec = load_spec(tmp_path / "p" / "shipyard.yaml")
+    assert spec.models["accounts"].data.target == "churned" and "customer" not in (spec.models["accounts"].data.features or [])
+    refused = subprocess.run([shipyard, "init", str(tmp_path / "q"), "--target", "churned"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--target applies only with --from-data FILE" in refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "q").exists()

@@ -35,7 +35,7 @@ def test_promotions_are_mirrored_to_aliases_and_tags(trained_project: Path) -> N
         assert service.registry.aliases("churn") == {"production": 2, "champion": 2}
         assert service.registry.version_tags("churn", 1)["shipyard.stage"] == "archived"
         assert service.registry.version_tags("churn", 2)["shipyard.stage"] == "production"
-        detail = service.describe("churn", 2)
+        detail = service.describe("churn", 2, with_run=True)
         assert detail.aliases == ["champion", "production"]
         assert [h.to_stage for h in detail.history] == [Stage.CANDIDATE, Stage.STAGING, Stage.PRODUCTION]
         assert [g["stage"] for g in detail.gate_reports] == ["staging", "production"]

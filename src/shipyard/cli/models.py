@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shipyard.cli.render import STAGE_STYLE, esc, evidence_lines, free, ident, listing, metric, print_table, short, text
-from shipyard.cli.root import Group, JsonFlag, emit_json, out_console, svc
+from shipyard.cli.root import Group, JsonFlag, emit_json, err_console, out_console, svc
+
+if TYPE_CHECKING:
+    from shipyard.domain.mirror import PendingMirror
 
 models_app = typer.Typer(cls=Group, help="Registered models and versions.", no_args_is_help=True)
 
@@ -42,6 +45,22 @@ def models_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         print_table(console, table)
     else:
         console.print("No model is registered yet; run `shipyard pipeline run MODEL`.")
+    warn_mirror_behind(service.mirror_backlog())
+
+
+def warn_mirror_behind(backlog: list[PendingMirror]) -> None:
+    """MLflow may not show what the store holds: say so, and how to repair it (from the store alone, no MLflow call)."""
+    warnings = err_console()
+    for pending in backlog:
+        since = f"{pending.since:%Y-%m-%d %H:%M:%S}"
+        if pending.kind == "registration":
+            what = (
+                f"a registration of run {pending.run_id} as a version of {pending.model} began at {since} and never "
+                "completed: MLflow may hold a version the store does not know"
+            )
+        else:
+            what = f"MLflow's aliases and stage tags of {pending.model} may be behind the store (since {since}: {pending.reason})"
+        warnings.print(f"warning: {what}; run `shipyard models reconcile`.", markup=False, highlight=False, soft_wrap=True)
 
 
 @models_app.command("show")
@@ -49,10 +68,14 @@ def models_show(
     ctx: typer.Context,
     model: str,
     version: Annotated[int | None, typer.Argument(help="Version number (default: the latest).")] = None,
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow", help="Also ask MLflow for the training run and the aliases it holds now.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """One version: stage, metrics, data fingerprint, lineage and stage history."""
-    detail = svc(ctx).describe(model, version)
+    """One version: stage, metrics, data fingerprint, lineage and stage history (from the store; --mlflow adds the run)."""
+    service = svc(ctx)
+    detail = service.describe(model, version, with_run=mlflow)
     if as_json:
         emit_json(detail.to_dict())
         return
@@ -90,6 +113,8 @@ def models_show(
             free(h.reason),
         )
     print_table(console, history)
+    if not mlflow:
+        warn_mirror_behind(service.mirror_backlog(model))
 
 
 @models_app.command("reconcile")

@@ -17,19 +17,58 @@ def init(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
-    example: Annotated[str, typer.Option("--example", help="churn (synthetic) or arrests (real data, for fairness).")] = "churn",
+    example: Annotated[
+        str | None, typer.Option("--example", help="churn (synthetic, the default) or arrests (real data, for fairness).")
+    ] = None,
+    from_data: Annotated[
+        Path | None,
+        typer.Option("--from-data", help="Start from your own CSV or Parquet file instead of an example; copied into DIR/data/."),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="With --from-data: the column to predict (two values, e.g. 0/1 or Yes/No).")
+    ] = None,
+    time_column: Annotated[
+        str | None,
+        typer.Option("--time-column", help="With --from-data: a date/time or number column; the newest rows are held out."),
+    ] = None,
+    id_column: Annotated[
+        str | None, typer.Option("--id-column", help="With --from-data: a column unique per row, kept out of the model.")
+    ] = None,
+    sensitive: Annotated[
+        list[str] | None,
+        typer.Option("--sensitive", help="With --from-data: a column to report and gate fairness on; repeat for more."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="With --from-data: the model's name (default: the file's name).")
+    ] = None,
 ) -> None:
-    """Scaffold a project: shipyard.yaml, train.py, a policy and the example's data."""
+    """Scaffold a project: shipyard.yaml, train.py, a policy and data, from an example or your own file."""
     from shipyard.config import default_actor
-    from shipyard.scaffold import init_project
+    from shipyard.scaffold import start_project
 
     state: State = ctx.obj
     actor = state.actor or default_actor()
-    root = init_project(directory, force=force, example=example, actor=actor)
-    out_console().print(
-        f"Created a Shipyard project in [bold]{esc(root)}[/] ({esc(actor)} is a scientist and deployer there)\n"
-        f"Next: [bold]cd {esc(root)} && shipyard pipeline run {esc(example)}[/]"
+    created = start_project(
+        directory,
+        example=example,
+        from_data=from_data,
+        target=target,
+        time_column=time_column,
+        id_column=id_column,
+        sensitive=sensitive or (),
+        model=model,
+        force=force,
+        actor=actor,
     )
+    console = out_console()
+    # Paths, names and notes come from the user and the data: printed as text, never as markup.
+    # Soft wrap: a path or a command split across lines could not be copied.
+    console.print(
+        f"Created a Shipyard project in {created.root} ({actor} is a scientist and deployer there)", markup=False, soft_wrap=True
+    )
+    for note in created.notes:
+        console.print(f"  note: {note}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"Next: cd {created.root} && shipyard pipeline run {created.model}", markup=False, soft_wrap=True)
 
 
 def demo(

@@ -290,7 +290,9 @@ def evidence_lines(evidence: dict[str, Any] | None) -> list[tuple[str, str]]:
             (
                 f"fairness {column}",
                 f"parity diff {report['demographic_parity_difference']:.4f}, "
-                f"equalized odds diff {report['equalized_odds_difference']:.4f}",
+                f"equalized odds diff {report['equalized_odds_difference']:.4f} (groups: "
+                + ", ".join(f"{group} n={entry.get('count', '?')}" for group, entry in (report.get("by_group") or {}).items())
+                + ")",
             )
         )
     validation = evidence.get("data_validation") or {}

@@ -52,3 +52,7 @@ def check_transition(subject: str, current: Stage, target: Stage) -> None:
         f"{subject} cannot move from {current.value} to {target.value}",
         hint=f"Allowed moves from {current.value}: {options}.",
     )
+
+
+# MLflow aliases that follow a stage: each names the newest version in it (@challenger belongs to rollouts).
+STAGE_ALIASES: dict[str, Stage] = {"production": Stage.PRODUCTION, "champion": Stage.PRODUCTION, "staging": Stage.STAGING}

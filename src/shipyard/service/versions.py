@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 from shipyard.domain.entities import Model, ModelVersion, Promotion, StageChange
 from shipyard.domain.errors import Conflict, GateBlocked, InvalidSpec, NotFound, PermissionDenied, ShipyardError
 from shipyard.domain.governance import Approval, GateReport
-from shipyard.domain.stages import Stage, check_transition
+from shipyard.domain.stages import STAGE_ALIASES, Stage, check_transition
 from shipyard.service.base import ServiceBase
 from shipyard.store.repository import ANY_CHAMPION, ChampionChanged
 
 if TYPE_CHECKING:
+    from shipyard.domain.mirror import PendingMirror
     from shipyard.policy.spec import Policy
 
 GATED = (Stage.STAGING, Stage.PRODUCTION)
@@ -80,10 +81,20 @@ class Versions(ServiceBase):
     def champion(self, model: str) -> ModelVersion | None:
         return next((v for v in self.store.list_versions(model) if v.stage is Stage.PRODUCTION), None)
 
-    def describe(self, model: str, version: int | None = None, *, with_run: bool = True) -> VersionDetail:
+    def describe(self, model: str, version: int | None = None, *, with_run: bool = False) -> VersionDetail:
+        """A version with its history, evidence, approvals and gate reports, from the store alone.
+
+        Its aliases are the ones the stages give it (what MLflow shows once the mirror is done; see
+        ``mirror_backlog``). ``with_run`` asks MLflow for the training run and the aliases it holds now.
+        """
         found = self.version(model, version)
         run = None
-        aliases: list[str] = []
+        versions = self.store.list_versions(model)
+        aliases = sorted(
+            alias
+            for alias, stage in STAGE_ALIASES.items()
+            if max((v.version for v in versions if v.stage is stage), default=None) == found.version
+        )
         if with_run:
             try:
                 run = self.registry.run_summary(found.run_id) if found.run_id else None
@@ -99,6 +110,10 @@ class Versions(ServiceBase):
             approvals=self.store.approvals(model, found.version),
             gate_reports=self.store.gate_reports(model, found.version),
         )
+
+    def mirror_backlog(self, model: str | None = None) -> list[PendingMirror]:
+        """What MLflow may not show yet: stage changes not mirrored, registrations never completed."""
+        return self.store.mirror_pending(model)
 
     def evidence(self, model: str, version: int) -> dict[str, Any] | None:
         self.store.get_version(model, version)
