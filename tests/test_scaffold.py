@@ -301,8 +301,6 @@ def test_a_likely_id_is_flagged_and_dates_are_shown_but_left_out(tmp_path: Path)
 
 @pytest.mark.parametrize("example", ["churn", "arrests", "from-data"])
 def test_retraining_data_is_not_an_untracked_file(tmp_path: Path, example: str) -> None:
-    from shipyard.loop import retraining_data
-
     from shipyard.scaffold import init_project
 
     if example == "from-data":
@@ -313,7 +311,7 @@ def test_retraining_data_is_not_an_untracked_file(tmp_path: Path, example: str) 
     else:
         root, model = init_project(tmp_path / "project", example=example, actor=ACTOR), example
     with Shipyard.open(root, actor=ACTOR, env={}) as service:
-        path, _ = retraining_data(service, model)
+        path = service.retraining_data(model).path
     assert path.parent == root / "data" / "retrain" and path.is_file()
     assert git(root, "status", "--porcelain", "--untracked-files=all") == ""
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from rich.console import Console
-from shipyard.loop import MonitorOutcome
 from typer.testing import CliRunner
 
 from shipyard.cli import app
 from shipyard.cli.render import print_monitor, print_rollout, print_trace
 from shipyard.domain.monitoring import Alert, MonitorRun
 from shipyard.domain.rollouts import Analysis, Check, Rollout
+from shipyard.service import MonitorOutcome
 
 # A closing tag with nothing open makes Rich raise; the styled part would silently lose its brackets.
 MARKUP = "[/b] and [bold red]x[/]"
