@@ -1,4 +1,4 @@
-"""The MLflow facade: tracking runs, model files and the registry mirror.
+"""The Registry: tracking runs, model files and the registry mirror, over MlflowClient.
 
 Wraps ``MlflowClient`` (never the fluent API, which keeps global state) and
 translates MLflow's errors into Shipyard's at this edge.
@@ -13,7 +13,6 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +27,6 @@ STAGE_TAG = "shipyard.stage"
 MODEL_ARTIFACT = "model"
 # Aliases that follow the stage of a version; @challenger belongs to rollouts.
 STAGE_ALIASES: dict[str, Stage] = {"production": Stage.PRODUCTION, "champion": Stage.PRODUCTION, "staging": Stage.STAGING}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoggedRun:
-    run_id: str
-    artifact_uri: str
-    model_source: str
 
 
 @contextmanager

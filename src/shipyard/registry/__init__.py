@@ -1,0 +1,25 @@
+"""The MLflow facade: tracking runs, model files and the registry mirror.
+
+Wraps ``MlflowClient`` (never the fluent API, which keeps global state) and
+translates MLflow's errors into Shipyard's at this edge.
+"""
+
+from __future__ import annotations
+
+from shipyard.registry.facade import (
+    MODEL_ARTIFACT,
+    STAGE_ALIASES,
+    STAGE_TAG,
+    Registry,
+    model_requirements,
+    translate_errors,
+)
+
+__all__ = [
+    "MODEL_ARTIFACT",
+    "STAGE_ALIASES",
+    "STAGE_TAG",
+    "Registry",
+    "model_requirements",
+    "translate_errors",
+]
