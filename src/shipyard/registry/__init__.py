@@ -14,12 +14,17 @@ from shipyard.registry.facade import (
     model_requirements,
     translate_errors,
 )
+from shipyard.registry.integrity import IntegrityRefused, ModelFiles, TamperedModel, UnverifiedModel
 
 __all__ = [
     "MODEL_ARTIFACT",
     "STAGE_ALIASES",
     "STAGE_TAG",
+    "IntegrityRefused",
+    "ModelFiles",
     "Registry",
+    "TamperedModel",
+    "UnverifiedModel",
     "model_requirements",
     "translate_errors",
 ]

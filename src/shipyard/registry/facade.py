@@ -16,12 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.domain.errors import BackendUnavailable, InvalidSpec, NotFound, ShipyardError
+from shipyard.domain.errors import BackendUnavailable, NotFound, ShipyardError
 from shipyard.domain.stages import Stage
+from shipyard.registry import integrity
+from shipyard.registry.integrity import ModelFiles
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
+
+    from shipyard.domain.entities import ModelVersion
 
 STAGE_TAG = "shipyard.stage"
 MODEL_ARTIFACT = "model"
@@ -185,22 +189,6 @@ class Registry:
         with translate_errors(f"listing artifacts of run {run_id}", self.tracking_uri):
             return [Path(info.path).name for info in self.client.list_artifacts(run_id, path)]
 
-    def load_sklearn(self, source: str) -> Any:
-        """Load a scikit-learn model logged at ``source`` (trusting only the types its MLmodel lists)."""
-        import mlflow.sklearn
-        from mlflow.exceptions import MlflowException
-
-        with translate_errors(f"loading the model at {source}", self.tracking_uri), self._as_default():
-            try:
-                return mlflow.sklearn.load_model(source)
-            except MlflowException as exc:
-                if "flavor" in exc.message.lower():
-                    raise InvalidSpec(
-                        f"the model at {source} is not a scikit-learn model: {exc.message}",
-                        hint="Shipyard governs models logged with the scikit-learn flavor (mlflow.sklearn.log_model).",
-                    ) from exc
-                raise
-
     def run_facts(self, run_id: str) -> dict[str, Any]:
         """Tags, artifact location and dataset inputs of a run that trained a model elsewhere."""
         import json
@@ -223,13 +211,12 @@ class Registry:
             "data_sources": sources,
         }
 
+    # -- model files ----------------------------------------------------------------
+
     def local_model_dir(self, source: str) -> Path:
         """A local folder with the model's files: the source itself when it is local, else a download."""
-        from urllib.parse import unquote, urlparse
-
-        parsed = urlparse(source)
-        if parsed.scheme in ("", "file"):
-            path = Path(unquote(parsed.path)) if parsed.scheme else Path(source)
+        path = local_path(source)
+        if path is not None:
             if not (path / "MLmodel").is_file():
                 raise NotFound(f"no model at {source} (MLmodel is missing)")
             return path
@@ -238,21 +225,90 @@ class Registry:
         with translate_errors(f"downloading the model at {source}", self.tracking_uri), self._as_default():
             return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=self.tracking_uri))
 
+    @contextmanager
+    def _private_copy(self, source: str) -> Iterator[Path]:
+        """The model's files copied into a folder only this process uses, removed afterwards.
+
+        What is hashed and what is loaded are then the same bytes: a file swapped at the
+        source between the check and the load cannot slip in.
+        """
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="shipyard-model-") as tmp:
+            target = Path(tmp) / MODEL_ARTIFACT
+            path = local_path(source)
+            if path is None:
+                import mlflow.artifacts
+
+                with translate_errors(f"downloading the model at {source}", self.tracking_uri), self._as_default():
+                    mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=self.tracking_uri)
+                downloaded = [p for p in Path(tmp).iterdir() if p.is_dir()]
+                if len(downloaded) != 1:
+                    raise NotFound(f"no model at {source}")
+                target = downloaded[0]
+            else:
+                if not (path / "MLmodel").is_file():
+                    raise NotFound(f"no model at {source} (MLmodel is missing)")
+                try:
+                    shutil.copytree(path, target, symlinks=False)
+                except (OSError, shutil.Error) as exc:
+                    raise BackendUnavailable(f"cannot read the model files at {source}: {exc}") from exc
+            yield target
+
     def file_digests(self, source: str) -> dict[str, str]:
         """sha256 of every file of the model, by path relative to the model folder."""
-        import hashlib
+        return integrity.file_digests(self.local_model_dir(source))
 
-        root = self.local_model_dir(source)
-        digests = {}
-        # MLflow adds registered_model_meta to a model folder after registration; it
-        # names the registered model, it is not part of the model.
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "registered_model_meta"):
-            digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            digests[path.relative_to(root).as_posix()] = digest.hexdigest()
-        return digests
+    def verify_files(self, source: str, digests: Mapping[str, str] | None, *, subject: str) -> None:
+        """Raise TamperedModel unless the files at ``source`` are exactly those ``digests`` record.
+
+        No digests (a version registered before they were recorded): UnverifiedModel, fail closed.
+        """
+        integrity.require_digests(subject, digests)
+        with self._private_copy(source) as folder:
+            integrity.check(subject, source, digests, integrity.file_digests(folder))
+
+    def verify_version(self, version: ModelVersion) -> None:
+        """`verify_files` for a registered version: call it before every promotion."""
+        self.verify_files(version.source, version.files_sha256, subject=version.subject)
+
+    def load_files(self, source: str, *, digests: Mapping[str, str] | None = None, subject: str | None = None) -> ModelFiles:
+        """Load the scikit-learn model at ``source`` from a private copy of its files.
+
+        With ``digests``, the copy must match them exactly (TamperedModel otherwise). The
+        digests returned are those of the copy that was loaded: record them, not a second read.
+        """
+        with self._private_copy(source) as folder:
+            found = integrity.file_digests(folder)
+            if digests is not None:
+                integrity.check(subject or source, source, digests, found)
+            mlmodel = integrity.read_mlmodel(folder, source)
+            flavor = integrity.sklearn_flavor(mlmodel, source)
+            model = self._load_sklearn_folder(folder, source)
+            return ModelFiles(
+                model=model,
+                digests=found,
+                serialization_format=integrity.serialization_format(flavor),
+                mlmodel=mlmodel,
+                input_example=_input_example(folder),
+            )
+
+    def load_sklearn(self, source: str, *, digests: Mapping[str, str] | None = None, subject: str | None = None) -> Any:
+        """The model alone; see `load_files`. A registered version is loaded with `load_version`."""
+        return self.load_files(source, digests=digests, subject=subject).model
+
+    def load_version(self, version: ModelVersion) -> ModelFiles:
+        """A registered version, loaded only when its files are those recorded at registration."""
+        return self.load_files(
+            version.source, digests=integrity.require_digests(version.subject, version.files_sha256), subject=version.subject
+        )
+
+    def _load_sklearn_folder(self, folder: Path, source: str) -> Any:
+        import mlflow.sklearn
+
+        with translate_errors(f"loading the model at {source}", self.tracking_uri):
+            return mlflow.sklearn.load_model(str(folder))
 
     def model_source(self, run_id: str, artifact_path: str) -> str:
         """Where a run's model lives: a run artifact folder, or an MLflow 3 logged model of that name."""
@@ -336,6 +392,26 @@ def _quiet_schema_hints() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
         yield
+
+
+def local_path(source: str) -> Path | None:
+    """The folder a local source (a path or a file: URI) names; None for a remote one."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(source)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "":
+        return Path(source)
+    return None
+
+
+def _input_example(folder: Path) -> Any | None:
+    """The input example logged with the model (MLflow's JSON), or None."""
+    try:
+        return json.loads((folder / "input_example.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _param_value(value: Any) -> str:
