@@ -14,7 +14,7 @@ from shipyard.registry.facade import (
     model_requirements,
     translate_errors,
 )
-from shipyard.registry.integrity import IntegrityRefused, ModelFiles, TamperedModel, UnverifiedModel
+from shipyard.registry.integrity import IntegrityRefused, ModelFiles, TamperedModel, UntrustedFormat, UnverifiedModel
 
 __all__ = [
     "MODEL_ARTIFACT",
@@ -24,6 +24,7 @@ __all__ = [
     "ModelFiles",
     "Registry",
     "TamperedModel",
+    "UntrustedFormat",
     "UnverifiedModel",
     "model_requirements",
     "translate_errors",

@@ -256,6 +256,24 @@ class Registry:
                     raise BackendUnavailable(f"cannot read the model files at {source}: {exc}") from exc
             yield target
 
+    @contextmanager
+    def _mlmodel_folder(self, source: str) -> Iterator[Path]:
+        """A folder holding the model's MLmodel file (the model folder itself when it is local)."""
+        import tempfile
+
+        path = local_path(source)
+        if path is not None:
+            yield path
+            return
+        import mlflow.artifacts
+
+        with tempfile.TemporaryDirectory(prefix="shipyard-mlmodel-") as tmp:
+            with translate_errors(f"reading the MLmodel of {source}", self.tracking_uri), self._as_default():
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{source.rstrip('/')}/MLmodel", dst_path=tmp, tracking_uri=self.tracking_uri
+                )
+            yield Path(tmp)
+
     def file_digests(self, source: str) -> dict[str, str]:
         """sha256 of every file of the model, by path relative to the model folder."""
         return integrity.file_digests(self.local_model_dir(source))
@@ -273,11 +291,29 @@ class Registry:
         """`verify_files` for a registered version: call it before every promotion."""
         self.verify_files(version.source, version.files_sha256, subject=version.subject)
 
-    def load_files(self, source: str, *, digests: Mapping[str, str] | None = None, subject: str | None = None) -> ModelFiles:
+    def model_format(self, source: str) -> str:
+        """How the scikit-learn model at ``source`` is serialised (skops, pickle or cloudpickle), read from its MLmodel alone."""
+        with self._mlmodel_folder(source) as folder:
+            mlmodel = integrity.read_mlmodel(folder, source)
+        return integrity.serialization_format(integrity.sklearn_flavor(mlmodel, source))
+
+    def load_files(
+        self,
+        source: str,
+        *,
+        digests: Mapping[str, str] | None = None,
+        subject: str | None = None,
+        allow_pickle: bool = False,
+        run_id: str | None = None,
+    ) -> ModelFiles:
         """Load the scikit-learn model at ``source`` from a private copy of its files.
 
-        With ``digests``, the copy must match them exactly (TamperedModel otherwise). The
-        digests returned are those of the copy that was loaded: record them, not a second read.
+        With ``digests`` (a registered version), the copy must match them exactly
+        (TamperedModel otherwise); registration was the decision to trust those files.
+        Without them (a run being adopted), a model whose loading can run code from its
+        files (pickle, cloudpickle, skops trusting other callables, code folders) is
+        refused (UntrustedFormat) unless ``allow_pickle`` says the run ``run_id`` is
+        trusted. The digests returned are those of the copy that was loaded: record them.
         """
         with self._private_copy(source) as folder:
             found = integrity.file_digests(folder)
@@ -285,6 +321,8 @@ class Registry:
                 integrity.check(subject or source, source, digests, found)
             mlmodel = integrity.read_mlmodel(folder, source)
             flavor = integrity.sklearn_flavor(mlmodel, source)
+            if digests is None and not allow_pickle:
+                integrity.refuse_untrusted(folder, flavor, source=source, run_id=run_id)
             model = self._load_sklearn_folder(folder, source)
             return ModelFiles(
                 model=model,
@@ -294,9 +332,17 @@ class Registry:
                 input_example=_input_example(folder),
             )
 
-    def load_sklearn(self, source: str, *, digests: Mapping[str, str] | None = None, subject: str | None = None) -> Any:
+    def load_sklearn(
+        self,
+        source: str,
+        *,
+        digests: Mapping[str, str] | None = None,
+        subject: str | None = None,
+        allow_pickle: bool = False,
+        run_id: str | None = None,
+    ) -> Any:
         """The model alone; see `load_files`. A registered version is loaded with `load_version`."""
-        return self.load_files(source, digests=digests, subject=subject).model
+        return self.load_files(source, digests=digests, subject=subject, allow_pickle=allow_pickle, run_id=run_id).model
 
     def load_version(self, version: ModelVersion) -> ModelFiles:
         """A registered version, loaded only when its files are those recorded at registration."""

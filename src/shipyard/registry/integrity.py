@@ -1,8 +1,12 @@
-"""Whether a registered version's files may be loaded: the digests recorded at registration.
+"""Whether a model's files may be loaded: recorded digests, and formats whose loading runs code.
 
-Loading a scikit-learn model deserialises it, and deserialising can run code, so a
-registered version is loaded only when its files are byte for byte the ones recorded at
-registration.
+Loading a scikit-learn model deserialises it, and deserialising can run code: always for
+pickle and cloudpickle, and for skops when the file asks to trust types beyond
+scikit-learn's (the list of trusted types is read from the model's own MLmodel file), or
+when the MLmodel names code folders to import. So a registered version is loaded only when
+its files are byte for byte the ones recorded at registration, and a model that is not
+registered yet (a run being adopted) only when its format cannot run code, unless the
+caller says the run is trusted.
 """
 
 from __future__ import annotations
@@ -17,8 +21,13 @@ from shipyard.domain.errors import Conflict, InvalidSpec
 
 # MLflow writes this into a model folder after registration: it names the registered model, it is not the model.
 NOT_MODEL_FILES = frozenset({"registered_model_meta"})
+PICKLE_FORMATS = frozenset({"pickle", "cloudpickle"})
+TRUST_FLAG = "--trust-pickle"
 # MLflow's default when an MLmodel's sklearn flavor names no format (models logged before skops existed).
 MLFLOW_DEFAULT_FORMAT = "pickle"
+# Types a skops file may ask to trust without the run being trusted: scikit-learn's own
+# (a gradient boosting's TreePredictor, say). Anything else can be a callable that runs code.
+SAFE_TYPE_PREFIXES = ("sklearn.",)
 
 
 class IntegrityRefused(Conflict):
@@ -38,6 +47,12 @@ class UnverifiedModel(IntegrityRefused):
     """A version registered before Shipyard recorded digests: its files cannot be checked."""
 
     code = "unverified"
+
+
+class UntrustedFormat(IntegrityRefused):
+    """A model not registered yet whose loading would run code from its files."""
+
+    code = "untrusted_format"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,3 +151,36 @@ def sklearn_flavor(mlmodel: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 def serialization_format(flavor: Mapping[str, Any]) -> str:
     return str(flavor.get("serialization_format") or MLFLOW_DEFAULT_FORMAT)
+
+
+def refuse_untrusted(folder: Path, flavor: Mapping[str, Any], *, source: str, run_id: str | None) -> None:
+    """Raise UntrustedFormat when loading the model at ``folder`` would run code from its files."""
+    found = serialization_format(flavor)
+    of_run = f"run {run_id}" if run_id else source
+    if found in PICKLE_FORMATS:
+        reason = f"it is saved as {found}, and loading {found} runs whatever code the file holds"
+    elif flavor.get("code"):
+        reason = f"its MLmodel names a code folder ({flavor['code']}) that loading imports"
+    else:
+        risky = sorted(t for t in _types_to_trust(folder, flavor) if not t.startswith(SAFE_TYPE_PREFIXES))
+        if not risky:
+            return
+        reason = f"its skops file needs types trusted beyond scikit-learn's ({', '.join(risky)}), which can run code"
+    raise UntrustedFormat(
+        f"refusing to load the model of {of_run}: {reason}",
+        hint=f"Log the model with serialization_format='skops', or pass {TRUST_FLAG} if you trust the run and whoever "
+        "could write its artifacts.",
+    )
+
+
+def _types_to_trust(folder: Path, flavor: Mapping[str, Any]) -> list[str]:
+    """Every type the skops file needs beyond skops' defaults: those it would load, and those its MLmodel trusts."""
+    import skops.io
+
+    path = folder / str(flavor.get("pickled_model") or "model.skops")
+    try:
+        needed = skops.io.get_untrusted_types(file=path)
+    except Exception as exc:  # skops raises many types on a malformed file; all mean "not loadable"
+        raise InvalidSpec(f"the skops file {path.name} cannot be read: {exc}") from exc
+    listed = flavor.get("skops_trusted_types") or []
+    return sorted({*needed, *(str(t) for t in listed)})
