@@ -71,18 +71,32 @@ class Registry:
 
     @contextmanager
     def _as_default(self) -> Iterator[None]:
-        """MLflow's model loaders read the process-wide tracking URI (MLflow 3 looks the
-        logged model up by id); point it at this project only for the call."""
-        import mlflow
+        """MLflow's artifact downloads read the process-wide tracking and registry URIs
+        (MLflow 3 looks a logged model up by id); point them at this project only for the call."""
+        import os
 
-        before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.registry_uri)
+        from mlflow.tracking._model_registry import utils as registry_default
+        from mlflow.tracking._tracking_service import utils as tracking_default
+
+        # Saved raw, not through get_*_uri(): those resolve the defaults, and setting a
+        # resolved default back would pin it, so a later mlflow.set_tracking_uri() would no
+        # longer move the registry with it. MLflow also copies what is set into the
+        # environment (for subprocesses); that is put back as it was too.
+        saved: tuple[Any, Any] = (tracking_default._tracking_uri, registry_default._registry_uri)
+        names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+        environment = {name: os.environ.get(name) for name in names}
+        tracking_default.set_tracking_uri(self.tracking_uri)
+        registry_default.set_registry_uri(self.registry_uri)
         try:
             yield
         finally:
-            mlflow.set_tracking_uri(before[0])
-            mlflow.set_registry_uri(before[1])
+            tracking_default.set_tracking_uri(saved[0])
+            registry_default._registry_uri = saved[1]
+            for name, value in environment.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     # -- tracking ---------------------------------------------------------------
 
