@@ -21,6 +21,8 @@ def small_frame(rows: int = 200, seed: int = 0) -> tuple[Any, Any]:
 
 
 def local_registry(folder: Path) -> Registry:
+    """A tracking database and its artifacts in one folder: not a project's layout."""
+    folder.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     return Registry(uri, uri, artifact_root=folder / "artifacts")
 
@@ -59,3 +61,11 @@ def model_folder(version: ModelVersion) -> Path:
     folder = local_path(version.source)
     assert folder is not None and (folder / "MLmodel").is_file()
     return folder
+
+
+def embedded_registry(root: Path) -> Registry:
+    """The registry of a project at ``root`` in the embedded default: ``.shipyard/mlflow.db`` and ``.shipyard/artifacts``."""
+    state = root / ".shipyard"
+    state.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{state / 'mlflow.db'}"
+    return Registry(uri, uri, artifact_root=state / "artifacts")

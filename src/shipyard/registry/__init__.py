@@ -15,6 +15,7 @@ from shipyard.registry.facade import (
     translate_errors,
 )
 from shipyard.registry.integrity import IntegrityRefused, ModelFiles, TamperedModel, UntrustedFormat, UnverifiedModel
+from shipyard.registry.relocation import Relocation, relocate
 
 __all__ = [
     "MODEL_ARTIFACT",
@@ -23,9 +24,11 @@ __all__ = [
     "IntegrityRefused",
     "ModelFiles",
     "Registry",
+    "Relocation",
     "TamperedModel",
     "UntrustedFormat",
     "UnverifiedModel",
     "model_requirements",
+    "relocate",
     "translate_errors",
 ]

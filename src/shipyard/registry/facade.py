@@ -7,7 +7,9 @@ translates MLflow's errors into Shipyard's at this edge.
 from __future__ import annotations
 
 import json
+import logging
 import pickle
+import sqlite3
 import sys
 import time
 import warnings
@@ -18,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.domain.errors import BackendUnavailable, NotFound, ShipyardError
 from shipyard.domain.stages import Stage
-from shipyard.registry import integrity
+from shipyard.registry import integrity, relocation
 from shipyard.registry.integrity import ModelFiles
+from shipyard.registry.relocation import Relocation
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
     from shipyard.domain.entities import ModelVersion
 
+log = logging.getLogger("shipyard")
 STAGE_TAG = "shipyard.stage"
 MODEL_ARTIFACT = "model"
 # Aliases that follow the stage of a version; @challenger belongs to rollouts.
@@ -58,7 +62,12 @@ class Registry:
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri
         self.artifact_root = artifact_root
+        # Set for a project's embedded store only: its locations follow the project folder (see relocation).
+        self.project_root = relocation.embedded_root(tracking_uri, registry_uri, artifact_root)
+        self._database = relocation.sqlite_file(tracking_uri)
         self._client: MlflowClient | None = None
+        self._relocation: Relocation | None = None
+        self._previous_roots: tuple[Path, ...] = ()
 
     @property
     def client(self) -> MlflowClient:
@@ -66,8 +75,47 @@ class Registry:
             from mlflow import MlflowClient
 
             with translate_errors("connecting", self.tracking_uri):
-                self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+                client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+                if self.project_root is not None and self._database is not None:
+                    client.get_experiment("0")  # MLflow creates its tables on first use; the repair reads them
+                    self._repair(self._database, self.project_root)
+                self._client = client
         return self._client
+
+    def _repair(self, database: Path, root: Path) -> None:
+        try:
+            self._relocation, self._previous_roots = relocation.repair(database, root)
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(
+                f"cannot repair the MLflow store {database} for the project folder {root}: {exc}",
+                hint="Check that the project folder is writable, then run the command again.",
+            ) from exc
+        if self._relocation is not None:
+            moved = ", ".join(str(p) for p in self._relocation.moved_from)
+            log.info("the project moved from %s to %s: %d MLflow locations repaired", moved, root, self._relocation.rewritten)
+
+    @property
+    def relocation(self) -> Relocation | None:
+        """What opening this project at a new folder repaired (None: nothing had moved)."""
+        _ = self.client
+        return self._relocation
+
+    @property
+    def previous_roots(self) -> tuple[Path, ...]:
+        """Every folder this project's embedded store was used at before its current one."""
+        _ = self.client
+        return self._previous_roots
+
+    def here(self, source: str) -> str:
+        """``source`` as it lies now: a location recorded under a previous folder of the project, moved into the current one."""
+        root = self.project_root
+        if root is None or relocation.is_under(source, root):
+            return source
+        for old in self.previous_roots:
+            moved = relocation.relocate(source, old, root)
+            if moved != source:
+                return moved
+        return source
 
     @contextmanager
     def _as_default(self) -> Iterator[None]:
@@ -229,6 +277,7 @@ class Registry:
 
     def local_model_dir(self, source: str) -> Path:
         """A local folder with the model's files: the source itself when it is local, else a download."""
+        source = self.here(source)
         path = local_path(source)
         if path is not None:
             if not (path / "MLmodel").is_file():
@@ -249,6 +298,7 @@ class Registry:
         import shutil
         import tempfile
 
+        source = self.here(source)
         with tempfile.TemporaryDirectory(prefix="shipyard-model-") as tmp:
             target = Path(tmp) / MODEL_ARTIFACT
             path = local_path(source)
@@ -275,6 +325,7 @@ class Registry:
         """A folder holding the model's MLmodel file (the model folder itself when it is local)."""
         import tempfile
 
+        source = self.here(source)
         path = local_path(source)
         if path is not None:
             yield path
@@ -298,6 +349,7 @@ class Registry:
         No digests (a version registered before they were recorded): UnverifiedModel, fail closed.
         """
         integrity.require_digests(subject, digests)
+        source = self.here(source)
         with self._private_copy(source) as folder:
             integrity.check(subject, source, digests, integrity.file_digests(folder))
 
@@ -307,6 +359,7 @@ class Registry:
 
     def model_format(self, source: str) -> str:
         """How the scikit-learn model at ``source`` is serialised (skops, pickle or cloudpickle), read from its MLmodel alone."""
+        source = self.here(source)
         with self._mlmodel_folder(source) as folder:
             mlmodel = integrity.read_mlmodel(folder, source)
         return integrity.serialization_format(integrity.sklearn_flavor(mlmodel, source))
@@ -329,6 +382,7 @@ class Registry:
         refused (UntrustedFormat) unless ``allow_pickle`` says the run ``run_id`` is
         trusted. The digests returned are those of the copy that was loaded: record them.
         """
+        source = self.here(source)
         with self._private_copy(source) as folder:
             found = integrity.file_digests(folder)
             if digests is not None:
