@@ -56,7 +56,7 @@ def register_small_model(registry: Registry, name: str = "churn") -> ModelVersio
 
 
 def model_folder(version: ModelVersion) -> Path:
-    from shipyard.registry.facade import local_path
+    from shipyard.registry.tracking import local_path
 
     folder = local_path(version.source)
     assert folder is not None and (folder / "MLmodel").is_file()
