@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.domain.errors import BackendUnavailable, NotFound
 from shipyard.domain.stages import Stage
-from shipyard.registry import integrity
+from shipyard.registry import integrity, view
 from shipyard.registry.integrity import ModelFiles
 from shipyard.registry.tracking import MODEL_ARTIFACT, Tracking, local_path, translate_errors
+from shipyard.registry.view import MANAGED_ALIASES, ORPHANED, STAGE_ALIASES, STAGE_TAG, MlflowModel, MlflowVersion
 
 if TYPE_CHECKING:
     from shipyard.domain.entities import ModelVersion
-
-STAGE_TAG = "shipyard.stage"
-# Aliases that follow the stage of a version; @challenger belongs to rollouts.
-STAGE_ALIASES: dict[str, Stage] = {"production": Stage.PRODUCTION, "champion": Stage.PRODUCTION, "staging": Stage.STAGING}
 
 
 class Registry(Tracking):
@@ -199,6 +196,30 @@ class Registry(Tracking):
     def version_tags(self, name: str, version: int) -> dict[str, str]:
         with translate_errors(f"reading {name}/{version}", self.registry_uri):
             return dict(self.client.get_model_version(name, str(version)).tags)
+
+    # -- the mirror as MLflow holds it ----------------------------------------------
+
+    def registered_model(self, name: str) -> MlflowModel:
+        """Every version MLflow holds for ``name`` (number, run id, source, tags) and the aliases."""
+        with translate_errors(f"reading {name} from the MLflow registry", self.registry_uri):
+            aliases = self.client.get_registered_model(name).aliases or {}
+            return view.to_entity(name, view.versions_of(self.client, name), aliases)
+
+    def orphans(self, name: str, known_versions: Iterable[int]) -> list[MlflowVersion]:
+        """The versions MLflow holds for ``name`` that the store does not know (``known_versions``)."""
+        return self.registered_model(name).unknown_to(known_versions)
+
+    def mark_orphan(self, name: str, version: int) -> list[str]:
+        """Tag a version the store does not know shipyard.stage=orphaned and take from it the aliases
+        Shipyard manages (a plain client could have pointed @production at it); the version, its
+        files and any other alias stay. Returns the aliases taken."""
+        with translate_errors(f"marking {name}/{version} orphaned", self.registry_uri):
+            self.client.set_model_version_tag(name, str(version), STAGE_TAG, ORPHANED)
+            current = self.client.get_registered_model(name).aliases or {}
+            taken = sorted(alias for alias, held in current.items() if alias in MANAGED_ALIASES and int(held) == version)
+            for alias in taken:
+                self.client.delete_registered_model_alias(name, alias)
+        return taken
 
 
 def _input_example(folder: Path) -> Any | None:
