@@ -98,17 +98,14 @@ def test_a_model_that_selects_columns_by_name_keeps_the_frame() -> None:
     assert array_model(by_name, SCHEMA, example(frame)) is None
 
 
-def test_the_trial_rows_come_from_the_input_example_logged_with_the_model(tmp_path: Path) -> None:
-    import json
-
+def test_the_trial_rows_come_from_the_input_example_logged_with_the_model() -> None:
     from shipyard.serving.runtime import _example
 
     # The layout MLflow writes for a frame's input example (pandas "split" orient, without the index).
     logged = {"columns": ["score", "age", "income", "plan"], "data": [[0.5, 30, 41.0, "pro"], [0.25, 61, 52.5, "basic"]]}
-    (tmp_path / "input_example.json").write_text(json.dumps(logged))
-    assert _example(tmp_path, SCHEMA) == {"age": [30, 61], "income": [41.0, 52.5], "score": [0.5, 0.25]}
-    (tmp_path / "input_example.json").write_text('{"inputs": [1, 2]}')  # another layout: a row of ones instead
-    assert _example(tmp_path, SCHEMA) == {"age": [1.0], "income": [1.0], "score": [1.0]}
+    assert _example(logged, SCHEMA) == {"age": [30, 61], "income": [41.0, 52.5], "score": [0.5, 0.25]}
+    for other in ({"inputs": [1, 2]}, None):  # another layout, or no example: a row of ones instead
+        assert _example(other, SCHEMA) == {"age": [1.0], "income": [1.0], "score": [1.0]}
 
 
 @pytest.mark.parametrize(("make", "hops"), [(lambda: HistGradientBoostingClassifier(max_iter=20), 0), (LogisticRegression, 1)])
@@ -168,3 +165,48 @@ def test_a_bookkeeping_failure_costs_no_answer_and_does_not_stop_the_batcher(cap
     assert [a[1][0] for a in answers] == pytest.approx(expected, rel=1e-12)
     assert booked == [1, 1]
     assert "bookkeeping of a batch of ('m', 1) failed" in caplog.text and "the log is full" in caplog.text
+
+
+# -- loading a registered version: the registry's integrity check ------------------------------
+
+
+@pytest.fixture
+def registered(tmp_path: Path) -> tuple[Any, Any]:
+    """A real MLflow store in a temp folder and a small model registered in it."""
+    from mlflow_store import local_registry, register_small_model
+
+    registry = local_registry(tmp_path)
+    return registry, register_small_model(registry)
+
+
+def test_a_served_version_is_read_from_the_files_that_were_checked(registered: tuple[Any, Any]) -> None:
+    from shipyard.serving import runtime
+
+    registry, version = registered
+    loaded = runtime.load(version, registry)
+    assert [f.name for f in loaded.schema.fields] == ["age", "income"] and loaded.on_arrays is not None
+    labels, scores = loaded.predict({"age": np.array([30, 70]), "income": np.array([20.0, 90.0])})
+    assert labels.tolist() == [0, 1] and scores[0] < scores[1]
+
+
+def test_the_gateway_refuses_a_tampered_version_with_the_registry_check(registered: tuple[Any, Any]) -> None:
+    from mlflow_store import model_folder
+    from shipyard.registry import TamperedModel
+    from shipyard.serving import runtime
+
+    registry, version = registered
+    (model_folder(version) / "MLmodel").write_text("flavors: {}\n")
+    with pytest.raises(TamperedModel, match="changed: MLmodel"):
+        runtime.load(version, registry)
+
+
+def test_a_version_without_recorded_digests_is_not_served(registered: tuple[Any, Any]) -> None:
+    """Fail closed: the gateway used to serve such a version unchecked."""
+    import dataclasses
+
+    from shipyard.registry import UnverifiedModel
+    from shipyard.serving import runtime
+
+    registry, version = registered
+    with pytest.raises(UnverifiedModel, match="refusing to load churn/1"):
+        runtime.load(dataclasses.replace(version, files_sha256=None), registry)

@@ -1,10 +1,9 @@
-"""Loading a registered version for serving: digest check, model, input schema."""
+"""Loading a registered version for serving: the model (checked by the registry), its input schema and fast paths."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from shipyard.domain.entities import ModelVersion
@@ -17,10 +16,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from shipyard.registry import Registry
-
-
-class TamperedModel(BackendUnavailable):
-    """A model's files no longer match the digests recorded when it was registered."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,31 +206,14 @@ def _typed(schema: InputSchema, values: dict[str, list[Any]]) -> dict[str, Any]:
     return batch_columns([Decoded(columns=fixed, rows=count)], schema)
 
 
-def verify_digests(version: ModelVersion, actual: dict[str, str]) -> None:
-    expected = version.files_sha256
-    if not expected:
-        return  # registered before digests were recorded: nothing to compare with
-    changed = sorted(name for name in expected if actual.get(name) != expected[name])
-    added = sorted(name for name in actual if name not in expected)
-    if changed or added:
-        what = [f"changed: {', '.join(changed)}"] if changed else []
-        what += [f"added: {', '.join(added)}"] if added else []
-        raise TamperedModel(
-            f"refusing to serve {version.subject}: its files differ from the digests recorded at registration "
-            f"({'; '.join(what)})",
-            hint="Someone changed the model's artifacts. Register the model again through the pipeline.",
-        )
-
-
 def load(version: ModelVersion, registry: Registry, *, categories: dict[str, list[str]] | None = None) -> LoadedModel:
-    """Load one version; raises TamperedModel when its files changed since registration."""
-    import yaml
+    """Load one version, from files the registry checked against the digests recorded at registration.
 
+    Raises the registry's TamperedModel (files changed) or UnverifiedModel (no digests recorded).
+    """
     started = time.perf_counter()
-    folder = registry.local_model_dir(version.source)
-    verify_digests(version, registry.file_digests(version.source))
-    mlmodel = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8"))
-    signature = (mlmodel.get("signature") or {}).get("inputs")
+    files = registry.load_version(version)
+    signature = (files.mlmodel.get("signature") or {}).get("inputs")
     if not signature:
         raise BackendUnavailable(
             f"{version.subject} has no input signature, so requests cannot be validated",
@@ -244,25 +222,22 @@ def load(version: ModelVersion, registry: Registry, *, categories: dict[str, lis
     schema = InputSchema.from_mlflow_signature(signature)
     if categories:
         schema = schema.with_categories(categories)
-    model = registry.load_sklearn(str(folder))
+    model = files.model
     return LoadedModel(
         name=version.model,
         version=version.version,
         model=model,
         schema=schema,
         load_seconds=time.perf_counter() - started,
-        on_arrays=(on_arrays := array_model(model, schema, example := _example(folder, schema))),
+        on_arrays=(on_arrays := array_model(model, schema, example := _example(files.input_example, schema))),
         encoded=None if on_arrays is not None else encoded_model(model, schema, example),
     )
 
 
-def _example(folder: Path, schema: InputSchema) -> dict[str, list[Any]]:
+def _example(logged: Any, schema: InputSchema) -> dict[str, list[Any]]:
     """The rows logged with the model as its input example, column by column; a row of ones when it has none."""
-    import json
-
     try:
-        logged = json.loads((folder / "input_example.json").read_text(encoding="utf-8"))
         columns, rows = logged["columns"], logged["data"]
         return {name: [row[columns.index(name)] for row in rows] for name in (f.name for f in schema.fields)}
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+    except (ValueError, KeyError, TypeError, IndexError):
         return {f.name: [1.0] for f in schema.fields}

@@ -1,4 +1,4 @@
-"""The MLflow facade: tracking runs, model files and the registry mirror.
+"""MLflow tracking for a project: the client, runs, artifacts and where model files lie.
 
 Wraps ``MlflowClient`` (never the fluent API, which keeps global state) and
 translates MLflow's errors into Shipyard's at this edge.
@@ -7,34 +7,27 @@ translates MLflow's errors into Shipyard's at this edge.
 from __future__ import annotations
 
 import json
+import logging
 import pickle
+import sqlite3
 import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.domain.errors import BackendUnavailable, InvalidSpec, NotFound, ShipyardError
-from shipyard.domain.stages import Stage
+from shipyard.domain.errors import BackendUnavailable, NotFound, ShipyardError
+from shipyard.registry import relocation
+from shipyard.registry.relocation import Relocation
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
-STAGE_TAG = "shipyard.stage"
+log = logging.getLogger("shipyard")
 MODEL_ARTIFACT = "model"
-# Aliases that follow the stage of a version; @challenger belongs to rollouts.
-STAGE_ALIASES: dict[str, Stage] = {"production": Stage.PRODUCTION, "champion": Stage.PRODUCTION, "staging": Stage.STAGING}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoggedRun:
-    run_id: str
-    artifact_uri: str
-    model_source: str
 
 
 @contextmanager
@@ -57,12 +50,19 @@ def translate_errors(what: str, uri: str) -> Iterator[None]:
         raise BackendUnavailable(f"{what} failed against MLflow at {uri}: {exc}") from exc
 
 
-class Registry:
+class Tracking:
+    """A project's MLflow tracking store: runs, their artifacts, and the folder its files lie in."""
+
     def __init__(self, tracking_uri: str, registry_uri: str, artifact_root: Path | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri
         self.artifact_root = artifact_root
+        # Set for a project's embedded store only: its locations follow the project folder (see relocation).
+        self.project_root = relocation.embedded_root(tracking_uri, registry_uri, artifact_root)
+        self._database = relocation.sqlite_file(tracking_uri)
         self._client: MlflowClient | None = None
+        self._relocation: Relocation | None = None
+        self._previous_roots: tuple[Path, ...] = ()
 
     @property
     def client(self) -> MlflowClient:
@@ -70,23 +70,76 @@ class Registry:
             from mlflow import MlflowClient
 
             with translate_errors("connecting", self.tracking_uri):
-                self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+                client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+                if self.project_root is not None and self._database is not None:
+                    client.get_experiment("0")  # MLflow creates its tables on first use; the repair reads them
+                    self._repair(self._database, self.project_root)
+                self._client = client
         return self._client
+
+    def _repair(self, database: Path, root: Path) -> None:
+        try:
+            self._relocation, self._previous_roots = relocation.repair(database, root)
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(
+                f"cannot repair the MLflow store {database} for the project folder {root}: {exc}",
+                hint="Check that the project folder is writable, then run the command again.",
+            ) from exc
+        if self._relocation is not None:
+            moved = ", ".join(str(p) for p in self._relocation.moved_from)
+            log.info("the project moved from %s to %s: %d MLflow locations repaired", moved, root, self._relocation.rewritten)
+
+    @property
+    def relocation(self) -> Relocation | None:
+        """What opening this project at a new folder repaired (None: nothing had moved)."""
+        _ = self.client
+        return self._relocation
+
+    @property
+    def previous_roots(self) -> tuple[Path, ...]:
+        """Every folder this project's embedded store was used at before its current one."""
+        _ = self.client
+        return self._previous_roots
+
+    def here(self, source: str) -> str:
+        """``source`` as it lies now: a location recorded under a previous folder of the project, moved into the current one."""
+        root = self.project_root
+        if root is None or relocation.is_under(source, root):
+            return source
+        for old in self.previous_roots:
+            moved = relocation.relocate(source, old, root)
+            if moved != source:
+                return moved
+        return source
 
     @contextmanager
     def _as_default(self) -> Iterator[None]:
-        """MLflow's model loaders read the process-wide tracking URI (MLflow 3 looks the
-        logged model up by id); point it at this project only for the call."""
-        import mlflow
+        """MLflow's artifact downloads read the process-wide tracking and registry URIs
+        (MLflow 3 looks a logged model up by id); point them at this project only for the call."""
+        import os
 
-        before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.registry_uri)
+        from mlflow.tracking._model_registry import utils as registry_default
+        from mlflow.tracking._tracking_service import utils as tracking_default
+
+        # Saved raw, not through get_*_uri(): those resolve the defaults, and setting a
+        # resolved default back would pin it, so a later mlflow.set_tracking_uri() would no
+        # longer move the registry with it. MLflow also copies what is set into the
+        # environment (for subprocesses); that is put back as it was too.
+        saved: tuple[Any, Any] = (tracking_default._tracking_uri, registry_default._registry_uri)
+        names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+        environment = {name: os.environ.get(name) for name in names}
+        tracking_default.set_tracking_uri(self.tracking_uri)
+        registry_default.set_registry_uri(self.registry_uri)
         try:
             yield
         finally:
-            mlflow.set_tracking_uri(before[0])
-            mlflow.set_registry_uri(before[1])
+            tracking_default.set_tracking_uri(saved[0])
+            registry_default._registry_uri = saved[1]
+            for name, value in environment.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     # -- tracking ---------------------------------------------------------------
 
@@ -193,22 +246,6 @@ class Registry:
         with translate_errors(f"listing artifacts of run {run_id}", self.tracking_uri):
             return [Path(info.path).name for info in self.client.list_artifacts(run_id, path)]
 
-    def load_sklearn(self, source: str) -> Any:
-        """Load a scikit-learn model logged at ``source`` (trusting only the types its MLmodel lists)."""
-        import mlflow.sklearn
-        from mlflow.exceptions import MlflowException
-
-        with translate_errors(f"loading the model at {source}", self.tracking_uri), self._as_default():
-            try:
-                return mlflow.sklearn.load_model(source)
-            except MlflowException as exc:
-                if "flavor" in exc.message.lower():
-                    raise InvalidSpec(
-                        f"the model at {source} is not a scikit-learn model: {exc.message}",
-                        hint="Shipyard governs models logged with the scikit-learn flavor (mlflow.sklearn.log_model).",
-                    ) from exc
-                raise
-
     def run_facts(self, run_id: str) -> dict[str, Any]:
         """Tags, artifact location and dataset inputs of a run that trained a model elsewhere."""
         import json
@@ -230,37 +267,6 @@ class Registry:
             "tags": dict(run.data.tags),
             "data_sources": sources,
         }
-
-    def local_model_dir(self, source: str) -> Path:
-        """A local folder with the model's files: the source itself when it is local, else a download."""
-        from urllib.parse import unquote, urlparse
-
-        parsed = urlparse(source)
-        if parsed.scheme in ("", "file"):
-            path = Path(unquote(parsed.path)) if parsed.scheme else Path(source)
-            if not (path / "MLmodel").is_file():
-                raise NotFound(f"no model at {source} (MLmodel is missing)")
-            return path
-        import mlflow.artifacts
-
-        with translate_errors(f"downloading the model at {source}", self.tracking_uri), self._as_default():
-            return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=self.tracking_uri))
-
-    def file_digests(self, source: str) -> dict[str, str]:
-        """sha256 of every file of the model, by path relative to the model folder."""
-        import hashlib
-
-        root = self.local_model_dir(source)
-        digests = {}
-        # MLflow adds registered_model_meta to a model folder after registration; it
-        # names the registered model, it is not part of the model.
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "registered_model_meta"):
-            digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            digests[path.relative_to(root).as_posix()] = digest.hexdigest()
-        return digests
 
     def model_source(self, run_id: str, artifact_path: str) -> str:
         """Where a run's model lives: a run artifact folder, or an MLflow 3 logged model of that name."""
@@ -299,42 +305,18 @@ class Registry:
             "metrics": dict(run.data.metrics),
         }
 
-    # -- registry ---------------------------------------------------------------
+    def local_model_dir(self, source: str) -> Path:
+        """A local folder with the model's files: the source itself when it is local, else a download."""
+        source = self.here(source)
+        path = local_path(source)
+        if path is not None:
+            if not (path / "MLmodel").is_file():
+                raise NotFound(f"no model at {source} (MLmodel is missing)")
+            return path
+        import mlflow.artifacts
 
-    def register_version(self, name: str, *, source: str, run_id: str, description: str, tags: Mapping[str, str]) -> int:
-        from mlflow.exceptions import MlflowException
-
-        with translate_errors(f"registering {name}", self.registry_uri):
-            try:
-                self.client.get_registered_model(name)
-            except MlflowException as exc:
-                if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
-                    raise
-                self.client.create_registered_model(name, description=description)
-            version = self.client.create_model_version(name, source, run_id=run_id, tags=dict(tags))
-            return int(version.version)
-
-    def mirror(self, name: str, stages: Mapping[int, Stage], changed: list[int] | None = None) -> None:
-        """Make MLflow's version tags and aliases say what the store says."""
-        with translate_errors(f"mirroring stages of {name}", self.registry_uri):
-            for version in stages if changed is None else changed:
-                self.client.set_model_version_tag(name, str(version), STAGE_TAG, stages[version].value)
-            current = self.client.get_registered_model(name).aliases or {}
-            for alias, stage in STAGE_ALIASES.items():
-                holders = [version for version, s in stages.items() if s is stage]
-                target = str(max(holders)) if holders else None
-                if target is not None and str(current.get(alias)) != target:
-                    self.client.set_registered_model_alias(name, alias, target)
-                elif target is None and alias in current:
-                    self.client.delete_registered_model_alias(name, alias)
-
-    def aliases(self, name: str) -> dict[str, int]:
-        with translate_errors(f"reading aliases of {name}", self.registry_uri):
-            return {alias: int(v) for alias, v in (self.client.get_registered_model(name).aliases or {}).items()}
-
-    def version_tags(self, name: str, version: int) -> dict[str, str]:
-        with translate_errors(f"reading {name}/{version}", self.registry_uri):
-            return dict(self.client.get_model_version(name, str(version)).tags)
+        with translate_errors(f"downloading the model at {source}", self.tracking_uri), self._as_default():
+            return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=self.tracking_uri))
 
 
 @contextmanager
@@ -344,6 +326,18 @@ def _quiet_schema_hints() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
         yield
+
+
+def local_path(source: str) -> Path | None:
+    """The folder a local source (a path or a file: URI) names; None for a remote one."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(source)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "":
+        return Path(source)
+    return None
 
 
 def _param_value(value: Any) -> str:

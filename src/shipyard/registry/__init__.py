@@ -1,0 +1,32 @@
+"""The MLflow facade: tracking runs, model files and the registry mirror.
+
+Wraps ``MlflowClient`` (never the fluent API, which keeps global state) and
+translates MLflow's errors into Shipyard's at this edge.
+"""
+
+from __future__ import annotations
+
+from shipyard.registry.facade import Registry
+from shipyard.registry.integrity import IntegrityRefused, ModelFiles, TamperedModel, UntrustedFormat, UnverifiedModel
+from shipyard.registry.relocation import Relocation, relocate
+from shipyard.registry.tracking import MODEL_ARTIFACT, model_requirements, translate_errors
+from shipyard.registry.view import ORPHANED, STAGE_ALIASES, STAGE_TAG, MlflowModel, MlflowVersion
+
+__all__ = [
+    "MODEL_ARTIFACT",
+    "ORPHANED",
+    "STAGE_ALIASES",
+    "STAGE_TAG",
+    "IntegrityRefused",
+    "MlflowModel",
+    "MlflowVersion",
+    "ModelFiles",
+    "Registry",
+    "Relocation",
+    "TamperedModel",
+    "UntrustedFormat",
+    "UnverifiedModel",
+    "model_requirements",
+    "relocate",
+    "translate_errors",
+]
