@@ -124,11 +124,8 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def trained_project(trained_template: Path, tmp_path: Path) -> Path:
-    """A private copy of the trained project: its stores can be changed freely.
-
-    MLflow records artifact locations as absolute paths, so the copy reads the
-    template's model files; tests never change those.
-    """
+    """A private copy of the trained project: its stores and model files can be changed freely
+    (a copied project reads only its own files)."""
     target = tmp_path / "trained"
     shutil.copytree(trained_template, target)
     return target

@@ -154,6 +154,53 @@ def test_a_commit_tag_is_never_an_argument_to_git(trained_project: Path, tmp_pat
     assert not written.exists()
 
 
+def test_a_tampered_version_is_refused_by_every_gate(trained_project: Path) -> None:
+    """A byte appended to a registered version's model file: neither a gate check nor a promotion judges it."""
+    from shipyard.registry import TamperedModel
+
+    with svc(trained_project, "alice") as service:
+        folder = service.registry.local_model_dir(service.store.get_version("churn", 1).source)
+    with (folder / "model.skops").open("ab") as handle:
+        handle.write(b"\0")
+    with svc(trained_project, "alice") as service:
+        with pytest.raises(TamperedModel, match=r"changed: model\.skops") as caught:
+            service.promote("churn", 1, "staging", reason="ready")
+        assert "churn/1" in caught.value.message and caught.value.hint
+        with pytest.raises(TamperedModel):
+            service.gate("churn", 1, "production")
+        assert service.store.get_version("churn", 1).stage is Stage.CANDIDATE
+        service.promote("churn", 2, "staging", reason="its files are intact")  # the other version is unaffected
+    refused = cli(trained_project, "alice", "promote", "churn", "1", "--to", "staging", "--reason", "again")
+    assert refused.exit_code == 4 and "model.skops" in refused.output  # type: ignore[attr-defined]
+
+
+def test_a_run_whose_model_runs_code_when_loaded_needs_the_trust_flag(trained_project: Path) -> None:
+    import mlflow
+    import mlflow.sklearn
+
+    from shipyard.registry import UntrustedFormat
+
+    with svc(trained_project, "bob") as service:
+        model = service.registry.load_version(service.store.get_version("churn", 1)).model
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(service.settings.tracking_uri)
+        try:
+            experiment = service.registry.experiment_id("elsewhere")
+            with mlflow.start_run(experiment_id=experiment) as run:
+                mlflow.sklearn.log_model(
+                    model, name="model", serialization_format="cloudpickle", pip_requirements=["scikit-learn"]
+                )
+        finally:
+            mlflow.set_tracking_uri(previous)
+        with pytest.raises(UntrustedFormat, match="cloudpickle") as caught:
+            service.register("churn", run.info.run_id)
+        assert "--trust-pickle" in (caught.value.hint or caught.value.message)
+        assert len(service.versions("churn")) == 2
+        adopted = service.register("churn", run.info.run_id, trust_pickle=True).version
+        (event,) = [e for e in service.audit_log("churn") if e.action == "version.registered" and e.subject == adopted.subject]
+    assert event.details["trusted_run"] is True and event.details["serialization_format"] == "cloudpickle"
+
+
 def test_trainer_of_an_adopted_version_cannot_approve_it(trained_project: Path) -> None:
     """Registrant and trainer differ when a model is adopted from someone else's run."""
     with svc(trained_project, "bob") as service:

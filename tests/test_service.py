@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from shipyard.cli import app
 from shipyard.domain.errors import Conflict, InvalidSpec, NotFound
 from shipyard.domain.stages import Stage
 from shipyard.registry import Registry
@@ -90,9 +92,43 @@ def test_mirror_failure_is_reported_and_reconcile_repairs_it(trained_project: Pa
         assert not outcome.mirrored and "127.0.0.1:1" in (outcome.mirror_error or "")
         assert service.store.get_version("churn", 1).stage is Stage.STAGING  # the store is the truth
         assert service.registry.aliases("churn") == {}
-        assert service.reconcile() == ["churn"]
+        # Nothing needs MLflow to know the mirror is behind: the store says so, and `models list` warns.
+        (behind,) = service.mirror_backlog("churn")
+        assert behind.kind == "stages"
+        listed = CliRunner().invoke(app, ["--project", str(trained_project), "models", "list"])
+        assert "MLflow's aliases and stage tags of churn may be behind the store" in listed.stderr
+        assert "shipyard models reconcile" in listed.stderr
+        assert [r.model for r in service.reconcile()] == ["churn"]
         assert service.registry.aliases("churn") == {"staging": 1}
         assert service.registry.version_tags("churn", 1)["shipyard.stage"] == "staging"
+        assert service.mirror_backlog("churn") == []
+    listed = CliRunner().invoke(app, ["--project", str(trained_project), "models", "list"])
+    assert "warning" not in listed.stderr
+
+
+def test_reconcile_finds_the_orphan_a_crashed_registration_left(trained_project: Path) -> None:
+    """MLflow registered the version, then the process died before the store recorded it."""
+    with open_service(trained_project, actor="alice") as service:
+        v1 = service.store.get_version("churn", 1)
+        assert v1.run_id is not None
+        service.store.begin_registration(actor="alice", model="churn", run_id=v1.run_id)
+        number = service.registry.register_version("churn", source=v1.source, run_id=v1.run_id, description="", tags={})
+        service.registry.client.set_registered_model_alias("churn", "production", str(number))  # a plain client's doing
+        (pending,) = service.mirror_backlog("churn")
+        assert pending.kind == "registration" and pending.run_id == v1.run_id
+        listed = CliRunner().invoke(app, ["--project", str(trained_project), "models", "list"])
+        assert f"a registration of run {v1.run_id} as a version of churn" in listed.stderr
+    with open_service(trained_project, actor="rui") as service:
+        (done,) = service.reconcile("churn", grace_seconds=0)
+        assert done.orphans == (number,) and done.registrations_closed == (v1.run_id,)
+        assert service.registry.version_tags("churn", number)["shipyard.stage"] == "orphaned"
+        assert "production" not in service.registry.aliases("churn")  # no store version is in production
+        assert service.mirror_backlog("churn") == []
+        (marked,) = [e for e in service.audit_log("churn") if e.action == "mirror.orphan_marked"]
+        assert marked.subject == f"churn/{number}" and marked.details["aliases_removed"] == ["production"]
+        assert service.reconcile("churn")[0].orphans == ()  # found once, reported once
+        with pytest.raises(NotFound):
+            service.store.get_version("churn", number)  # reported, never adopted into the store
 
 
 def test_actor_is_recorded_on_every_event(trained_project: Path) -> None:

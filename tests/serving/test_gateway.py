@@ -227,14 +227,17 @@ def test_weighted_sticky_and_shadow_routing(served: Path) -> None:
 
 
 def test_tampered_model_is_refused_and_the_champion_keeps_serving(served: Path) -> None:
+    """Promotion refuses a tampered version (test_governance); the gateway checks again on its own, so a
+    version moved to production behind the service's back (here: by writing the store directly) is not served."""
     with Shipyard.open(served, actor="val", env={}) as service:
-        source = service.store.get_version("churn", 2).source
+        model_file = service.registry.local_model_dir(service.store.get_version("churn", 2).source) / "MLmodel"
     with Server(served) as server, httpx.Client() as client:
-        model_file = Path(source.removeprefix("file://")) / "MLmodel"
         original = model_file.read_bytes()
         try:
             model_file.write_bytes(original + b"\n# tampered\n")
-            ship(served, 2)
+            with Shipyard.open(served, actor="rui", env={}) as service:
+                service.store.transition(actor="rui", model="churn", version=2, to=Stage.STAGING, reason="around the gate")
+                service.store.transition(actor="rui", model="churn", version=2, to=Stage.PRODUCTION, reason="around the gate")
             wait_for(lambda: ("churn", 2) in server.gateway.failures)
             assert "differ from the digests recorded at registration" in server.gateway.failures[("churn", 2)]
             assert "changed: MLmodel" in server.gateway.failures[("churn", 2)]

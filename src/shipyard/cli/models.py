@@ -120,5 +120,14 @@ def models_show(
 @models_app.command("reconcile")
 def models_reconcile(ctx: typer.Context, model: Annotated[str | None, typer.Argument()] = None) -> None:
     """Repair MLflow's aliases and stage tags from Shipyard's store."""
-    names = svc(ctx).reconcile(model)
-    out_console().print(f"MLflow mirror matches the store for: {esc(', '.join(names) or 'no models')}")
+    done = svc(ctx).reconcile(model)
+    console = out_console()
+    console.print(f"MLflow mirror matches the store for: {esc(', '.join(r.model for r in done) or 'no models')}")
+    for repaired in done:
+        for number in repaired.orphans:
+            console.print(
+                f"{esc(repaired.model)}/{number}: MLflow held this version and the store did not; tagged orphaned "
+                "(kept, not deleted; it cannot be promoted)"
+            )
+        for run in repaired.registrations_closed:
+            console.print(f"{esc(repaired.model)}: the registration of run {esc(run)} never completed; closed")

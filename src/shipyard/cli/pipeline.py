@@ -37,15 +37,22 @@ def register(
     model: str,
     run_id: Annotated[str, typer.Option("--run-id", help="The MLflow run that logged the model.")],
     artifact_path: Annotated[str, typer.Option("--artifact-path", help="Where in the run the model is.")] = "model",
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle",
+            help="The run is trusted: load a pickle or cloudpickle model (loading it runs code). Recorded in the audit log.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Adopt a model logged by an existing MLflow run as a governed candidate, with full evidence."""
     service = svc(ctx)
     if as_json:
-        emit_json(service.register(model, run_id, artifact_path=artifact_path).to_dict())
+        emit_json(service.register(model, run_id, artifact_path=artifact_path, trust_pickle=trust_pickle).to_dict())
         return
     with rich_steps(err_console()) as step:
-        result = service.register(model, run_id, artifact_path=artifact_path, progress=step)
+        result = service.register(model, run_id, artifact_path=artifact_path, progress=step, trust_pickle=trust_pickle)
     v = result.version
     out_console().print(
         f"Registered [bold]{esc(v.model)}[/] version [bold]{v.version}[/] from run {esc(run_id)} as [cyan]{v.stage.value}[/]"

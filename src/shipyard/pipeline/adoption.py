@@ -34,8 +34,12 @@ def adopt(
     register: Register,
     artifact_path: str = MODEL_ARTIFACT,
     progress: StepReporter = no_progress,
+    trust_pickle: bool = False,
 ) -> PipelineResult:
     """Register a model that an existing MLflow run logged, with the same evidence as a trained one.
+
+    A model whose loading runs code (pickle, cloudpickle, …) is refused unless ``trust_pickle`` says
+    the run is trusted; the registration records that it was, and the digests of the files loaded.
 
     Like a trained version it gets OpenLineage events and a reference profile (from the project's
     configured data, which its evidence is measured on too), so monitoring and `trace` work on it.
@@ -49,7 +53,8 @@ def adopt(
             policy_for(settings, model_name)
             facts = registry.run_facts(run_id)
             source = registry.model_source(run_id, artifact_path)
-            model = registry.load_sklearn(source)
+            files = registry.load_files(source, run_id=run_id, allow_pickle=trust_pickle)
+            model = files.model
             prepared = with_model_features(prepare(settings, spec), model, source)
             data = data_ref(prepared)
             step.add_input(data)
@@ -88,6 +93,8 @@ def adopt(
                 git=git,
                 how="adopted",
                 step=step,
+                files_sha256=dict(files.digests),
+                details={"serialization_format": files.serialization_format, "trusted_run": trust_pickle},
             )
     return PipelineResult(
         version=version,

@@ -28,7 +28,7 @@ def current_champion(store: Store, registry: Registry, model_name: str, *, exclu
         return None
     for version in versions:
         if version.stage is Stage.PRODUCTION and version.version != excluding:
-            return Champion(version=version.version, model=registry.load_sklearn(version.source))
+            return Champion(version=version.version, model=registry.load_version(version).model)
     return None
 
 
@@ -117,7 +117,7 @@ def refresh_evidence(settings: Settings, store: Store, registry: Registry, versi
     """
     spec = settings.model(version.model)
     old = store.evidence(version.model, version.version) or {}
-    model = registry.load_sklearn(version.source)
+    model = registry.load_version(version).model
     prepared = with_model_features(prepare(settings, spec), model, version.source)
     lineage_facts = old.get("lineage") or {}
     lineage = Lineage(

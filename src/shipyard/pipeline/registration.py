@@ -115,6 +115,7 @@ class Registration:
     details: dict[str, Any]
     evidence: dict[str, Any]
     schema: dict[str, Any]
+    files_sha256: dict[str, str] | None = None  # of the files the evidence was collected on (None: hash the source)
 
 
 Register = Callable[[Registration], ModelVersion]
@@ -133,6 +134,8 @@ def register(
     git: GitInfo,
     how: str,
     step: StepRun,
+    files_sha256: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> ModelVersion:
     """Hand the version to the service to register; ``step`` (its lineage run) gets the version as output."""
     spec = settings.model(model_name)
@@ -153,9 +156,11 @@ def register(
                 "split": prepared.parts.method,
                 "rows_train": len(prepared.parts.train),
                 "rows_holdout": len(prepared.parts.holdout),
+                **(details or {}),
             },
             evidence=evidence,
             schema=schema,
+            files_sha256=files_sha256,
         )
     )
     step.add_output(model_ref(settings, version))

@@ -6,11 +6,12 @@ translates MLflow's errors into Shipyard's at this edge.
 
 from __future__ import annotations
 
+from shipyard.domain.stages import STAGE_ALIASES
 from shipyard.registry.facade import Registry
 from shipyard.registry.integrity import IntegrityRefused, ModelFiles, TamperedModel, UntrustedFormat, UnverifiedModel
 from shipyard.registry.relocation import Relocation, relocate
 from shipyard.registry.tracking import MODEL_ARTIFACT, model_requirements, translate_errors
-from shipyard.registry.view import ORPHANED, STAGE_ALIASES, STAGE_TAG, MlflowModel, MlflowVersion
+from shipyard.registry.view import ORPHANED, STAGE_TAG, MlflowModel, MlflowVersion
 
 __all__ = [
     "MODEL_ARTIFACT",

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.domain.errors import BackendUnavailable, NotFound
-from shipyard.domain.stages import Stage
+from shipyard.domain.stages import STAGE_ALIASES, Stage
 from shipyard.registry import integrity, view
 from shipyard.registry.integrity import ModelFiles
 from shipyard.registry.tracking import MODEL_ARTIFACT, Tracking, local_path, translate_errors
-from shipyard.registry.view import MANAGED_ALIASES, ORPHANED, STAGE_ALIASES, STAGE_TAG, MlflowModel, MlflowVersion
+from shipyard.registry.view import MANAGED_ALIASES, ORPHANED, STAGE_TAG, MlflowModel, MlflowVersion
 
 if TYPE_CHECKING:
     from shipyard.domain.entities import ModelVersion

@@ -11,7 +11,6 @@ caller says the run is trusted.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,14 +81,10 @@ class Differences:
 
 def file_digests(folder: Path) -> dict[str, str]:
     """sha256 of every file under ``folder``, by its path relative to the folder."""
-    digests = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in NOT_MODEL_FILES):
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        digests[path.relative_to(folder).as_posix()] = digest.hexdigest()
-    return digests
+    from shipyard.data import sha256_file
+
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in NOT_MODEL_FILES)
+    return {path.relative_to(folder).as_posix(): sha256_file(path) for path in files}
 
 
 def differences(expected: Mapping[str, str], actual: Mapping[str, str]) -> Differences:

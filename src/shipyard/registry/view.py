@@ -12,15 +12,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shipyard.domain.stages import Stage
+from shipyard.domain.stages import STAGE_ALIASES
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 STAGE_TAG = "shipyard.stage"
 ORPHANED = "orphaned"  # the stage tag of a version MLflow holds and the store does not know
-# Aliases that follow the stage of a version; @challenger belongs to rollouts.
-STAGE_ALIASES: dict[str, Stage] = {"production": Stage.PRODUCTION, "champion": Stage.PRODUCTION, "staging": Stage.STAGING}
 MANAGED_ALIASES = frozenset({*STAGE_ALIASES, "challenger"})
 
 

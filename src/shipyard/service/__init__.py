@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from shipyard.service.insight import Insight
 from shipyard.service.loop import MonitorOutcome, RetrainingData
-from shipyard.service.versions import GATED, PromotionOutcome, VersionDetail
+from shipyard.service.versions import GATED, PromotionOutcome, Reconciled, VersionDetail
 
 
 class Shipyard(Insight):
     """Everything a user (or an automated principal) can do with a project, in one place."""
 
 
-__all__ = ["GATED", "MonitorOutcome", "PromotionOutcome", "RetrainingData", "Shipyard", "VersionDetail"]
+__all__ = ["GATED", "MonitorOutcome", "PromotionOutcome", "Reconciled", "RetrainingData", "Shipyard", "VersionDetail"]

@@ -48,8 +48,13 @@ class Training(Versions):
         *,
         artifact_path: str = "model",
         progress: StepReporter | None = None,
+        trust_pickle: bool = False,
     ) -> PipelineResult:
-        """Adopt a model logged by an existing MLflow run as a governed candidate."""
+        """Adopt a model logged by an existing MLflow run as a governed candidate.
+
+        ``trust_pickle``: the run is trusted to hold a model whose loading runs code; the
+        registration's audit event says so.
+        """
         from shipyard import pipeline
 
         self.settings.model(model)
@@ -63,6 +68,7 @@ class Training(Versions):
             register=self._register_version,
             artifact_path=artifact_path,
             progress=progress or pipeline.no_progress,
+            trust_pickle=trust_pickle,
         )
 
     def _register_version(self, registration: Registration) -> ModelVersion:
@@ -97,7 +103,7 @@ class Training(Versions):
             details=registration.details,
             evidence=registration.evidence,
             schema=registration.schema,
-            files_sha256=self.registry.file_digests(registration.source),
+            files_sha256=registration.files_sha256 or self.registry.file_digests(registration.source),
         )
         self.mirror(registration.model, changed=[version.version])
         return version
