@@ -116,6 +116,32 @@ def test_open_inference_protocol_client(served: Path) -> None:
         client.close()
 
 
+def test_open_inference_protocol_client_sees_why_a_request_was_refused(served: Path) -> None:
+    """tritonclient shows a refusal's ``error`` text and nothing else: it must name the field and the reason."""
+    import numpy as np
+    import tritonclient.http as http
+    from tritonclient.utils import InferenceServerException
+
+    with Server(served) as server:
+        client = http.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+        inputs = []
+        for name, value in {**ROW, "tenure_months": "three"}.items():
+            datatype = "BYTES" if isinstance(value, str) else "FP64" if isinstance(value, float) else "INT64"
+            tensor = http.InferInput(name, [1], datatype)
+            tensor.set_data_from_numpy(np.array([value], dtype=object if datatype == "BYTES" else None), binary_data=False)
+            inputs.append(tensor)
+        with pytest.raises(InferenceServerException) as refused:
+            client.infer("churn", inputs)
+        assert "tensor 'tenure_months' has datatype BYTES" in str(refused.value)
+        with pytest.raises(InferenceServerException) as unknown:
+            client.infer("fraud", inputs)
+        assert "model 'fraud' is not served here" in str(unknown.value)
+        with pytest.raises(InferenceServerException) as version:
+            client.get_model_metadata("churn", model_version="7")
+        assert "version 7 of 'churn' is not served here" in str(version.value)
+        client.close()
+
+
 BAD: list[tuple[str, Any, int, str | None, str]] = [
     ("wrong type", {"instances": [{**ROW, "tenure_months": "three"}]}, 422, "tenure_months", "expected"),
     ("missing column", {"instances": [{k: v for k, v in ROW.items() if k != "gender"}]}, 422, "gender", "missing"),
@@ -139,13 +165,13 @@ def test_bad_input_is_a_4xx_naming_field_and_reason(
         error = response.json()
         if field is not None:
             assert error["field"] == field
-        assert reason in error["reason"]
+        assert reason in error["error"] and error["code"] == "invalid_input"
 
 
 def test_transport_level_refusals(served: Path) -> None:
     with Server(served, max_body_bytes=2000) as server, httpx.Client() as client:
         malformed = client.post(f"{server.url}/v1/models/churn:predict", content=b'{"instances": [')
-        assert malformed.status_code == 400 and "JSON" in malformed.json()["reason"]
+        assert malformed.status_code == 400 and "JSON" in malformed.json()["error"]
         huge = predict(client, server.url, {"instances": [ROW] * 50})
         assert huge.status_code == 413
         other = client.post(f"{server.url}/v1/models/fraud:predict", content=json.dumps({"instances": [ROW]}))
@@ -320,7 +346,7 @@ def test_unknown_category_is_refused_where_the_policy_forbids_it(served: Path) -
     with Server(served) as server, httpx.Client() as client:
         strict = predict(client, server.url, {"instances": [ROW, {**ROW, "contract_type": "lifetime"}]})
         assert strict.status_code == 422
-        assert strict.json()["field"] == "contract_type" and "unknown category 'lifetime'" in strict.json()["reason"]
+        assert strict.json()["field"] == "contract_type" and "unknown category 'lifetime'" in strict.json()["error"]
         assert predict(client, server.url, {"instances": [ROW]}).status_code == 200
 
 

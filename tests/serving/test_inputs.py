@@ -440,7 +440,9 @@ def test_bad_inputs_are_refused_with_status_field_and_reason(
     exc = caught.value
     assert (exc.status, exc.field) == (status, field), exc.reason
     assert reason in exc.reason
-    assert exc.to_dict() == {"error": "invalid_input", "field": field, "reason": exc.reason}
+    where = {"field": field, "row": exc.row}
+    assert exc.to_dict() == {"error": exc.message, "code": "invalid_input", **{k: v for k, v in where.items() if v is not None}}
+    assert reason in exc.message
 
 
 @pytest.mark.parametrize("decode", [decode_v1, decode_v2])

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard.domain.entities import Deployment
-from shipyard.domain.errors import ShipyardError
-from shipyard.serving.batching import BatchDone, Batcher, ModelFailed
+from shipyard.domain.errors import ModelFailed, NotReady, NotServed, ShipyardError
+from shipyard.serving.batching import BatchDone, Batcher
 from shipyard.serving.inputs import Decoded
 from shipyard.serving.metrics import GatewayMetrics, StoreFigures
 
@@ -62,14 +62,6 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 def auth_by_default(host: str) -> bool:
     """Tokens are required as soon as the gateway listens beyond this machine."""
     return host not in LOOPBACK
-
-
-class NotServed(ShipyardError):
-    http_status = 404
-
-
-class NotReady(ShipyardError):
-    http_status = 503
 
 
 @dataclass(slots=True)

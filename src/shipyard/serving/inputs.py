@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from shipyard.domain.errors import InvalidSpec, ShipyardError
+from shipyard.domain.errors import InvalidSpec, ShipyardError, oip_body
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,9 +109,10 @@ class InputSchema:
 
 
 class InvalidInput(ShipyardError):
-    """A request the gateway refuses before it reaches the model."""
+    """A request the gateway refuses before it reaches the model (400, 413 or 422)."""
 
     http_status = 422
+    code = "invalid_input"
 
     def __init__(self, status: int, reason: str, *, field: str | None = None, row: int | None = None) -> None:
         self.status = status
@@ -121,8 +122,12 @@ class InvalidInput(ShipyardError):
         self.reason = reason if row is None else f"row {row}: {reason}"
         super().__init__(self.reason if row is None else f"field {field!r} {self.reason}")
 
+    def details(self) -> dict[str, object]:
+        """What the error body carries beside the message: the field and row it is about."""
+        return {"field": self.field, "row": self.row}
+
     def to_dict(self) -> dict[str, object]:
-        return {"error": "invalid_input", "field": self.field, "reason": self.reason}
+        return oip_body(self, **self.details())
 
 
 @dataclass(frozen=True, slots=True)
