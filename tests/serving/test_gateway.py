@@ -184,6 +184,45 @@ def test_transport_level_refusals(served: Path) -> None:
         assert superscript.status_code == 400 and superscript.json()["field"] == "version"
 
 
+def v2_body(row: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+    """An Open Inference Protocol request for one row, one tensor per column."""
+    kinds = {str: "BYTES", float: "FP64", int: "INT64", bool: "BOOL"}
+    inputs = [{"name": k, "shape": [1], "datatype": kinds[type(v)], "data": [v]} for k, v in row.items()]
+    return {"inputs": inputs} if request_id is None else {"id": request_id, "inputs": inputs}
+
+
+def counted(metrics: str, line: str) -> float:
+    """The value of one sample in Prometheus text, 0 when it is absent."""
+    for row in metrics.splitlines():
+        if row.startswith(line + " "):
+            return float(row.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_hostile_json_is_a_counted_4xx(served: Path) -> None:
+    """What Python's json refuses or cannot print back is a 4xx naming it, counted like any invalid input."""
+    url_v1, url_v2 = "/v1/models/churn:predict", "/v2/models/churn/infer"
+    with Server(served) as server, httpx.Client() as client:
+        huge = client.post(server.url + url_v1, content=b'{"instances": [{"tenure_months": ' + b"9" * 5000 + b"}]}")
+        assert huge.status_code == 400 and huge.json()["error"] == "a number in the body has more than 4300 digits"
+        sent = 1
+        row = json.dumps({"instances": [{**ROW, "tenure_months": "@"}]}).encode()
+        for depth in range(700, 1001):  # somewhere in here a value parses but is too deep to print back
+            nested = client.post(server.url + url_v1, content=row.replace(b'"@"', b"[" * depth + b"]" * depth))
+            assert nested.status_code in (400, 422), (depth, nested.text)
+            sent += 1
+        for request_id in ("line\nbreak", "\ud800", "x" * 10_000):  # the id travels in a header and the log
+            odd = client.post(server.url + url_v2, content=json.dumps(v2_body(ROW, request_id)))
+            assert odd.status_code == 400 and '"id" must be' in odd.json()["error"], (request_id[:20], odd.text[:200])
+            sent += 1
+        text = client.post(server.url + url_v2, content=json.dumps(v2_body(ROW, "caf\u00e9 \u2615")))
+        assert text.status_code == 200 and text.json()["id"] == "caf\u00e9 \u2615"
+        assert text.headers["x-request-id"] == "caf%C3%A9%20%E2%98%95"  # a header carries ASCII: percent-encoded
+        metrics = client.get(f"{server.url}/metrics").text
+    assert counted(metrics, 'shipyard_errors_total{model="churn",reason="invalid_input"}') == sent
+    assert sum(counted(metrics, f'shipyard_requests_total{{model="churn",status="{s}",version="-"}}') for s in (400, 422)) == sent
+
+
 def test_prediction_log_and_graceful_shutdown(served: Path) -> None:
     """Every answered request is in the Parquet log once the gateway has stopped."""
     server = Server(served, log_flush_seconds=30.0)  # nothing flushes on time: only shutdown can save them

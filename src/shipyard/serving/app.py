@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -84,6 +85,11 @@ async def refused(request: Request, exc: Exception) -> Response:
     return _json(http_status(exc), body, request.scope.get(_REQUEST_ID_KEY))
 
 
+def _header_safe(request_id: str) -> str:
+    """A body's "id" as a header value: headers carry ASCII, so other text travels percent-encoded."""
+    return request_id if request_id.isascii() else quote(request_id, safe="")
+
+
 def _request_id(request: Request) -> str:
     request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
     request.scope[_REQUEST_ID_KEY] = request_id
@@ -150,7 +156,8 @@ async def _infer(request: Request, protocol: str) -> Response:
         if protocol == "v2":
             decoded = decode_v2(body, schema, max_rows=config.max_rows)
             if decoded.request_id and REQUEST_ID not in request.headers:
-                request_id = request.scope[_REQUEST_ID_KEY] = decoded.request_id
+                request_id = decoded.request_id
+                request.scope[_REQUEST_ID_KEY] = _header_safe(request_id)
         else:
             decoded = decode_v1(body, schema, max_rows=config.max_rows)
         key = _routing_key(request, decoded, route.routing_key)
@@ -166,7 +173,7 @@ async def _infer(request: Request, protocol: str) -> Response:
         body_bytes = encode_v2_response(
             name, version_label, request_id, {"predict": answer.predictions, "probability": answer.scores}
         )
-        return Response(body_bytes, media_type="application/json", headers={REQUEST_ID: request_id})
+        return Response(body_bytes, media_type="application/json", headers={REQUEST_ID: _header_safe(request_id)})
     return _json(200, _v1_body(answer, request_id), request_id)
 
 
