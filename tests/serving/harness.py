@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,33 @@ from shipyard.serving.server import BackgroundServer, free_port
 ROW = SAMPLE_CUSTOMER
 
 
+def ship(root: Path, version: int) -> None:
+    """Take a candidate to production the governed way."""
+    with Shipyard.open(root, actor="alice", env={}) as service:
+        service.promote("churn", version, "staging", reason="ready")
+    with Shipyard.open(root, actor="vera", env={}) as service:
+        service.approve("churn", version, "production", comment="ok")
+    with Shipyard.open(root, actor="rui", env={}) as service:
+        service.promote("churn", version, "production", reason="ship")
+
+
 class Server:
-    def __init__(self, root: Path, *, actor: str = "rui", env: dict[str, str] | None = None, **config: Any) -> None:
+    """The gateway app on uvicorn in a background thread; ``wrap`` puts an ASGI app around it (to observe it)."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        actor: str = "rui",
+        env: dict[str, str] | None = None,
+        wrap: Callable[[Any], Any] | None = None,
+        **config: Any,
+    ) -> None:
         self.service = Shipyard.open(root, actor=actor, env=env or {})
         defaults: dict[str, Any] = {"reload_seconds": 0.2, "log_flush_seconds": 0.2}
         self.gateway: Gateway = self.service.gateway(GatewayConfig(**{**defaults, **config}))
-        self.background = BackgroundServer(create_app(self.gateway))
+        app = create_app(self.gateway)
+        self.background = BackgroundServer(wrap(app) if wrap is not None else app)
 
     @property
     def url(self) -> str:

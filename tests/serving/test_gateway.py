@@ -9,22 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import ROW, ServeProcess, Server, wait_for
+from harness import ROW, ServeProcess, Server, ship, wait_for
 
 from factories import copy_versions
 from shipyard.domain.stages import Stage
 from shipyard.predlog import find_request, read_log
 from shipyard.service import Shipyard
-
-
-def ship(root: Path, version: int) -> None:
-    """Take a candidate to production the governed way."""
-    with Shipyard.open(root, actor="alice", env={}) as service:
-        service.promote("churn", version, "staging", reason="ready")
-    with Shipyard.open(root, actor="vera", env={}) as service:
-        service.approve("churn", version, "production", comment="ok")
-    with Shipyard.open(root, actor="rui", env={}) as service:
-        service.promote("churn", version, "production", reason="ship")
 
 
 @pytest.fixture

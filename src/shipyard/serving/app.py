@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -185,13 +185,27 @@ def _count_refusal(gateway: Gateway, name: str, version_label: str, exc: Shipyar
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, read chunk by chunk: one that passes ``limit`` is refused then, whether or not it declared a length."""
     length = request.headers.get("content-length")
     if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
-        raise InvalidInput(413, f"body of {length} bytes exceeds the limit of {limit}")
-    body = await request.body()
-    if len(body) > limit:
-        raise InvalidInput(413, f"body of {len(body)} bytes exceeds the limit of {limit}")
-    return body
+        raise InvalidInput(413, f"the body of {length} bytes exceeds the limit of {limit} bytes")
+    receive = request.receive
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:  # stop reading here: the rest of an upload never reaches memory
+            raise InvalidInput(413, f"the body exceeds the limit of {limit} bytes (refused after {size} bytes)")
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def _served(route: Traffic, name: str, version: int | None) -> Batcher:
