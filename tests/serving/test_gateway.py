@@ -213,6 +213,37 @@ def test_hostile_json_is_a_counted_4xx(served: Path) -> None:
     assert sum(counted(metrics, f'shipyard_requests_total{{model="churn",status="{s}",version="-"}}') for s in (400, 422)) == sent
 
 
+def series(metrics: str) -> set[str]:
+    return {line.rsplit(" ", 1)[0] for line in metrics.splitlines() if line and not line.startswith("#")}
+
+
+def test_unknown_models_and_versions_share_one_label(served: Path) -> None:
+    """Names and versions a client makes up must not each create Prometheus series: they would grow without bound."""
+    body = json.dumps({"instances": [ROW]})
+
+    def made_up(client: httpx.Client, url: str, start: int, count: int) -> None:
+        for i in range(start, start + count):
+            assert client.post(f"{url}/v1/models/fraud-{i}:predict", content=body).status_code == 404
+            assert client.post(f"{url}/v2/models/fraud-{i}/infer", content=body).status_code == 404
+            assert client.post(f"{url}/v2/models/churn/versions/{i + 100}/infer", content=body).status_code == 404
+            assert client.post(f"{url}/v2/models/churn/versions/{'0' * i}1/infer", content=b"{").status_code == 400
+            assert client.post(f"{url}/v2/models/churn/versions/v{i}/infer", content=body).status_code == 400
+            assert client.post(f"{url}/v2/models/fraud-{i}/versions/v{i}/infer", content=body).status_code == 400
+
+    with Server(served) as server, httpx.Client() as client:
+        made_up(client, server.url, 1, 3)
+        before = series(client.get(f"{server.url}/metrics").text)
+        made_up(client, server.url, 4, 100)
+        metrics = client.get(f"{server.url}/metrics").text
+    assert series(metrics) == before
+    assert counted(metrics, 'shipyard_requests_total{model="<unknown>",status="404",version="-"}') == 2 * 103
+    assert counted(metrics, 'shipyard_requests_total{model="churn",status="404",version="<unknown>"}') == 103
+    assert counted(metrics, 'shipyard_requests_total{model="churn",status="400",version="1"}') == 103  # "0001" is version 1
+    assert counted(metrics, 'shipyard_requests_total{model="churn",status="400",version="<unknown>"}') == 103
+    assert counted(metrics, 'shipyard_requests_total{model="<unknown>",status="400",version="<unknown>"}') == 103
+    assert counted(metrics, 'shipyard_errors_total{model="<unknown>",reason="NotServed"}') == 2 * 103
+
+
 def test_prediction_log_and_graceful_shutdown(served: Path) -> None:
     """Every answered request is in the Parquet log once the gateway has stopped."""
     server = Server(served, log_flush_seconds=30.0)  # nothing flushes on time: only shutdown can save them

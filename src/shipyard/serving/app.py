@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 REQUEST_ID = "x-request-id"
 _REQUEST_ID_KEY = "shipyard.request_id"  # where a handler leaves the request id for the error handler
+UNKNOWN = "<unknown>"  # the metric label of every model name or version the gateway does not serve
 
 
 def create_app(gateway: Gateway) -> Starlette:
@@ -163,7 +164,7 @@ async def _infer(request: Request, protocol: str) -> Response:
         key = _routing_key(request, decoded, route.routing_key)
         answer = await gateway.predict(name, decoded, request_id=request_id, key=key, version=version)
     except ShipyardError as exc:
-        _count_refusal(gateway, name, raw_version or "-", exc)
+        _count_refusal(gateway, name, raw_version, exc)
         raise
     metrics = gateway.metrics
     version_label = str(answer.version)
@@ -177,11 +178,20 @@ async def _infer(request: Request, protocol: str) -> Response:
     return _json(200, _v1_body(answer, request_id), request_id)
 
 
-def _count_refusal(gateway: Gateway, name: str, version_label: str, exc: ShipyardError) -> None:
+def _count_refusal(gateway: Gateway, name: str, raw_version: str | None, exc: ShipyardError) -> None:
+    """Count a refused request under labels the store bounds: names and versions a client made up become UNKNOWN."""
+    route = gateway.routes.get(name)
+    if route is None and name not in gateway.expected:
+        model, version = UNKNOWN, "-" if raw_version is None else UNKNOWN
+    elif raw_version is None:
+        model, version = name, "-"
+    else:
+        known = route is not None and raw_version.isascii() and raw_version.isdigit() and int(raw_version) in route.versions
+        model, version = name, str(int(raw_version)) if known else UNKNOWN
     metrics = gateway.metrics
     if not isinstance(exc, ModelFailed):  # the batch's bookkeeping counts model failures once per batch
-        metrics.errors.labels(name, "invalid_input" if isinstance(exc, InvalidInput) else type(exc).__name__).inc()
-    metrics.requests.labels(name, version_label, str(http_status(exc))).inc()
+        metrics.errors.labels(model, "invalid_input" if isinstance(exc, InvalidInput) else type(exc).__name__).inc()
+    metrics.requests.labels(model, version, str(http_status(exc))).inc()
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
