@@ -520,16 +520,18 @@ def serve(
         bool | None, typer.Option("--auth/--no-auth", help="Require bearer tokens (default: on unless bound to loopback).")
     ] = None,
     controller: Annotated[bool, typer.Option("--controller/--no-controller", help="Drive rollouts from this gateway.")] = True,
+    drain_seconds: Annotated[
+        float,
+        typer.Option("--drain-seconds", min=0.0, help="On SIGTERM: answer, but report not ready, this long; then stop."),
+    ] = 5.0,
 ) -> None:
     """Serve the deployed models: Open Inference Protocol, plain JSON, /metrics, prediction log."""
     import os
 
     # Before numpy and scikit-learn load: OpenMP threads fighting over the cores cost throughput.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import uvicorn
-
-    from shipyard.serving.app import create_app
     from shipyard.serving.gateway import GatewayConfig, auth_by_default
+    from shipyard.serving.server import serve_gateway
 
     if not 0.0 <= log_sample <= 1.0:
         raise typer.BadParameter(f"--log-sample must be within [0, 1], got {log_sample}")
@@ -548,15 +550,7 @@ def serve(
         f"Serving {', '.join(config.models or ['every deployed model'])} on http://{host}:{port} "
         f"(auth {'on' if config.auth else 'off'}; prediction log in {service.settings.state_dir / 'predictions'})"
     )
-    uvicorn.run(
-        create_app(gateway),
-        host=host,
-        port=port,
-        log_level="warning",
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=30,
-    )
+    serve_gateway(gateway, host=host, port=port, drain_seconds=drain_seconds)
 
 
 @app.command()

@@ -103,11 +103,16 @@ class ServeProcess:
         except httpx.TransportError:
             return False
 
-    def terminate(self) -> tuple[int, str]:
-        """SIGTERM, then the exit status and what the process wrote to stderr."""
+    def sigterm(self) -> None:
+        """What Kubernetes sends a pod it stops; returns at once."""
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+
+    def terminate(self) -> tuple[int, str]:
+        """SIGTERM, then the exit status and what the process wrote to stderr."""
+        assert self.process is not None
+        self.sigterm()
         try:
             _, errors = self.process.communicate(timeout=60)
         except subprocess.TimeoutExpired:

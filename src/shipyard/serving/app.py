@@ -266,6 +266,9 @@ async def live(request: Request) -> Response:
 
 async def ready(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
+    if gateway.draining:
+        reason = "the gateway is shutting down: it still answers requests, but send new ones elsewhere"
+        return _json(503, {"ready": False, "draining": True, "reason": reason})
     return _json(200 if gateway.ready else 503, {"ready": gateway.ready})
 
 

@@ -114,6 +114,7 @@ class Gateway:
         self.failures: dict[tuple[str, int], str] = {}
         self.generation = -1
         self.tokens: dict[str, str] = {}
+        self.draining = False  # shutting down: still answering, but no longer ready for new traffic
         # One predict thread per loaded version: a slow challenger must not queue the champion's calls behind its own.
         self._executors: dict[tuple[str, int], ThreadPoolExecutor] = {}
         self._reloader: asyncio.Task[None] | None = None
@@ -171,7 +172,11 @@ class Gateway:
 
     @property
     def ready(self) -> bool:
-        return bool(self.routes) and all(name in self.routes for name in self.expected)
+        return not self.draining and bool(self.routes) and all(name in self.routes for name in self.expected)
+
+    def drain(self) -> None:
+        """Say "not ready" from now on, so load balancers stop sending; requests that still come are answered."""
+        self.draining = True
 
     async def _reload_forever(self) -> None:
         while True:
