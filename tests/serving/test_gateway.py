@@ -331,6 +331,40 @@ def test_tampered_model_is_refused_and_the_champion_keeps_serving(served: Path) 
             model_file.write_bytes(original)
 
 
+def test_a_champion_that_cannot_load_is_reported_while_the_previous_one_serves(served: Path) -> None:
+    """The gateway keeps serving v1 when the store's new champion v2 cannot load, and says so where
+    operators look: the readiness bodies and a gauge an alert can fire on."""
+    with Shipyard.open(served, actor="val", env={}) as service:
+        source = service.store.get_version("churn", 2).source
+    model_file = Path(source.removeprefix("file://")) / "MLmodel"
+    original = model_file.read_bytes()
+    with Server(served) as server, httpx.Client() as client:
+        metrics = client.get(f"{server.url}/metrics").text
+        assert counted(metrics, 'shipyard_model_stale{model="churn"}') == 0.0 and "shipyard_model_stale{" in metrics
+        try:
+            model_file.write_bytes(original + b"\n# tampered\n")
+            ship(served, 2)
+            wait_for(lambda: ("churn", 2) in server.gateway.failures)
+        finally:
+            model_file.write_bytes(original)
+        assert predict(client, server.url, {"instances": [ROW]}).json()["version"] == 1  # still serving, as intended
+        ready = client.get(f"{server.url}/v2/health/ready")
+        assert ready.status_code == 200
+        [stale] = ready.json()["stale"]
+        assert stale["model"] == "churn" and stale["served"] == 1 and stale["deployed"] == 2
+        assert "differ from the digests recorded at registration" in stale["error"]
+        model = client.get(f"{server.url}/v2/models/churn/ready")
+        assert model.status_code == 200 and model.json()["ready"] is True
+        assert model.json()["stale"] == {"served": 1, "deployed": 2, "error": stale["error"]}
+        assert counted(client.get(f"{server.url}/metrics").text, 'shipyard_model_stale{model="churn"}') == 1.0
+        with Shipyard.open(served, actor="rui", env={}) as service:  # any deployment change: the gateway tries again
+            service.store.set_deployment(actor="rui", model="churn", challenger=None, mode="single", weight=0.0)
+        wait_for(lambda: server.gateway.routes["churn"].champion.loaded.version == 2)
+        assert client.get(f"{server.url}/v2/health/ready").json() == {"ready": True}
+        assert "stale" not in client.get(f"{server.url}/v2/models/churn/ready").json()
+        assert counted(client.get(f"{server.url}/metrics").text, 'shipyard_model_stale{model="churn"}') == 0.0
+
+
 def test_a_challenger_that_breaks_loading_unexpectedly_leaves_the_gateway_following_the_store(
     served: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

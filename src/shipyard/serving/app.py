@@ -269,7 +269,10 @@ async def ready(request: Request) -> Response:
     if gateway.draining:
         reason = "the gateway is shutting down: it still answers requests, but send new ones elsewhere"
         return _json(503, {"ready": False, "draining": True, "reason": reason})
-    return _json(200 if gateway.ready else 503, {"ready": gateway.ready})
+    body: dict[str, Any] = {"ready": gateway.ready}
+    if gateway.stale:  # serving, perhaps, but not what the store deploys: say which model, which versions, why
+        body["stale"] = [{"model": name, **stale.to_dict()} for name, stale in sorted(gateway.stale.items())]
+    return _json(200 if gateway.ready else 503, body)
 
 
 async def model_metadata(request: Request) -> Response:
@@ -301,7 +304,11 @@ async def model_ready(request: Request) -> Response:
     version = _parse_version(request.path_params.get("version"))
     route = gateway.route(name)
     is_ready = version is None or version in route.versions
-    return _json(200 if is_ready else 404, {"name": name, "ready": is_ready})
+    body: dict[str, Any] = {"name": name, "ready": is_ready}
+    stale = gateway.stale.get(name)
+    if stale is not None:
+        body["stale"] = stale.to_dict()
+    return _json(200 if is_ready else 404, body)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -84,6 +84,18 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Stale:
+    """The store deploys a champion the gateway could not load: it serves ``served`` (None: nothing) instead."""
+
+    served: int | None
+    deployed: int
+    error: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"served": self.served, "deployed": self.deployed, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Answer:
     model: str
     version: int
@@ -112,6 +124,7 @@ class Gateway:
         self.batchers: dict[tuple[str, int], Batcher] = {}
         self.expected: set[str] = set()  # models the store deploys, loaded or not
         self.failures: dict[tuple[str, int], str] = {}
+        self.stale: dict[str, Stale] = {}  # models whose deployed champion is not the one served
         self.generation = -1
         self.tokens: dict[str, str] = {}
         self.draining = False  # shutting down: still answering, but no longer ready for new traffic
@@ -228,12 +241,17 @@ class Gateway:
                 batcher.start()
                 self.batchers[key] = batcher
         routes: dict[str, Route] = {}
+        stale: dict[str, Stale] = {}
         for d in deployments:
             champion = self.batchers.get((d.model, d.champion)) if d.champion is not None else None
             previous = self.routes.get(d.model)
             if champion is None:
                 if previous is not None:  # the new champion failed to load: keep serving the old one
                     routes[d.model] = previous
+                if d.champion is not None:  # and say so, in readiness and /metrics
+                    error = self.failures.get((d.model, d.champion), "not loaded")
+                    served = previous.champion.loaded.version if previous is not None else None
+                    stale[d.model] = Stale(served=served, deployed=d.champion, error=error)
                 continue
             challenger = self.batchers.get((d.model, d.challenger)) if d.challenger is not None else None
             versions = {v: b for (name, v), b in self.batchers.items() if name == d.model and (name, v) in wanted}
@@ -248,6 +266,11 @@ class Gateway:
             )
         self.expected = {d.model for d in deployments if d.champion is not None}
         self.routes = routes  # one assignment: requests see the old routes or the new ones
+        for name in self.stale.keys() - self.expected:
+            self.metrics.stale.remove(name)
+        for name in self.expected:
+            self.metrics.stale.labels(name).set(1 if name in stale else 0)
+        self.stale = stale
         in_use = {b.loaded.key for r in routes.values() for b in (r.champion, r.challenger) if b is not None}
         for key in [k for k in self.batchers if k not in in_use and k not in wanted]:
             batcher = self.batchers.pop(key)
@@ -299,6 +322,10 @@ class Gateway:
             return route
         served = ", ".join(sorted(self.routes)) or "none"
         if name in self.expected:
+            stale = self.stale.get(name)
+            if stale is not None:
+                message = f"version {stale.deployed} of {name!r} is deployed but could not be loaded: {stale.error}"
+                raise NotReady(message, hint="The gateway tries again when the deployment changes; its log has the details.")
             raise NotReady(f"model {name!r} is deployed but not loaded yet", hint="Retry in a moment.")
         raise NotServed(f"model {name!r} is not served here", hint=f"Served models: {served}.")
 

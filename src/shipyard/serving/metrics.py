@@ -44,6 +44,12 @@ class GatewayMetrics:
         self.challenger_failures = Counter(
             "shipyard_challenger_failures", "Challenger errors answered by the champion", ["model", "version"], registry=r
         )
+        self.stale = Gauge(
+            "shipyard_model_stale",
+            "1 while the gateway cannot load the deployed champion (it serves the previous one, or none)",
+            ["model"],
+            registry=r,
+        )
         self.generation = Gauge("shipyard_deployment_generation", "Deployment generation applied", registry=r)
         self.log_dropped = Gauge("shipyard_prediction_log_dropped_rows", "Prediction log rows dropped on overflow", registry=r)
 
