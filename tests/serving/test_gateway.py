@@ -408,6 +408,17 @@ def test_bearer_tokens(served: Path) -> None:
         assert client.get(f"{server.url}/v2/health/ready").status_code == 200  # probes stay open
 
 
+def test_a_token_created_while_the_gateway_runs_is_accepted_without_a_deployment_change(served: Path) -> None:
+    with Server(served, auth=True) as server, httpx.Client() as client:
+        generation = server.gateway.generation
+        with Shipyard.open(served, actor="rui", env={}) as service:
+            token = service.create_token("late-dashboard")
+        headers = {"authorization": f"Bearer {token}"}
+        wait_for(lambda: predict(client, server.url, {"instances": [ROW]}, headers=headers).status_code == 200, timeout=20)
+        assert client.get(f"{server.url}/metrics", headers=headers).status_code == 200
+        assert server.gateway.generation == generation  # read on a reload tick, not because a deployment moved
+
+
 def test_schemathesis_finds_no_server_error(served: Path, tmp_path: Path) -> None:
     import subprocess
     import sys

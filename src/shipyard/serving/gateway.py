@@ -215,16 +215,21 @@ class Gateway:
     async def reload(self, *, force: bool = False) -> bool:
         """Apply the store's deployment state if its generation moved; True when something changed."""
         async with self._reload_lock:
-            generation = await asyncio.to_thread(self.store.serving_generation)
+            generation, tokens = await asyncio.to_thread(self._poll)
+            if tokens is not None:
+                self.tokens = tokens  # tokens are not deployments: created or revoked, they count from the next tick
             if generation == self.generation and not force:
                 return False
             deployments = await asyncio.to_thread(self.store.deployments, self.config.models)
-            if self.config.auth:
-                self.tokens = await asyncio.to_thread(self.store.token_hashes)
             await self._apply(deployments)
             self.generation = generation
             self.metrics.generation.set(generation)
             return True
+
+    def _poll(self) -> tuple[int, dict[str, str] | None]:
+        """One trip off the event loop per tick: the deployment generation, and the token hashes when auth is on."""
+        generation = self.store.serving_generation()
+        return generation, self.store.token_hashes() if self.config.auth else None
 
     async def _apply(self, deployments: list[Deployment]) -> None:
         wanted = {(d.model, v) for d in deployments for v in (d.champion, d.challenger) if v is not None}
