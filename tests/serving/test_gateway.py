@@ -530,6 +530,19 @@ def test_sigterm_turns_readiness_off_and_drains_without_failing_a_request(served
     assert len(outcomes) > answered + 100 and set(outcomes) == {200}, [o for o in outcomes if o != 200][:5]
 
 
+def test_sigint_stops_at_once_and_exits_0(served: Path) -> None:
+    """Ctrl-C at a terminal: no drain to wait for, and no traceback."""
+    import signal
+
+    with ServeProcess(served) as server, httpx.Client() as client:
+        assert predict(client, server.url, {"instances": [ROW]}).status_code == 200
+        assert server.process is not None
+        server.process.send_signal(signal.SIGINT)
+        _, errors = server.process.communicate(timeout=60)
+        assert server.process.returncode == 0, errors
+        assert "Traceback" not in errors and "Aborted" not in errors
+
+
 def test_two_gateways_on_postgresql_converge(served: Path, postgres_url: str) -> None:
     """Replicas share deployment state through one PostgreSQL store."""
     from shipyard.store.repository import Store

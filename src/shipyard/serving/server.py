@@ -4,6 +4,7 @@ or in a background thread (the demo, tests, embedding)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import threading
@@ -40,7 +41,8 @@ def serve_gateway(gateway: Gateway, *, host: str, port: int, drain_seconds: floa
         timeout_graceful_shutdown=30,
     )
     server = DrainingServer(config, drain_seconds=drain_seconds, on_drain=gateway.drain)
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT once it has shut down; as uvicorn.run, end there
+        server.run()
     if not server.started:  # uvicorn logged why (the port is taken, start-up failed); exit as uvicorn.run does
         raise SystemExit(3)
 
