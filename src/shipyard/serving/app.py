@@ -81,7 +81,8 @@ def _json(status: int, body: dict[str, Any], request_id: str | None = None) -> R
 
 async def refused(request: Request, exc: Exception) -> Response:
     """The one renderer of refusals: the Open Inference Protocol's error body, with the HTTP status the error carries."""
-    assert isinstance(exc, ShipyardError)  # registered for ShipyardError only
+    if not isinstance(exc, ShipyardError):  # registered for ShipyardError only: anything else stays a server error
+        raise exc
     body = oip_body(exc, **exc.details()) if isinstance(exc, InvalidInput) else oip_body(exc)
     return _json(http_status(exc), body, request.scope.get(_REQUEST_ID_KEY))
 
