@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,29 @@ from shipyard.serving.server import BackgroundServer, free_port
 ROW = SAMPLE_CUSTOMER
 
 
+def ship(root: Path, version: int) -> None:
+    """Take a candidate to production the governed way."""
+    with Shipyard.open(root, actor="alice", env={}) as service:
+        service.promote("churn", version, "staging", reason="ready")
+    with Shipyard.open(root, actor="vera", env={}) as service:
+        service.approve("churn", version, "production", comment="ok")
+    with Shipyard.open(root, actor="rui", env={}) as service:
+        service.promote("churn", version, "production", reason="ship")
+
+
 class Server:
-    """A gateway in this process; with ``worker=True`` a worker beside it, as `shipyard serve` runs one."""
+    """The gateway app on uvicorn in a background thread; with ``worker=True`` a worker beside it, as `shipyard
+    serve` runs one; ``wrap`` puts an ASGI app around it (to observe it)."""
 
     def __init__(
-        self, root: Path, *, actor: str = "rui", env: dict[str, str] | None = None, worker: bool = False, **config: Any
+        self,
+        root: Path,
+        *,
+        actor: str = "rui",
+        env: dict[str, str] | None = None,
+        worker: bool = False,
+        wrap: Callable[[Any], Any] | None = None,
+        **config: Any,
     ) -> None:
         from shipyard.worker import Worker
 
@@ -38,7 +57,8 @@ class Server:
         self.worker = Worker(self.service) if worker else None
         if self.worker is not None:
             self.gateway.metrics.registry.register(self.worker.figures)
-        self.background = BackgroundServer(create_app(self.gateway))
+        app = create_app(self.gateway)
+        self.background = BackgroundServer(wrap(app) if wrap is not None else app)
 
     @property
     def url(self) -> str:
@@ -94,11 +114,16 @@ class ServeProcess:
         except httpx.TransportError:
             return False
 
-    def terminate(self) -> tuple[int, str]:
-        """SIGTERM, then the exit status and what the process wrote to stderr."""
+    def sigterm(self) -> None:
+        """What Kubernetes sends a pod it stops; returns at once."""
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+
+    def terminate(self) -> tuple[int, str]:
+        """SIGTERM, then the exit status and what the process wrote to stderr."""
+        assert self.process is not None
+        self.sigterm()
         try:
             _, errors = self.process.communicate(timeout=60)
         except subprocess.TimeoutExpired:

@@ -440,7 +440,9 @@ def test_bad_inputs_are_refused_with_status_field_and_reason(
     exc = caught.value
     assert (exc.status, exc.field) == (status, field), exc.reason
     assert reason in exc.reason
-    assert exc.to_dict() == {"error": "invalid_input", "field": field, "reason": exc.reason}
+    where = {"field": field, "row": exc.row}
+    assert exc.to_dict() == {"error": exc.message, "code": "invalid_input", **{k: v for k, v in where.items() if v is not None}}
+    assert reason in exc.message
 
 
 @pytest.mark.parametrize("decode", [decode_v1, decode_v2])
@@ -470,6 +472,47 @@ def test_invalid_input_is_a_shipyard_error_with_its_http_status() -> None:
     exc = InvalidInput(413, "too many rows")
     assert isinstance(exc, ShipyardError)
     assert exc.http_status == exc.status == 413
+
+
+@pytest.mark.parametrize("decode", [decode_v1, decode_v2])
+def test_an_integer_too_long_to_convert_is_a_400(decode: Callable[..., Decoded]) -> None:
+    """Python refuses to parse an integer of more than 4,300 digits (a ValueError that is not a JSONDecodeError)."""
+    body = b'{"instances": [{"tenure_months": ' + b"9" * 5000 + b"}]}"
+    with pytest.raises(InvalidInput) as caught:
+        decode(body, SCHEMA)
+    assert caught.value.status == 400
+    assert caught.value.message == "a number in the body has more than 4300 digits"
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+# Bodies whose refusal message shows a value nested ``depth`` deep.
+NESTED: dict[str, Callable[[int], bytes]] = {
+    "long value": lambda d: records([one(tenure_months="@")]).replace(b'"@"', _nested(d).encode()),
+    "double value": lambda d: records([one(monthly_charges="@")]).replace(b'"@"', _nested(d).encode()),
+    "string value": lambda d: records([one(gender="@")]).replace(b'"@"', _nested(d).encode()),
+    "record": lambda d: f'{{"instances": [{_nested(d)}]}}'.encode(),
+    "split row": lambda d: f'{{"dataframe_split": {{"columns": ["a"], "data": [{_nested(d)}]}}}}'.encode(),
+    "column": lambda d: f'{{"inputs": {{"tenure_months": {_nested(d)}}}}}'.encode(),
+    "v2 id": lambda d: f'{{"id": {_nested(d)}, "inputs": []}}'.encode(),
+    "v2 tensor": lambda d: f'{{"inputs": [{_nested(d)}]}}'.encode(),
+    "v2 shape": lambda d: v2().replace(b'"shape": [2]', b'"shape": ' + _nested(d).encode(), 1),
+}
+
+
+@pytest.mark.parametrize("where", NESTED)
+def test_json_nested_as_deep_as_it_parses_is_refused_with_a_message(where: str) -> None:
+    """A value nested just shallowly enough to parse can still be too deep to print in the refusal:
+    every depth up to where the parser gives up must be an InvalidInput, never a RecursionError."""
+    decode = decode_v2 if where.startswith("v2") else decode_v1
+    statuses = set()
+    for depth in range(700, 1001):
+        with pytest.raises(InvalidInput) as caught:
+            decode(NESTED[where](depth), SCHEMA)
+        statuses.add(caught.value.status)
+    assert statuses <= {400, 422}
 
 
 # --- schemas ------------------------------------------------------------------------------------

@@ -36,6 +36,10 @@ def serve(
             "training still runs in a child process.",
         ),
     ] = True,
+    drain_seconds: Annotated[
+        float,
+        typer.Option("--drain-seconds", min=0.0, help="On SIGTERM: answer, but report not ready, this long; then stop."),
+    ] = 5.0,
 ) -> None:
     """Serve the deployed models: Open Inference Protocol, plain JSON, /metrics, prediction log.
 
@@ -46,10 +50,8 @@ def serve(
 
     # Before numpy and scikit-learn load: OpenMP threads fighting over the cores cost throughput.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import uvicorn
-
-    from shipyard.serving.app import create_app
     from shipyard.serving.gateway import GatewayConfig, auth_by_default
+    from shipyard.serving.server import serve_gateway
 
     if not 0.0 <= log_sample <= 1.0:
         raise typer.BadParameter(f"--log-sample must be within [0, 1], got {log_sample}")
@@ -77,15 +79,7 @@ def serve(
     if hosted is not None:
         hosted.start()
     try:
-        uvicorn.run(
-            create_app(gateway),
-            host=host,
-            port=port,
-            log_level="warning",
-            loop="uvloop",
-            http="httptools",
-            timeout_graceful_shutdown=30,
-        )
+        serve_gateway(gateway, host=host, port=port, drain_seconds=drain_seconds)
     finally:
         if hosted is not None:
             hosted.stop()

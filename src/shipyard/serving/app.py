@@ -1,34 +1,77 @@
 """The gateway's HTTP face: Open Inference Protocol (KServe V2), plain JSON, /metrics.
 
-Handlers parse, call the Gateway, render. Every refusal is a 4xx that names the
-field and the reason; nothing a client sends can produce a 500.
+Handlers read the Gateway from ``request.app.state.gateway``, parse, call it, render.
+Every refusal is a ShipyardError raised to one exception handler, which renders the
+Open Inference Protocol's error body: ``{"error": "<message>"}`` with the details
+(``code``, ``hint``, ``field``, ``row``) beside it. Nothing a client sends can produce a 500.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shipyard.domain.errors import ShipyardError
-from shipyard.serving.batching import ModelFailed
-from shipyard.serving.gateway import Answer, Gateway, NotServed
+from shipyard.domain.errors import ModelFailed, NotServed, ShipyardError, http_status, oip_body
 from shipyard.serving.inputs import Decoded, InvalidInput, decode_v1, decode_v2, encode_v2_response
 from shipyard.serving.openapi import openapi_document
 
-log = logging.getLogger("shipyard.serving")
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from shipyard.serving.batching import Batcher
+    from shipyard.serving.gateway import Answer, Gateway
+    from shipyard.serving.gateway import Route as Traffic
+
 REQUEST_ID = "x-request-id"
-Handler = Callable[[Request], Awaitable[Response]]
+_REQUEST_ID_KEY = "shipyard.request_id"  # where a handler leaves the request id for the error handler
+UNKNOWN = "<unknown>"  # the metric label of every model name or version the gateway does not serve
+
+
+def create_app(gateway: Gateway) -> Starlette:
+    # Only the routes that serve or describe models need a token; probes and the OpenAPI document stay open.
+    guard = [Middleware(BearerAuth)] if gateway.config.auth else None
+    # The router tries routes in order and no two match the same path: predictions first, they are the traffic.
+    routes = [
+        Route("/v2/models/{name}/infer", infer_v2, methods=["POST"], middleware=guard),
+        Route("/v1/models/{name}:predict", infer_v1, methods=["POST"], middleware=guard),
+        Route("/v2/models/{name}/versions/{version}/infer", infer_v2, methods=["POST"], middleware=guard),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2/models/{name}", model_metadata, methods=["GET"], middleware=guard),
+        Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"], middleware=guard),
+        Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"], middleware=guard),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=_lifespan, exception_handlers={ShipyardError: refused})
+    app.state.gateway = gateway
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    gateway: Gateway = app.state.gateway
+    await gateway.start()
+    try:
+        yield
+    finally:
+        await gateway.stop()
+
+
+# -- rendering ---------------------------------------------------------------------------------
 
 
 def _json(status: int, body: dict[str, Any], request_id: str | None = None) -> Response:
@@ -36,169 +79,153 @@ def _json(status: int, body: dict[str, Any], request_id: str | None = None) -> R
     return Response(json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json", headers=headers)
 
 
-def _error(status: int, message: str, request_id: str | None, **extra: Any) -> Response:
-    return _json(status, {"error": message, **{k: v for k, v in extra.items() if v is not None}}, request_id)
+async def refused(request: Request, exc: Exception) -> Response:
+    """The one renderer of refusals: the Open Inference Protocol's error body, with the HTTP status the error carries."""
+    if not isinstance(exc, ShipyardError):  # registered for ShipyardError only: anything else stays a server error
+        raise exc
+    body = oip_body(exc, **exc.details()) if isinstance(exc, InvalidInput) else oip_body(exc)
+    return _json(http_status(exc), body, request.scope.get(_REQUEST_ID_KEY))
 
 
-def create_app(gateway: Gateway) -> Starlette:
-    metrics = gateway.metrics
+def _header_safe(request_id: str) -> str:
+    """A body's "id" as a header value: headers carry ASCII, so other text travels percent-encoded."""
+    return request_id if request_id.isascii() else quote(request_id, safe="")
+
+
+def _request_id(request: Request) -> str:
+    request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
+    request.scope[_REQUEST_ID_KEY] = request_id
+    return request_id
+
+
+# -- authentication ----------------------------------------------------------------------------
+
+_UNAUTHORIZED = json.dumps(
+    {"error": "missing or unknown bearer token", "hint": "Send Authorization: Bearer <token>.", "code": "unauthorized"},
+    separators=(",", ":"),
+).encode()
+
+
+class BearerAuth:
+    """Refuses a request whose bearer token is not one of the store's before its handler runs.
+
+    Plain ASGI rather than BaseHTTPMiddleware, which runs every request in a task of its own.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gateway: Gateway = scope["app"].state.gateway
+        request_id = None
+        authorization = b""
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                authorization = value
+            elif key == b"x-request-id":
+                request_id = value.decode("latin-1")
+        scheme, _, token = authorization.partition(b" ")
+        if scheme.lower() == b"bearer" and hashlib.sha256(token.strip()).hexdigest() in gateway.tokens:
+            await self.app(scope, receive, send)
+            return
+        headers = {REQUEST_ID: request_id or uuid.uuid4().hex, "www-authenticate": "Bearer"}
+        await Response(_UNAUTHORIZED, status_code=401, media_type="application/json", headers=headers)(scope, receive, send)
+
+
+# -- predictions -------------------------------------------------------------------------------
+
+
+async def infer_v1(request: Request) -> Response:
+    return await _infer(request, "v1")
+
+
+async def infer_v2(request: Request) -> Response:
+    return await _infer(request, "v2")
+
+
+async def _infer(request: Request, protocol: str) -> Response:
+    gateway: Gateway = request.app.state.gateway
     config = gateway.config
-
-    def authorized(request: Request) -> bool:
-        if not config.auth:
-            return True
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hashlib.sha256(token.strip().encode()).hexdigest() in gateway.tokens
-
-    def guarded(handler: Handler) -> Handler:
-        async def wrapped(request: Request) -> Response:
-            request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
-            if not authorized(request):
-                return _error(401, "missing or unknown bearer token", request_id, hint="Send Authorization: Bearer <token>.")
-            request.state.request_id = request_id
-            return await handler(request)
-
-        return wrapped
-
-    async def read_body(request: Request) -> bytes:
-        length = request.headers.get("content-length")
-        if length is not None and length.isascii() and length.isdigit() and int(length) > config.max_body_bytes:
-            raise InvalidInput(413, f"body of {length} bytes exceeds the limit of {config.max_body_bytes}")
-        body = await request.body()
-        if len(body) > config.max_body_bytes:
-            raise InvalidInput(413, f"body of {len(body)} bytes exceeds the limit of {config.max_body_bytes}")
-        return body
-
-    async def infer(request: Request, protocol: str) -> Response:
-        request_id: str = request.state.request_id
-        name = request.path_params["name"]
-        raw_version = request.path_params.get("version")
-        started = time.perf_counter()
-        label_version = raw_version or "-"
-        try:
-            version = _parse_version(raw_version)
-            route = gateway.route(name)
-            pinned = route.versions.get(version) if version is not None else route.champion
-            if pinned is None:
-                known = ", ".join(str(v) for v in sorted(route.versions))
-                raise NotServed(f"version {version} of {name!r} is not served here", hint=f"Served versions: {known}.")
-            schema = pinned.loaded.schema
-            body = await read_body(request)
-            if protocol == "v2":
-                decoded = decode_v2(body, schema, max_rows=config.max_rows)
-            else:
-                decoded = decode_v1(body, schema, max_rows=config.max_rows)
-            if protocol == "v2" and decoded.request_id and REQUEST_ID not in request.headers:
-                request_id = decoded.request_id
-            key = _routing_key(request, decoded, route.routing_key)
-            answer = await gateway.predict(name, decoded, request_id=request_id, key=key, version=version)
-        except InvalidInput as exc:
-            metrics.errors.labels(name, "invalid_input").inc()
-            metrics.requests.labels(name, label_version, str(exc.status)).inc()
-            return _json(exc.status, exc.to_dict(), request_id)
-        except ModelFailed as exc:
-            metrics.requests.labels(name, label_version, "422").inc()
-            return _error(422, f"the model could not score this input: {exc}", request_id)
-        except ShipyardError as exc:
-            status = exc.http_status if exc.http_status < 500 or exc.http_status == 503 else 503
-            metrics.errors.labels(name, type(exc).__name__).inc()
-            metrics.requests.labels(name, label_version, str(status)).inc()
-            return _error(status, exc.message, request_id, hint=exc.hint)
-        version_label = str(answer.version)
-        metrics.requests.labels(name, version_label, "200").inc()
-        metrics.latency.labels(name, version_label).observe(time.perf_counter() - started)
+    request_id = _request_id(request)
+    name = request.path_params["name"]
+    raw_version = request.path_params.get("version")
+    started = time.perf_counter()
+    try:
+        version = _parse_version(raw_version)
+        route = gateway.route(name)
+        schema = _served(route, name, version).loaded.schema
+        body = await _read_body(request, config.max_body_bytes)
         if protocol == "v2":
-            body_bytes = encode_v2_response(
-                name, version_label, request_id, {"predict": answer.predictions, "probability": answer.scores}
-            )
-            return Response(body_bytes, media_type="application/json", headers={REQUEST_ID: request_id})
-        return _json(200, _v1_body(answer, request_id), request_id)
-
-    async def v1_predict(request: Request) -> Response:
-        return await infer(request, "v1")
-
-    async def v2_infer(request: Request) -> Response:
-        return await infer(request, "v2")
-
-    async def live(request: Request) -> Response:
-        return _json(200, {"live": True})
-
-    async def ready(request: Request) -> Response:
-        return _json(200 if gateway.ready else 503, {"ready": gateway.ready})
-
-    async def model_metadata(request: Request) -> Response:
-        request_id = request.state.request_id
-        name = request.path_params["name"]
-        try:
-            version = _parse_version(request.path_params.get("version"))
-            route = gateway.route(name)
-        except InvalidInput as exc:
-            return _json(exc.status, exc.to_dict(), request_id)
-        except ShipyardError as exc:
-            return _error(exc.http_status, exc.message, request_id, hint=exc.hint)
-        batcher = route.versions.get(version) if version else route.champion
-        if batcher is None:
-            return _error(404, f"version {version} of {name!r} is not served here", request_id)
-        schema = batcher.loaded.schema
-        return _json(
-            200,
-            {
-                "name": name,
-                "versions": [str(v) for v in sorted(route.versions)],
-                "platform": "sklearn",
-                "inputs": [{"name": f.name, "datatype": _oip_type(f.type), "shape": [-1]} for f in schema.fields],
-                "outputs": [
-                    {"name": "predict", "datatype": "INT64", "shape": [-1]},
-                    {"name": "probability", "datatype": "FP64", "shape": [-1]},
-                ],
-            },
-            request_id,
+            decoded = decode_v2(body, schema, max_rows=config.max_rows)
+            if decoded.request_id and REQUEST_ID not in request.headers:
+                request_id = decoded.request_id
+                request.scope[_REQUEST_ID_KEY] = _header_safe(request_id)
+        else:
+            decoded = decode_v1(body, schema, max_rows=config.max_rows)
+        key = _routing_key(request, decoded, route.routing_key)
+        answer = await gateway.predict(name, decoded, request_id=request_id, key=key, version=version)
+    except ShipyardError as exc:
+        _count_refusal(gateway, name, raw_version, exc)
+        raise
+    metrics = gateway.metrics
+    version_label = str(answer.version)
+    metrics.requests.labels(name, version_label, "200").inc()
+    metrics.latency.labels(name, version_label).observe(time.perf_counter() - started)
+    if protocol == "v2":
+        body_bytes = encode_v2_response(
+            name, version_label, request_id, {"predict": answer.predictions, "probability": answer.scores}
         )
+        return Response(body_bytes, media_type="application/json", headers={REQUEST_ID: _header_safe(request_id)})
+    return _json(200, _v1_body(answer, request_id), request_id)
 
-    async def model_ready(request: Request) -> Response:
-        name = request.path_params["name"]
-        try:
-            version = _parse_version(request.path_params.get("version"))
-            route = gateway.route(name)
-        except InvalidInput as exc:
-            return _json(exc.status, exc.to_dict())
-        except ShipyardError as exc:
-            return _error(exc.http_status, exc.message, None)
-        is_ready = version is None or version in route.versions
-        return _json(200 if is_ready else 404, {"name": name, "ready": is_ready})
 
-    async def metrics_endpoint(request: Request) -> Response:
-        body, content_type = metrics.render()
-        return Response(body, media_type=content_type)
+def _count_refusal(gateway: Gateway, name: str, raw_version: str | None, exc: ShipyardError) -> None:
+    """Count a refused request under labels the store bounds: names and versions a client made up become UNKNOWN."""
+    route = gateway.routes.get(name)
+    if route is None and name not in gateway.expected:
+        model, version = UNKNOWN, "-" if raw_version is None else UNKNOWN
+    elif raw_version is None:
+        model, version = name, "-"
+    else:
+        known = route is not None and raw_version.isascii() and raw_version.isdigit() and int(raw_version) in route.versions
+        model, version = name, str(int(raw_version)) if known else UNKNOWN
+    metrics = gateway.metrics
+    if not isinstance(exc, ModelFailed):  # the batch's bookkeeping counts model failures once per batch
+        metrics.errors.labels(model, "invalid_input" if isinstance(exc, InvalidInput) else type(exc).__name__).inc()
+    metrics.requests.labels(model, version, str(http_status(exc))).inc()
 
-    async def openapi(request: Request) -> Response:
-        return _json(200, openapi_document(sorted(gateway.routes)))
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await gateway.start()
-        try:
-            yield
-        finally:
-            await gateway.stop()
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, read chunk by chunk: one that passes ``limit`` is refused then, whether or not it declared a length."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
+        raise InvalidInput(413, f"the body of {length} bytes exceeds the limit of {limit} bytes")
+    receive = request.receive
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:  # stop reading here: the rest of an upload never reaches memory
+            raise InvalidInput(413, f"the body exceeds the limit of {limit} bytes (refused after {size} bytes)")
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
 
-    routes = [
-        Route("/v2/health/live", live, methods=["GET"]),
-        Route("/v2/health/ready", ready, methods=["GET"]),
-        Route("/v2/models/{name}", guarded(model_metadata), methods=["GET"]),
-        Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
-        Route("/v2/models/{name}/infer", guarded(v2_infer), methods=["POST"]),
-        Route("/v2/models/{name}/versions/{version}", guarded(model_metadata), methods=["GET"]),
-        Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
-        Route("/v2/models/{name}/versions/{version}/infer", guarded(v2_infer), methods=["POST"]),
-        Route("/v1/models/{name}:predict", guarded(v1_predict), methods=["POST"]),
-        Route("/metrics", guarded(metrics_endpoint), methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"]),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.gateway = gateway
-    return app
+
+def _served(route: Traffic, name: str, version: int | None) -> Batcher:
+    """The batcher answering for ``version`` (the champion when None); NotServed names the versions there are."""
+    batcher = route.champion if version is None else route.versions.get(version)
+    if batcher is None:
+        known = ", ".join(str(v) for v in sorted(route.versions))
+        raise NotServed(f"version {version} of {name!r} is not served here", hint=f"Served versions: {known}.")
+    return batcher
 
 
 def _parse_version(raw: str | None) -> int | None:
@@ -220,10 +247,6 @@ def _routing_key(request: Request, decoded: Decoded, field: str | None) -> str |
     return str(values[0]) if values else None
 
 
-def _oip_type(mlflow_type: str) -> str:
-    return {"double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32", "boolean": "BOOL"}.get(mlflow_type, "BYTES")
-
-
 def _v1_body(answer: Answer, request_id: str) -> dict[str, Any]:
     return {
         "model": answer.model,
@@ -233,3 +256,72 @@ def _v1_body(answer: Answer, request_id: str) -> dict[str, Any]:
         "predictions": answer.predictions,
         "probabilities": answer.scores,
     }
+
+
+# -- health, metadata, metrics -------------------------------------------------------------------
+
+
+async def live(request: Request) -> Response:
+    return _json(200, {"live": True})
+
+
+async def ready(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    if gateway.draining:
+        reason = "the gateway is shutting down: it still answers requests, but send new ones elsewhere"
+        return _json(503, {"ready": False, "draining": True, "reason": reason})
+    body: dict[str, Any] = {"ready": gateway.ready}
+    if gateway.stale:  # serving, perhaps, but not what the store deploys: say which model, which versions, why
+        body["stale"] = [{"model": name, **stale.to_dict()} for name, stale in sorted(gateway.stale.items())]
+    return _json(200 if gateway.ready else 503, body)
+
+
+async def model_metadata(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    request_id = _request_id(request)
+    name = request.path_params["name"]
+    version = _parse_version(request.path_params.get("version"))
+    route = gateway.route(name)
+    schema = _served(route, name, version).loaded.schema
+    return _json(
+        200,
+        {
+            "name": name,
+            "versions": [str(v) for v in sorted(route.versions)],
+            "platform": "sklearn",
+            "inputs": [{"name": f.name, "datatype": _oip_type(f.type), "shape": [-1]} for f in schema.fields],
+            "outputs": [
+                {"name": "predict", "datatype": "INT64", "shape": [-1]},
+                {"name": "probability", "datatype": "FP64", "shape": [-1]},
+            ],
+        },
+        request_id,
+    )
+
+
+async def model_ready(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    name = request.path_params["name"]
+    version = _parse_version(request.path_params.get("version"))
+    route = gateway.route(name)
+    is_ready = version is None or version in route.versions
+    body: dict[str, Any] = {"name": name, "ready": is_ready}
+    stale = gateway.stale.get(name)
+    if stale is not None:
+        body["stale"] = stale.to_dict()
+    return _json(200 if is_ready else 404, body)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    body, content_type = gateway.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+async def openapi(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    return _json(200, openapi_document(sorted(gateway.routes)))
+
+
+def _oip_type(mlflow_type: str) -> str:
+    return {"double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32", "boolean": "BOOL"}.get(mlflow_type, "BYTES")

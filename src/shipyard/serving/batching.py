@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shipyard.domain.errors import ModelFailed
 from shipyard.serving.inputs import Decoded, batch_columns
 
 if TYPE_CHECKING:
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
     from shipyard.serving.runtime import LoadedModel
 
 log = logging.getLogger("shipyard.serving")
-
-
-class ModelFailed(Exception):
-    """The model raised on this request's rows (other requests in the batch were answered)."""
 
 
 @dataclass(slots=True)
@@ -127,7 +124,7 @@ class Batcher:
                 log.exception("answering a batch of %s failed", self.loaded.key)
                 for job in jobs:
                     if not job.future.done():
-                        job.future.set_exception(ModelFailed("the gateway failed to answer this batch (see its log)"))
+                        job.future.set_exception(ModelFailed("the gateway failed to answer this batch; its log says why"))
 
     async def _predict(self, jobs: list[Job]) -> None:
         try:
@@ -206,7 +203,7 @@ class Batcher:
         for job, exc in failures:
             if not job.future.done():
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                job.future.set_exception(ModelFailed(f"{type(exc).__name__}: {reason}"))
+                job.future.set_exception(ModelFailed(f"the model could not score this input: {type(exc).__name__}: {reason}"))
         self._bookkeep(
             BatchDone(
                 loaded=self.loaded,

@@ -14,17 +14,16 @@ import logging
 import random
 import time
 import zlib
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shipyard.domain.entities import Deployment
-from shipyard.domain.errors import ShipyardError
-from shipyard.serving.batching import BatchDone, Batcher, ModelFailed
+from shipyard.domain.errors import ModelFailed, NotReady, NotServed, ShipyardError
+from shipyard.serving.batching import BatchDone, Batcher
 from shipyard.serving.inputs import Decoded
-from shipyard.serving.metrics import GatewayMetrics, StoreFigures
+from shipyard.serving.metrics import GatewayMetrics
 
 if TYPE_CHECKING:
     from shipyard.predlog import PredictionLog
@@ -50,10 +49,6 @@ class GatewayConfig:
     reload_seconds: float = 0.5
     reject_unknown_categories: bool = False
     challenger_timeout: float = 1.0  # seconds before the champion answers for a slow challenger
-    controller: bool = False  # run the rollout controller in this gateway
-    controller_seconds: float = 1.0
-    monitor_seconds: float = 0.0  # run monitor passes this often (0: never); set from models' monitoring.interval
-    figures_seconds: float = 30.0  # re-read the store's figures (open alerts, KPIs) for /metrics this often
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -62,14 +57,6 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 def auth_by_default(host: str) -> bool:
     """Tokens are required as soon as the gateway listens beyond this machine."""
     return host not in LOOPBACK
-
-
-class NotServed(ShipyardError):
-    http_status = 404
-
-
-class NotReady(ShipyardError):
-    http_status = 503
 
 
 @dataclass(slots=True)
@@ -89,6 +76,18 @@ class Route:
             return "challenger" if self.weight >= 1 else "champion"
         share = (zlib.crc32(key.encode()) % 10_000) / 10_000 if key else random.random()
         return "challenger" if share < self.weight else "champion"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stale:
+    """The store deploys a champion the gateway could not load: it serves ``served`` (None: nothing) instead."""
+
+    served: int | None
+    deployed: int
+    error: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"served": self.served, "deployed": self.deployed, "error": self.error}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,19 +119,15 @@ class Gateway:
         self.batchers: dict[tuple[str, int], Batcher] = {}
         self.expected: set[str] = set()  # models the store deploys, loaded or not
         self.failures: dict[tuple[str, int], str] = {}
+        self.stale: dict[str, Stale] = {}  # models whose deployed champion is not the one served
         self.generation = -1
         self.tokens: dict[str, str] = {}
+        self.draining = False  # shutting down: still answering, but no longer ready for new traffic
         # One predict thread per loaded version: a slow challenger must not queue the champion's calls behind its own.
         self._executors: dict[tuple[str, int], ThreadPoolExecutor] = {}
         self._reloader: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         self._shadow_tasks: set[asyncio.Task[None]] = set()
-        self.controller: Callable[[], object] | None = None  # the rollout controller's pass, run on a timer
-        self._controller_task: asyncio.Task[None] | None = None
-        self.monitor: Callable[[], object] | None = None  # a monitor pass over the served models, run on a timer
-        self._monitor_task: asyncio.Task[None] | None = None
-        self.figures: StoreFigures | None = None  # store-backed gauges for /metrics, refreshed off the event loop
-        self._figures_task: asyncio.Task[None] | None = None
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -141,29 +136,8 @@ class Gateway:
             self.predlog.start()
         await self.reload()
         self._reloader = asyncio.get_running_loop().create_task(self._reload_forever(), name="deployment reload")
-        if self.controller is not None:
-            task = self._every(self.config.controller_seconds, self.controller, "rollout controller pass")
-            self._controller_task = asyncio.get_running_loop().create_task(task, name="rollout controller")
-        if self.monitor is not None and self.config.monitor_seconds > 0:
-            task = self._every(self.config.monitor_seconds, self.monitor, "monitor run")
-            self._monitor_task = asyncio.get_running_loop().create_task(task, name="monitor")
-        if self.figures is not None:
-            self.metrics.registry.register(self.figures)
-            try:
-                await asyncio.to_thread(self.figures.refresh)
-            except ShipyardError as exc:
-                log.warning("reading the store's figures for /metrics failed: %s", exc.message)
-            except Exception:  # /metrics without store figures beats a gateway that does not start
-                log.exception("reading the store's figures for /metrics failed")
-            task = self._every(self.config.figures_seconds, self.figures.refresh, "reading the store's figures for /metrics")
-            self._figures_task = asyncio.get_running_loop().create_task(task, name="store figures")
 
     async def stop(self) -> None:
-        for task in (self._controller_task, self._monitor_task, self._figures_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
         if self._reloader is not None:
             self._reloader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -179,7 +153,11 @@ class Gateway:
 
     @property
     def ready(self) -> bool:
-        return bool(self.routes) and all(name in self.routes for name in self.expected)
+        return not self.draining and bool(self.routes) and all(name in self.routes for name in self.expected)
+
+    def drain(self) -> None:
+        """Say "not ready" from now on, so load balancers stop sending; requests that still come are answered."""
+        self.draining = True
 
     async def _reload_forever(self) -> None:
         while True:
@@ -191,30 +169,24 @@ class Gateway:
             except Exception:  # a bug in one reload must not stop the gateway from following the store
                 log.exception("deployment reload failed, serving the previous state")
 
-    async def _every(self, seconds: float, work: Callable[[], object], what: str) -> None:
-        """Run blocking store work off the event loop on a timer; a failed pass is logged and the next one tries again."""
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await asyncio.to_thread(work)
-            except ShipyardError as exc:
-                log.warning("%s failed: %s", what, exc.message)
-            except Exception:  # a bug in one pass must not stop the timer or the gateway
-                log.exception("%s failed", what)
-
     async def reload(self, *, force: bool = False) -> bool:
         """Apply the store's deployment state if its generation moved; True when something changed."""
         async with self._reload_lock:
-            generation = await asyncio.to_thread(self.store.serving_generation)
+            generation, tokens = await asyncio.to_thread(self._poll)
+            if tokens is not None:
+                self.tokens = tokens  # tokens are not deployments: created or revoked, they count from the next tick
             if generation == self.generation and not force:
                 return False
             deployments = await asyncio.to_thread(self.store.deployments, self.config.models)
-            if self.config.auth:
-                self.tokens = await asyncio.to_thread(self.store.token_hashes)
             await self._apply(deployments)
             self.generation = generation
             self.metrics.generation.set(generation)
             return True
+
+    def _poll(self) -> tuple[int, dict[str, str] | None]:
+        """One trip off the event loop per tick: the deployment generation, and the token hashes when auth is on."""
+        generation = self.store.serving_generation()
+        return generation, self.store.token_hashes() if self.config.auth else None
 
     async def _apply(self, deployments: list[Deployment]) -> None:
         wanted = {(d.model, v) for d in deployments for v in (d.champion, d.challenger) if v is not None}
@@ -231,12 +203,17 @@ class Gateway:
                 batcher.start()
                 self.batchers[key] = batcher
         routes: dict[str, Route] = {}
+        stale: dict[str, Stale] = {}
         for d in deployments:
             champion = self.batchers.get((d.model, d.champion)) if d.champion is not None else None
             previous = self.routes.get(d.model)
             if champion is None:
                 if previous is not None:  # the new champion failed to load: keep serving the old one
                     routes[d.model] = previous
+                if d.champion is not None:  # and say so, in readiness and /metrics
+                    error = self.failures.get((d.model, d.champion), "not loaded")
+                    served = previous.champion.loaded.version if previous is not None else None
+                    stale[d.model] = Stale(served=served, deployed=d.champion, error=error)
                 continue
             challenger = self.batchers.get((d.model, d.challenger)) if d.challenger is not None else None
             versions = {v: b for (name, v), b in self.batchers.items() if name == d.model and (name, v) in wanted}
@@ -251,6 +228,11 @@ class Gateway:
             )
         self.expected = {d.model for d in deployments if d.champion is not None}
         self.routes = routes  # one assignment: requests see the old routes or the new ones
+        for name in self.stale.keys() - self.expected:
+            self.metrics.stale.remove(name)
+        for name in self.expected:
+            self.metrics.stale.labels(name).set(1 if name in stale else 0)
+        self.stale = stale
         in_use = {b.loaded.key for r in routes.values() for b in (r.champion, r.challenger) if b is not None}
         for key in [k for k in self.batchers if k not in in_use and k not in wanted]:
             batcher = self.batchers.pop(key)
@@ -302,6 +284,10 @@ class Gateway:
             return route
         served = ", ".join(sorted(self.routes)) or "none"
         if name in self.expected:
+            stale = self.stale.get(name)
+            if stale is not None:
+                message = f"version {stale.deployed} of {name!r} is deployed but could not be loaded: {stale.error}"
+                raise NotReady(message, hint="The gateway tries again when the deployment changes; its log has the details.")
             raise NotReady(f"model {name!r} is deployed but not loaded yet", hint="Retry in a moment.")
         raise NotServed(f"model {name!r} is not served here", hint=f"Served models: {served}.")
 

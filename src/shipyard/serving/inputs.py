@@ -10,17 +10,19 @@ import dataclasses
 import functools
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from shipyard.domain.errors import InvalidSpec, ShipyardError
+from shipyard.domain.errors import InvalidSpec, ShipyardError, oip_body
 
 if TYPE_CHECKING:
     import pandas as pd
 
+MAX_ID = 256  # characters in a request's "id"
 NUMERIC = frozenset({"double", "float", "long", "integer"})
 TYPES = NUMERIC | {"boolean", "string", "datetime"}
 
@@ -109,9 +111,10 @@ class InputSchema:
 
 
 class InvalidInput(ShipyardError):
-    """A request the gateway refuses before it reaches the model."""
+    """A request the gateway refuses before it reaches the model (400, 413 or 422)."""
 
     http_status = 422
+    code = "invalid_input"
 
     def __init__(self, status: int, reason: str, *, field: str | None = None, row: int | None = None) -> None:
         self.status = status
@@ -121,8 +124,12 @@ class InvalidInput(ShipyardError):
         self.reason = reason if row is None else f"row {row}: {reason}"
         super().__init__(self.reason if row is None else f"field {field!r} {self.reason}")
 
+    def details(self) -> dict[str, object]:
+        """What the error body carries beside the message: the field and row it is about."""
+        return {"field": self.field, "row": self.row}
+
     def to_dict(self) -> dict[str, object]:
-        return {"error": "invalid_input", "field": self.field, "reason": self.reason}
+        return oip_body(self, **self.details())
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +193,9 @@ def decode_v2(body: bytes, schema: InputSchema, *, max_rows: int = 10_000) -> De
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput(400, f'"id" must be a string, got {_show(request_id)}')
+    if request_id and (len(request_id) > MAX_ID or not request_id.isprintable()):
+        # It goes into a response header and the prediction log: no line breaks, no lone surrogates, no megabytes.
+        raise InvalidInput(400, f'"id" must be printable text of at most {MAX_ID} characters, got {_show(request_id)}')
     parameters = _parameters(doc, "parameters")
     tensors = doc.get("inputs")
     if not isinstance(tensors, list):
@@ -259,6 +269,11 @@ def _load(body: bytes) -> dict[str, Any]:
         raise InvalidInput(400, f"the body is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except RecursionError:
         raise InvalidInput(400, "malformed JSON: nested too deeply") from None
+    except ValueError as exc:
+        # The one other ValueError json raises: an integer longer than Python converts (CVE-2020-10735).
+        if "integer string conversion" in str(exc):
+            raise InvalidInput(400, f"a number in the body has more than {sys.get_int_max_str_digits()} digits") from None
+        raise InvalidInput(400, f"malformed JSON: {exc}") from None
     if type(doc) is not dict:
         raise InvalidInput(400, f"the body must be a JSON object, got {type(doc).__name__ if doc is not None else 'null'}")
     return doc
@@ -493,6 +508,8 @@ def _show(value: object) -> str:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
+    except RecursionError:  # a value nested just shallowly enough to parse can be too deep to print back
+        return "a list nested too deeply to show" if type(value) is list else "an object nested too deeply to show"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

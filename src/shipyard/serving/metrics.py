@@ -5,13 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
     from prometheus_client import CollectorRegistry
-    from prometheus_client.core import Metric
-
-# name, help, labels, value: a gauge computed from the store when scraped
-Figure = tuple[str, str, dict[str, str], float]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -44,6 +38,12 @@ class GatewayMetrics:
         self.challenger_failures = Counter(
             "shipyard_challenger_failures", "Challenger errors answered by the champion", ["model", "version"], registry=r
         )
+        self.stale = Gauge(
+            "shipyard_model_stale",
+            "1 while the gateway cannot load the deployed champion (it serves the previous one, or none)",
+            ["model"],
+            registry=r,
+        )
         self.generation = Gauge("shipyard_deployment_generation", "Deployment generation applied", registry=r)
         self.log_dropped = Gauge("shipyard_prediction_log_dropped_rows", "Prediction log rows dropped on overflow", registry=r)
 
@@ -51,29 +51,3 @@ class GatewayMetrics:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-class StoreFigures:
-    """Gauges read from the store (open alerts, KPIs).
-
-    ``refresh`` reads the store and belongs on a worker thread on a timer; ``collect``, which
-    prometheus-client calls while /metrics renders on the event loop, only hands out the last figures.
-    """
-
-    def __init__(self, figures: Callable[[], list[Figure]]) -> None:
-        self.figures = figures
-        self._cached: list[Figure] = []
-
-    def refresh(self) -> None:
-        self._cached = self.figures()  # one assignment: a scrape sees the old list or the new one
-
-    def collect(self) -> Iterator[Metric]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        families: dict[str, GaugeMetricFamily] = {}
-        for name, help_text, labels, value in self._cached:
-            family = families.get(name)
-            if family is None:
-                family = families[name] = GaugeMetricFamily(name, help_text, labels=sorted(labels))
-            family.add_metric([labels[key] for key in sorted(labels)], value)
-        yield from families.values()

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+# The Open Inference Protocol's error body: "error" is the whole message; the rest are details.
 _ERROR = {
     "type": "object",
-    "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}, "reason": {"type": "string"}},
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string"},
+        "code": {"type": "string"},
+        "hint": {"type": "string"},
+        "field": {"type": "string"},
+        "row": {"type": "integer"},
+    },
 }
 _VALUE = {"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}
 _V1_REQUEST = {

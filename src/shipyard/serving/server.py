@@ -1,11 +1,24 @@
-"""Running the gateway app on uvicorn in a background thread (the demo, tests, embedding)."""
+"""Running the gateway app on uvicorn: in the foreground with a drain on SIGTERM (`shipyard serve`),
+or in a background thread (the demo, tests, embedding)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+if TYPE_CHECKING:
+    from shipyard.serving.gateway import Gateway
+
+CLOSE_SECONDS = 2.0  # after a drain, how long open connections get to send their last requests
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -14,12 +27,84 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def serve_gateway(gateway: Gateway, *, host: str, port: int, drain_seconds: float) -> None:
+    """Serve until SIGTERM, then drain for ``drain_seconds`` and stop gracefully; SIGINT stops without a drain."""
+    from shipyard.serving.app import create_app
+
+    config = uvicorn.Config(
+        create_app(gateway),
+        host=host,
+        port=port,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=30,
+    )
+    server = DrainingServer(config, drain_seconds=drain_seconds, on_drain=gateway.drain)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT once it has shut down; as uvicorn.run, end there
+        server.run()
+    if not server.started:  # uvicorn logged why (the port is taken, start-up failed); exit as uvicorn.run does
+        raise SystemExit(3)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, stopping the way a Kubernetes pod should.
+
+    Kubernetes sends SIGTERM and takes the pod out of its Service at the same time, and load
+    balancers notice seconds later: requests keep coming meanwhile. On SIGTERM this server calls
+    ``on_drain`` (readiness turns 503) and keeps answering for ``drain_seconds``; then it stops
+    accepting, lets each open connection finish with "Connection: close", answers what it took,
+    and returns, so the process exits 0. A second SIGTERM, or SIGINT, stops without waiting.
+    """
+
+    def __init__(self, config: uvicorn.Config, *, drain_seconds: float, on_drain: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.drain_seconds = drain_seconds
+        self.on_drain = on_drain
+        self.drain_until: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig != signal.SIGTERM:
+            super().handle_exit(sig, frame)
+            return
+        # Not recorded for re-raising, as uvicorn would: a requested stop ends with exit status 0.
+        if self.drain_until is None and self.drain_seconds > 0 and not self.should_exit:
+            self.drain_until = time.monotonic() + self.drain_seconds
+            self.on_drain()
+        else:
+            self.should_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_until is not None and time.monotonic() >= self.drain_until:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if not self.force_exit:
+            await self._close_connections()
+        await super().shutdown(sockets=sockets)
+
+    async def _close_connections(self) -> None:
+        """Stop accepting, then answer every request that still arrives with "Connection: close".
+
+        uvicorn's own shutdown closes idle keep-alive connections at once, and a request a client
+        sends on one at that moment is lost. Once the listener is closed, a client's next request
+        needs a new connection, which is refused: nothing is sent, so nothing is lost.
+        """
+        for server in self.servers:
+            server.close()
+        # Responses to requests that start from now on say "Connection: close" (uvicorn adds these headers
+        # to every response; its main loop, which would refresh them, has ended).
+        self.server_state.default_headers = [*self.server_state.default_headers, (b"connection", b"close")]
+        deadline = time.monotonic() + CLOSE_SECONDS
+        while self.server_state.connections and time.monotonic() < deadline and not self.force_exit:
+            await asyncio.sleep(0.02)
+
+
 class BackgroundServer:
     """uvicorn serving ``app`` on a loopback port until ``stop()`` (which drains and shuts down)."""
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int | None = None) -> None:
-        import uvicorn
-
         self.host = host
         self.port = port or free_port(host)
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="on"))
