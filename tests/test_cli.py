@@ -172,7 +172,12 @@ def test_db_upgrade_on_a_shared_store(trained_project: Path, postgres_url: str) 
 
 
 def test_two_cli_processes_race_to_production_on_postgresql(trained_project: Path, postgres_url: str) -> None:
-    """Two real `shipyard promote` processes at once: one champion, a verified chain, MLflow agreeing."""
+    """Two real `shipyard promote` processes at once: one champion, a verified chain, MLflow agreeing.
+
+    Both versions were approved on evidence that compared them with no champion. Whichever commits second
+    is judged again against the new champion; its evidence changes, so the approval it had lapses and it
+    is blocked (it must be approved on the new evidence) instead of replacing the first.
+    """
     from shipyard.service import Shipyard
 
     env = {**os.environ, "SHIPYARD_STORE_URL": postgres_url}
@@ -213,13 +218,16 @@ def test_two_cli_processes_race_to_production_on_postgresql(trained_project: Pat
             for v, actor in ((1, "rui"), (2, "zoe"))
         ]
         outputs = [p.communicate(timeout=120) for p in procs]
-        assert [p.returncode for p in procs] == [0, 0], outputs
+        assert sorted(p.returncode for p in procs) == [0, 1], outputs
+        (blocked,) = [err for p, (_out, err) in zip(procs, outputs, strict=True) if p.returncode == 1]
+        assert "lapsed" in blocked and "approvals (approver)" in blocked
         stages = {v.version: v.stage.value for v in service.store.list_versions("churn")}
-        assert sorted(stages.values()) == ["archived", "production"]
+        assert sorted(stages.values()) == ["production", "staging"]
         champion = next(v for v, s in stages.items() if s == "production")
         assert service.audit_verify().ok
         service.reconcile("churn")
-        assert service.registry.aliases("churn") == {"production": champion, "champion": champion}
+        waiting = next(v for v, s in stages.items() if s == "staging")
+        assert service.registry.aliases("churn") == {"production": champion, "champion": champion, "staging": waiting}
 
 
 READS = {

@@ -284,6 +284,17 @@ class TestApprovalsThatNoLongerHold:
         unbound = judge({**self.rule, "bind_to_evidence": False}, approvals=[approval("rui", evidence_sha256=old)])
         assert unbound.outcome is Outcome.PASSED
 
+    def test_restoring_a_former_champion_counts_the_approvals_it_was_promoted_with(self) -> None:
+        """A rollback to the previous champion: its evidence now compares it with the version it replaces,
+        but the sign-off that put it in production still holds; a revoked one still does not."""
+        old = "a1b2" * 16
+        result = judge(self.rule, approvals=[approval("rui", evidence_sha256=old)], restoring=True)
+        assert result.outcome is Outcome.PASSED and "restoring a former champion" in result.expected
+        revoked = judge(self.rule, approvals=[approval("rui", evidence_sha256=old, revoked="rolled back")], restoring=True)
+        assert revoked.outcome is Outcome.FAILED
+        gone = judge(self.rule, approvals=[approval("rui", evidence_sha256=old)], restoring=True, access=Access({}))
+        assert gone.outcome is Outcome.FAILED  # the approver must still hold the role
+
     def test_an_approval_without_a_digest_has_lapsed_while_binding_is_on(self) -> None:
         result = judge(self.rule, approvals=[approval("rui", evidence_sha256=None)])
         assert result.outcome is Outcome.FAILED

@@ -337,17 +337,19 @@ def test_tampered_model_is_refused_and_the_champion_keeps_serving(served: Path) 
 
 def test_a_champion_that_cannot_load_is_reported_while_the_previous_one_serves(served: Path) -> None:
     """The gateway keeps serving v1 when the store's new champion v2 cannot load, and says so where
-    operators look: the readiness bodies and a gauge an alert can fire on."""
+    operators look: the readiness bodies and a gauge an alert can fire on. (A promotion refuses a tampered
+    version, so v2 reaches production here by writing the store directly.)"""
     with Shipyard.open(served, actor="val", env={}) as service:
-        source = service.store.get_version("churn", 2).source
-    model_file = Path(source.removeprefix("file://")) / "MLmodel"
+        model_file = service.registry.local_model_dir(service.store.get_version("churn", 2).source) / "MLmodel"
     original = model_file.read_bytes()
     with Server(served) as server, httpx.Client() as client:
         metrics = client.get(f"{server.url}/metrics").text
         assert counted(metrics, 'shipyard_model_stale{model="churn"}') == 0.0 and "shipyard_model_stale{" in metrics
         try:
             model_file.write_bytes(original + b"\n# tampered\n")
-            ship(served, 2)
+            with Shipyard.open(served, actor="rui", env={}) as service:
+                for stage in (Stage.STAGING, Stage.PRODUCTION):
+                    service.store.transition(actor="rui", model="churn", version=2, to=stage, reason="around the gate")
             wait_for(lambda: ("churn", 2) in server.gateway.failures)
         finally:
             model_file.write_bytes(original)

@@ -59,7 +59,7 @@ def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(served: Path, 
 
     async def run() -> None:
         with Shipyard.open(served, actor="rui", env={}) as service:
-            app = create_app(service.gateway(GatewayConfig(max_body_bytes=LIMIT, controller=False)))
+            app = create_app(service.gateway(GatewayConfig(max_body_bytes=LIMIT)))
             async with app.router.lifespan_context(app):
                 await app(_scope(path), receive, send)
 

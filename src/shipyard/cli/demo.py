@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import threading
 import time
@@ -202,21 +203,17 @@ def _champion_answers(console: Console, service: Shipyard) -> None:
 
 
 class Traffic:
-    """The gateway on a loopback port with a worker beside it (as `shipyard serve` runs them), and clients
-    sending customers until stopped."""
+    """`shipyard serve` in its own process on a loopback port — the gateway with its worker, as a user runs it, so
+    the training this demo does never shares a process with serving — and clients sending customers until stopped."""
 
     def __init__(self, service: Shipyard, clients: int = 16) -> None:
-        from shipyard.serving.app import create_app
-        from shipyard.serving.gateway import GatewayConfig
-        from shipyard.serving.server import BackgroundServer
+        from shipyard.serving.server import free_port
 
         self.service, self.clients = service, clients
         self.log_dir = service.settings.state_dir / "predictions"
-        from shipyard.worker import Worker
-
-        self.gateway = service.gateway(GatewayConfig(log_flush_seconds=0.5))
-        self.worker = Worker(service, controller_seconds=0.5)
-        self.server = BackgroundServer(create_app(self.gateway))
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.serve_log = service.settings.state_dir / "demo-serve.log"  # what `shipyard serve` writes to stderr
         self.statuses: list[int] = []  # 0 for a request that got no HTTP answer at all
         self.errors: dict[str, int] = {}  # such requests by what went wrong
         self.stopped: str | None = None  # why the clients stopped, when they stopped before the demo's end
@@ -227,16 +224,45 @@ class Traffic:
         self.thread = threading.Thread(target=self._drive, name="demo clients", daemon=True)
 
     def __enter__(self) -> Traffic:
-        self.server.start()
-        self.worker.start()
+        import sys
+
+        settings = self.service.settings
+        port = self.url.rpartition(":")[2]
+        command = [sys.executable, "-m", "shipyard", "--project", str(settings.root), "--actor", settings.actor]
+        self.serve_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.serve_log.open("wb") as log:  # the child keeps its own handle on it
+            self.process = subprocess.Popen(
+                [*command, "serve", "--port", port, "--drain-seconds", "0"], stdout=subprocess.DEVNULL, stderr=log
+            )
+        self.wait_for(self._ready, "`shipyard serve` to be ready", seconds=120)
         self.thread.start()
         return self
 
+    def _ready(self) -> bool:
+        import httpx
+
+        if self.process is not None and self.process.poll() is not None:
+            raise DemoFailed(f"`shipyard serve` exited with {self.process.returncode}: {self._errors()}")
+        try:
+            return httpx.get(f"{self.url}/v2/health/ready", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _errors(self) -> str:
+        return self.serve_log.read_text(errors="replace")[-2000:] if self.serve_log.is_file() else ""
+
     def __exit__(self, *_exc: object) -> None:
+        import signal
+
         self.stopping.set()
         self.thread.join(timeout=60)
-        self.worker.stop()
-        self.server.stop()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def wait_for(self, condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
@@ -246,19 +272,22 @@ class Traffic:
             time.sleep(0.1)
 
     def state(self) -> str:
-        """The clients and the gateway, for a demo that has to give up."""
+        """The clients and the gateway (its readiness, models it could not load, what it logged), for a demo
+        that has to give up."""
+        import httpx
+
         errors = ", ".join(f"{n}× {what}" for what, n in self.errors.items())
-        failed = "; ".join(f"{m}/{v}: {why}" for (m, v), why in dict(self.gateway.failures).items())
-        served = ", ".join(
-            f"{name} v{r.champion.loaded.version}" + (f" + v{r.challenger.loaded.version}" if r.challenger else "")
-            for name, r in self.gateway.routes.items()
-        )
+        try:
+            ready = httpx.get(f"{self.url}/v2/health/ready", timeout=5).text
+        except httpx.HTTPError as exc:
+            ready = f"no answer ({type(exc).__name__})"
+        logged = self._errors().strip()
         return (
             f"clients: {self.statuses.count(200)}/{len(self.statuses)} answered 200"
             + (f", no answer: {errors}" if errors else "")
             + (f", stopped: {self.stopped}" if self.stopped else "")
-            + f"; gateway serving {served or 'nothing'}"
-            + (f", could not load {failed}" if failed else "")
+            + f"; gateway readiness: {ready}"
+            + (f"; the gateway logged: {logged}" if logged else "")
         )
 
     def _drive(self) -> None:
@@ -300,7 +329,7 @@ class Traffic:
                 i += self.clients
 
         async def main() -> None:
-            async with httpx.AsyncClient(base_url=self.server.url, timeout=30) as http:
+            async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
                 await asyncio.gather(*(client(n, http) for n in range(self.clients)))
 
         try:

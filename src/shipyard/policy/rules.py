@@ -49,6 +49,9 @@ class GateContext:
     access: Access = field(default_factory=lambda: Access(None))
     primary_metric: str = "roc_auc"
     evidence_sha256: str | None = None  # the digest of ``evidence``: approvals bound to other evidence have lapsed
+    # Moving a former champion back to production (a rollback): the approvals that put it there once still
+    # count although its comparison now names the version it replaces; revoked ones never do.
+    restoring: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,7 +250,8 @@ def check_approvals(rule: ApprovalsRule, ctx: GateContext) -> Verdict:
         if actor in excluded:
             continue
         # A rejection stands whatever the evidence became: only its author's role or a revocation ends it.
-        why = _no_longer_holds(rule, ctx, approval) or (None if approval.decision == "reject" else _lapsed(rule, ctx, approval))
+        binds = approval.decision != "reject" and not ctx.restoring
+        why = _no_longer_holds(rule, ctx, approval) or (_lapsed(rule, ctx, approval) if binds else None)
         if why is not None:
             whose = f"{actor}'s rejection" if approval.decision == "reject" else actor
             not_counted.append(f"{whose} ({why})")
@@ -264,7 +268,9 @@ def check_approvals(rule: ApprovalsRule, ctx: GateContext) -> Verdict:
         observed += f"; not counted: {', '.join(not_counted)}"
     not_registrant = ", not the registrant or trainer" if rule.exclude_registrant else ""
     expected = f"≥ {rule.count} approval{'s' if rule.count > 1 else ''} by {rule.role}{not_registrant}"
-    if rule.bind_to_evidence:
+    if rule.bind_to_evidence and ctx.restoring:
+        expected += " (restoring a former champion: the approvals it was promoted with count unless revoked)"
+    elif rule.bind_to_evidence:
         expected += ", given on the current evidence"
     return Verdict(
         held=not rejected and len(approved) >= rule.count, observed=observed, expected=expected, name=f"approvals ({rule.role})"

@@ -63,6 +63,7 @@ class Tracking:
         self._client: MlflowClient | None = None
         self._relocation: Relocation | None = None
         self._previous_roots: tuple[Path, ...] = ()
+        self._repaired = False
 
     @property
     def client(self) -> MlflowClient:
@@ -73,9 +74,17 @@ class Tracking:
                 client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
                 if self.project_root is not None and self._database is not None:
                     client.get_experiment("0")  # MLflow creates its tables on first use; the repair reads them
-                    self._repair(self._database, self.project_root)
+                    self._repaired = False
+                    self._repair_once()
                 self._client = client
         return self._client
+
+    def _repair_once(self) -> None:
+        """Repair a moved project's locations (plain SQLite: a read when nothing moved, no MLflow import)."""
+        if self._repaired or self.project_root is None or self._database is None or not self._database.is_file():
+            return
+        self._repair(self._database, self.project_root)
+        self._repaired = True
 
     def _repair(self, database: Path, root: Path) -> None:
         try:
@@ -98,7 +107,7 @@ class Tracking:
     @property
     def previous_roots(self) -> tuple[Path, ...]:
         """Every folder this project's embedded store was used at before its current one."""
-        _ = self.client
+        self._repair_once()
         return self._previous_roots
 
     def here(self, source: str) -> str:

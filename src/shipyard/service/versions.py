@@ -145,6 +145,10 @@ class Versions(Mirroring):
             evidence = self._refresh_evidence(version)
         return evidence or {}
 
+    def _served_before(self, version: ModelVersion) -> bool:
+        history = self.store.stage_history(version.model, version.version)
+        return any(change.to_stage is Stage.PRODUCTION for change in history)
+
     def _champion_besides(self, version: ModelVersion) -> int | None:
         champion = self.champion(version.model)
         return champion.version if champion is not None and champion.version != version.version else None
@@ -200,6 +204,7 @@ class Versions(Mirroring):
             access=self.access,
             primary_metric=spec.primary_metric,
             evidence_sha256=canonical_sha256(evidence) if evidence else None,
+            restoring=target is Stage.PRODUCTION and version.stage is Stage.ARCHIVED and self._served_before(version),
         )
         return gate.evaluate(policy, context, actor=self.actor, break_glass=break_glass, champion=champion)
 
