@@ -37,7 +37,7 @@ def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path) -> 
     assert "audit verify: chain intact" in out
     answered = re.search(r"Clients: (\d+)/(\d+) requests answered 200 through every rollout", out)
     assert answered is not None and answered.group(1) == answered.group(2) and int(answered.group(1)) > 100
-    assert "no answer" not in out and "stopped early" not in out
+    assert "not answered 200" not in out and "stopped early" not in out
     assert "Traceback" not in done.stderr
 
     listing = subprocess.run([SHIPYARD, "-C", str(root), "models", "list", "--json"], capture_output=True, text=True, check=True)

@@ -215,7 +215,7 @@ class Traffic:
         self.process: subprocess.Popen[bytes] | None = None
         self.serve_log = service.settings.state_dir / "demo-serve.log"  # what `shipyard serve` writes to stderr
         self.statuses: list[int] = []  # 0 for a request that got no HTTP answer at all
-        self.errors: dict[str, int] = {}  # such requests by what went wrong
+        self.errors: dict[str, int] = {}  # requests not answered 200, by what went wrong
         self.stopped: str | None = None  # why the clients stopped, when they stopped before the demo's end
         self.latencies: list[float] = []
         self.shifted = False  # clients send the shifted population (a price rise) while this is set
@@ -284,7 +284,7 @@ class Traffic:
         logged = self._errors().strip()
         return (
             f"clients: {self.statuses.count(200)}/{len(self.statuses)} answered 200"
-            + (f", no answer: {errors}" if errors else "")
+            + (f", not answered 200: {errors}" if errors else "")
             + (f", stopped: {self.stopped}" if self.stopped else "")
             + f"; gateway readiness: {ready}"
             + (f"; the gateway logged: {logged}" if logged else "")
@@ -324,6 +324,9 @@ class Traffic:
                     continue
                 self.latencies.append((time.perf_counter() - started) * 1000)
                 self.statuses.append(response.status_code)
+                if response.status_code != 200:  # counted and shown with what the gateway said
+                    what = f"HTTP {response.status_code} {response.text[:200]}"
+                    self.errors[what] = self.errors.get(what, 0) + 1
                 if records is shifted and response.status_code == 200:
                     self.outcomes.append((response.headers["x-request-id"], churned[j]))
                 i += self.clients
@@ -344,7 +347,7 @@ class Traffic:
 
         rows = read_log(self.log_dir, model="churn").num_rows
         ok = self.statuses.count(200)
-        errors = "".join(f"; no answer: {n}× {what}" for what, n in self.errors.items())
+        errors = "".join(f"; not answered 200: {n}× {what}" for what, n in self.errors.items())
         errors += f"; the clients stopped early: {self.stopped}" if self.stopped else ""
         console.print(
             f"\n   Clients: {ok}/{len(self.statuses)} requests answered 200 through every rollout, median latency "

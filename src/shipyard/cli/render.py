@@ -149,20 +149,39 @@ def rich_steps(console: Console) -> Iterator[Any]:
 OUTCOME_STYLE = {"passed": "green", "failed": "bold red", "warned": "yellow", "error": "bold red"}
 
 
-def print_gate(console: Console, report: dict[str, Any]) -> None:
+GATE_TABLE_WIDTH = 120  # below this, five columns leave observed values a few characters wide: one block per rule
 
+
+def print_gate(console: Console, report: dict[str, Any]) -> None:
     verdict = "[green]passed[/]" if report["passed"] else "[bold red]blocked[/]"
     title = f"Gate {esc(report['stage'])} for {esc(report['model'])}/{report['version']}: {verdict}"
+    if not report["results"]:
+        console.print(f"{title}: the policy has no rules for {esc(report['stage'])}")
+        return
+    if console.width < GATE_TABLE_WIDTH:
+        _print_gate_blocks(console, title, report["results"])
+        return
     table = listing(title, "rule", "result", "observed", "expected", "message")
     for r in report["results"]:
         style = OUTCOME_STYLE.get(r["outcome"], "")
         table.add_row(
             text(r["name"]), ident(r["outcome"], style), free(r["observed"]), free(r["expected"]), free(r["message"] or "")
         )
-    if report["results"]:
-        print_table(console, table)
-    else:
-        console.print(f"{title}: the policy has no rules for {esc(report['stage'])}")
+    print_table(console, table)
+
+
+def _print_gate_blocks(console: Console, title: str, results: list[dict[str, Any]]) -> None:
+    """Each rule as a few lines a narrow terminal can hold: its result and name, then what was seen and wanted."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    console.print(title)
+    for r in results:
+        head = Text.assemble(("  " + r["outcome"].ljust(7), OUTCOME_STYLE.get(r["outcome"], "")), " ", (str(r["name"]), "bold"))
+        console.print(head)
+        lines = [f"observed: {r['observed']}", f"expected: {r['expected']}"] + ([str(r["message"])] if r["message"] else [])
+        for line in lines:
+            console.print(Padding(Text(line), (0, 0, 0, 11)))
 
 
 def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
