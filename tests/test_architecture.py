@@ -71,6 +71,21 @@ def test_only_the_service_changes_the_store() -> None:
     assert outside == [], "only shipyard.service may change the store; these modules do:\n" + "\n".join(outside)
 
 
+def test_nothing_reaches_past_the_service_into_its_store() -> None:
+    """Faces and the worker call service methods; `service.store` (or `….service.store`) is the service's own."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.relative_to(SRC).parts[0] in THE_DOOR:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("store", "_store"):
+                owner = node.value
+                name = owner.attr if isinstance(owner, ast.Attribute) else owner.id if isinstance(owner, ast.Name) else ""
+                if name in ("service", "_service", "robot", "scientist", "reviewer", "deployer"):
+                    found.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert found == [], "these reach into a service's store instead of calling the service:\n" + "\n".join(found)
+
+
 def test_import_shipyard_and_cli_stay_light() -> None:
     """`shipyard --help` must not pay for mlflow, sklearn, pandas or SQLAlchemy."""
     code = (

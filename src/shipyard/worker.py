@@ -178,7 +178,7 @@ class Worker:
         """Seconds until the next run is due, counting from the last monitor run the store holds (so a
         restarted worker does not run every monitor at once)."""
         try:
-            runs = self.service.store.monitor_runs(model, limit=1)
+            runs = self.service.monitor_runs(model, limit=1)
         except ShipyardError:
             return 0.0
         if not runs:
@@ -190,11 +190,10 @@ class Worker:
 
     def refresh_figures(self) -> None:
         """Open alerts and the KPIs, with the audit chain verified only past the last verified event."""
-        store = self.service.store
         # Until the chain breaks the checkpoint moves on; after a break it stays, so every refresh finds the break again.
-        audit, self._checkpoint = store.verify_audit_from(self._checkpoint)
+        audit, self._checkpoint = self.service.audit_verify_from(self._checkpoint)
         open_alerts: dict[tuple[str, str], float] = {}
-        for alert in store.alerts(state="open"):
+        for alert in self.service.alerts(state="open"):
             open_alerts[(alert.model, alert.signal)] = open_alerts.get((alert.model, alert.signal), 0.0) + 1.0
         figures: list[Figure] = [
             ("shipyard_alerts_open", "Open alerts by model and signal", {"model": m, "signal": sig}, n)

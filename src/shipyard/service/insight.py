@@ -155,6 +155,11 @@ class Insight(Loop):
     def audit_verify(self) -> AuditVerification:
         return self.store.verify_audit()
 
+    def audit_verify_from(self, checkpoint: tuple[int, str] | None) -> tuple[AuditVerification, tuple[int, str] | None]:
+        """Verify only the events after ``checkpoint`` (a verified event's seq and hash) and the head; returns the
+        verification of the whole chain so far and the checkpoint to start from next time."""
+        return self.store.verify_audit_from(checkpoint)
+
     def audit_export(self, out: IO[str], *, fmt: str = "jsonl") -> int:
         if fmt != "jsonl":
             raise InvalidSpec(f"unknown export format {fmt!r}; expected jsonl")

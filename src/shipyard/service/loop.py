@@ -161,6 +161,10 @@ class Loop(Delivery):
                 ) from exc
         return load_profile(path)
 
+    def monitor_runs(self, model: str, *, limit: int = 20) -> list[MonitorRun]:
+        """A model's latest monitor runs, newest first."""
+        return self.store.monitor_runs(model, limit=limit)
+
     def alerts(self, model: str | None = None, *, state: str | None = None) -> list[Alert]:
         if model is not None:
             self.store.get_model(model)
