@@ -100,3 +100,43 @@ def test_figures_for_metrics_come_from_an_incrementally_verified_chain(deployed:
             approver.approve("churn", 2, "staging", comment="after the edit")
         worker.refresh_figures()
         assert "shipyard_kpi_audit_chain_valid 0.0" in generate_latest(registry).decode()
+
+
+def test_a_retrain_from_the_gateways_worker_never_imports_training_code_into_the_gateway(trained_project: Path) -> None:
+    """`shipyard serve` hosts the worker; a drift alert's retrain must still run `train.py` in another process."""
+    import os
+
+    from serving.harness import ServeProcess, wait_for
+    from test_loop import configure, ship, traffic
+
+    root = trained_project
+    configure(root, [{"signal": "feature_drift_share", "threshold": 0.25, "action": "retrain"}])
+    config = root / "shipyard.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["models"]["churn"]["monitoring"]["interval"] = 1
+    data["worker"] = {"actor": ROBOT}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    marker = root / "imported-by.txt"
+    train = root / "train.py"
+    # The user's module says which process imported it.
+    train.write_text(f"import os\nopen({str(marker)!r}, 'a').write(f'{{os.getpid()}}\\n')\n" + train.read_text())
+    commit_all(root, "Monitor every second; train.py names its importer")
+    ship(root, 1)
+    traffic(root, 1, rows=400, shifted=True)
+    with Shipyard.open(root, actor="alice", env={}) as service:
+        service.ingest_labels(root / "labels-5.csv", model="churn")
+    with ServeProcess(root) as server:
+        assert server.process is not None
+        gateway = server.process.pid
+
+        def retrained() -> bool:
+            with Shipyard.open(root, actor="val", env={}) as service:
+                return len(service.versions("churn")) == 3
+
+        wait_for(retrained, timeout=300, every=2.0)
+    importers = {int(line) for line in marker.read_text().split()}
+    assert importers and gateway not in importers and os.getpid() not in importers
+    with Shipyard.open(root, actor="val", env={}) as service:
+        third = service.version("churn", 3)
+        (retrain,) = [e for e in service.audit_log("churn") if e.action == "alert.retrain"]
+    assert third.registered_by == "shipyard.monitor" and retrain.details["state"] == "done"
