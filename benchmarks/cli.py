@@ -93,7 +93,10 @@ def main() -> None:
     overheads = []
     for _ in range(max(1, args.rounds // 2)):
         started = time.perf_counter()
-        done = subprocess.run([*project, "pipeline", "run", "churn", "--json"], capture_output=True, text=True)
+        # The demo's project declares its people: its scientist trains.
+        done = subprocess.run(
+            [*project, "--actor", "dana.scientist", "pipeline", "run", "churn", "--json"], capture_output=True, text=True
+        )
         wall = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"pipeline run failed ({done.returncode}):\n{done.stderr[-3000:]}")

@@ -144,3 +144,29 @@ def test_opening_a_current_store_does_not_load_alembic(store_url: str) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert {"alembic", "mako"}.isdisjoint(json.loads(done.stdout))
+
+
+def test_every_partial_unique_index_is_partial_in_the_database(store_url: str) -> None:
+    """The ORM keeps each partial index's condition in `info`; the migrations must have created it with it."""
+    from sqlalchemy import text
+
+    partial = {
+        index.name: index.info["where"]
+        for table in Base.metadata.tables.values()
+        for index in table.indexes
+        if "where" in index.info
+    }
+    assert len(partial) == 3
+    engine = database.make_engine(store_url)
+    database.upgrade(engine)
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            found = dict(conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index'")).all())
+        else:
+            found = dict(conn.execute(text("SELECT indexname, indexdef FROM pg_indexes")).all())
+    engine.dispose()
+    for name, where in partial.items():
+        definition = " ".join(str(found[name]).split()).replace('"', "")
+        assert "UNIQUE" in definition.upper() and " WHERE " in definition.upper(), definition
+        for word in where.replace("(", " ").replace(")", " ").replace(",", " ").split():
+            assert word.strip("'") in definition, (name, where, definition)

@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.render import esc, free, ident, listing, print_table, summarize, text
-from shipyard.cli.root import Group, JsonFlag, emit_json, err_console, out_console, svc
+from shipyard.cli.root import JsonFlag, emit_json, err_console, noun_app, out_console, svc
 
-audit_app = typer.Typer(cls=Group, help="The tamper-evident audit log.", no_args_is_help=True)
+audit_app = noun_app("The tamper-evident audit log.")
 
 
 @audit_app.command("log")

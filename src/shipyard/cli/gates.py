@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.render import esc, print_gate
-from shipyard.cli.root import Group, JsonFlag, emit_json, err_console, out_console, svc
+from shipyard.cli.root import JsonFlag, emit_json, err_console, noun_app, out_console, svc
 
-gate_app = typer.Typer(cls=Group, help="Policy gates.", no_args_is_help=True)
+gate_app = noun_app("Policy gates.")
 
 
 def promote(

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from shipyard.cli.render import STAGE_STYLE, esc, evidence_lines, free, ident, listing, metric, print_table, short, text
-from shipyard.cli.root import Group, JsonFlag, emit_json, err_console, out_console, svc
+from shipyard.cli.root import JsonFlag, emit_json, err_console, noun_app, out_console, svc
 
 if TYPE_CHECKING:
     from shipyard.domain.mirror import PendingMirror
 
-models_app = typer.Typer(cls=Group, help="Registered models and versions.", no_args_is_help=True)
+models_app = noun_app("Registered models and versions.")
 
 
 @models_app.command("list")

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.render import esc, flatten, fmt, free, ident, print_monitor, print_table, print_trace, text
-from shipyard.cli.root import Group, JsonFlag, duration, emit_json, out_console, svc
+from shipyard.cli.root import JsonFlag, duration, emit_json, noun_app, out_console, svc
 
-monitor_app = typer.Typer(cls=Group, help="Drift, performance and alerts on production traffic.", no_args_is_help=True)
-labels_app = typer.Typer(cls=Group, help="Ground truth for logged predictions.", no_args_is_help=True)
+monitor_app = noun_app("Drift, performance and alerts on production traffic.")
+labels_app = noun_app("Ground truth for logged predictions.")
 
 
 @monitor_app.command("run")

@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.render import esc, rich_steps
-from shipyard.cli.root import Group, JsonFlag, emit_json, err_console, out_console, svc
+from shipyard.cli.root import JsonFlag, emit_json, err_console, noun_app, out_console, svc
 
-pipeline_app = typer.Typer(cls=Group, help="The governed training pipeline.", no_args_is_help=True)
-evidence_app = typer.Typer(cls=Group, help="Evidence about versions.", no_args_is_help=True)
+pipeline_app = noun_app("The governed training pipeline.")
+evidence_app = noun_app("Evidence about versions.")
 
 
 @pipeline_app.command("run")

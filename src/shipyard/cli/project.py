@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.render import esc
-from shipyard.cli.root import Group, State, out_console, svc
+from shipyard.cli.root import State, noun_app, out_console, svc
 
-db_app = typer.Typer(cls=Group, help="Shipyard's store.", no_args_is_help=True)
+db_app = noun_app("Shipyard's store.")
 
 
 def init(

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.render import esc, print_rollout
-from shipyard.cli.root import Group, JsonFlag, duration, emit_json, out_console, svc
+from shipyard.cli.root import JsonFlag, duration, emit_json, noun_app, out_console, svc
 
-rollout_app = typer.Typer(cls=Group, help="Progressive delivery: canary, shadow, blue-green.", no_args_is_help=True)
+rollout_app = noun_app("Progressive delivery: canary, shadow, blue-green.")
 
 
 @rollout_app.command("start")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shipyard.domain.entities import AuditEvent, Model, ModelVersion, StageChange
@@ -29,6 +29,16 @@ class Base(DeclarativeBase):
     pass
 
 
+def partial_unique(name: str, *columns: str, where: str) -> Index:
+    """A unique index over the rows matching ``where`` (SQL), as the migrations create it.
+
+    The condition is kept in ``info``, not as ``sqlite_where``/``postgresql_where``: declaring those makes
+    SQLAlchemy import both dialects' modules (tens of milliseconds on every command), and the ORM never
+    creates tables — Alembic does. tests/store/test_migrations.py checks each migrated index has the condition.
+    """
+    return Index(name, *columns, unique=True, info={"where": where})
+
+
 class ModelRow(Base):
     __tablename__ = "models"
 
@@ -46,13 +56,7 @@ class VersionRow(Base):
     __table_args__ = (
         UniqueConstraint("model_name", "version", name="uq_model_versions_model_version"),
         # At most one champion per model, enforced by the database itself.
-        Index(
-            "uq_model_versions_one_production",
-            "model_name",
-            unique=True,
-            sqlite_where=text("stage = 'production'"),
-            postgresql_where=text("stage = 'production'"),
-        ),
+        partial_unique("uq_model_versions_one_production", "model_name", where="stage = 'production'"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -257,15 +261,7 @@ class ApiTokenRow(Base):
 
 class RolloutRow(Base):
     __tablename__ = "rollouts"
-    __table_args__ = (
-        Index(
-            "uq_rollouts_one_active",
-            "model_name",
-            unique=True,
-            sqlite_where=text("state IN ('running', 'paused')"),
-            postgresql_where=text("state IN ('running', 'paused')"),
-        ),
-    )
+    __table_args__ = (partial_unique("uq_rollouts_one_active", "model_name", where="state IN ('running', 'paused')"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_name: Mapped[str] = mapped_column(String(200), ForeignKey("models.name"), index=True)
@@ -338,16 +334,7 @@ class MonitorRunRow(Base):
 
 class AlertRow(Base):
     __tablename__ = "alerts"
-    __table_args__ = (
-        Index(
-            "uq_alerts_one_open",
-            "model_name",
-            "signal",
-            unique=True,
-            sqlite_where=text("state = 'open'"),
-            postgresql_where=text("state = 'open'"),
-        ),
-    )
+    __table_args__ = (partial_unique("uq_alerts_one_open", "model_name", "signal", where="state = 'open'"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_name: Mapped[str] = mapped_column(String(200), ForeignKey("models.name"), index=True)
