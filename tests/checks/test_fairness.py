@@ -186,3 +186,24 @@ def test_evidence_without_group_sizes_is_collected_again() -> None:
     assert stale_reasons(evidence, policy, spec, None) == []
     del report["by_group"]["a"]["count"]
     assert stale_reasons(evidence, policy, spec, None) == ["no group sizes in the fairness report by group"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_differences_equal_fairlearns_own_functions(seed: int) -> None:
+    """Read off the one MetricFrame, the gaps are what demographic_parity_difference and
+    equalized_odds_difference compute (with groups lacking positives or negatives too)."""
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+    rng = np.random.default_rng(seed)
+    rows = 300
+    groups = pd.Series(rng.choice(["a", "b", "c", "d"], rows), name="g")
+    y = rng.integers(0, 2, rows)
+    y[groups.to_numpy() == "d"] = 1  # a group with no negative labels
+    predicted = rng.integers(0, 2, rows)
+    report = fairness_report(y, predicted, groups)
+    assert report["demographic_parity_difference"] == pytest.approx(
+        demographic_parity_difference(y, predicted, sensitive_features=groups), abs=1e-12
+    )
+    assert report["equalized_odds_difference"] == pytest.approx(
+        equalized_odds_difference(y, predicted, sensitive_features=groups), abs=1e-12
+    )

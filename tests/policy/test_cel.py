@@ -161,3 +161,29 @@ def test_a_bool_never_acts_as_a_number_when_it_runs(expression: str) -> None:
 def test_a_bool_still_compares_with_a_bool() -> None:
     assert cel.evaluate("evidence.custom.flag == true && evidence.custom.flag != false", EVIDENCE) is True
     assert cel.evaluate("evidence.custom.flag == null", EVIDENCE) is False
+
+
+def test_the_cached_parser_parses_as_cel_python_does() -> None:
+    """The parser read from Lark's cache has cel-python's own options: the same trees, positions included."""
+    import celpy
+    from celpy.celparser import CELParser
+
+    from shipyard.policy import cel
+
+    expressions = [
+        "evidence.lineage.git_clean == true",
+        "evidence.metrics.holdout.roc_auc >= 0.8 && size(evidence.artifacts) > 2",
+        "has(evidence.comparison) ? evidence.comparison.bootstrap.ci_low > -0.01 : true",
+        "'model_card.md' in evidence.artifacts || !(evidence.rows.train < 100)",
+    ]
+    saved = CELParser.CEL_PARSER
+    try:
+        CELParser.CEL_PARSER = None
+        cel._cached_parser()
+        ours = [celpy.Environment().compile(e) for e in expressions]
+        CELParser.CEL_PARSER = None
+        theirs = [celpy.Environment().compile(e) for e in expressions]
+    finally:
+        CELParser.CEL_PARSER = saved
+    assert ours == theirs
+    assert [(t.meta.line, t.meta.column) for t in ours] == [(t.meta.line, t.meta.column) for t in theirs]

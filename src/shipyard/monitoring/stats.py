@@ -14,7 +14,6 @@ import warnings
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
-from scipy import stats as sps
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -103,6 +102,8 @@ def numeric_statistics(
 
     One search of the reference values into the sorted current serves both statistics.
     """
+    from scipy import stats as sps  # about a second to import: only the statistics that need it pay
+
     _check(values, weights, current)
     n = len(current)
     cum = np.cumsum(weights)
@@ -173,6 +174,8 @@ def kstwo_sf(statistic: float, n: int) -> float:
     vectorized pass with SciPy's binomial pmf, agreeing to about 1e-12; elsewhere SciPy is fast
     and is called as is.
     """
+    from scipy import stats as sps  # about a second to import: only the statistics that need it pay
+
     t = n * statistic
     squared = t * statistic
     if not (SMIRNOV_SERIES_MIN_N <= n <= 1_000_000 and statistic < 0.5 and 1.0 < t < n - 1 and 2.2 <= squared < 350.0):
@@ -188,6 +191,8 @@ def _smirnov(n: int, x: float) -> float:
     is concave in v, so the terms above e^-80 of the largest bound form one interval, found on a
     coarse grid; the rest add less than 1e-25 relative and are skipped.
     """
+    from scipy import stats as sps  # about a second to import: only the statistics that need it pay
+
     last = math.floor(n * (1 - x))
     grid = np.linspace(0.0, last / n, 2001)
     share = np.minimum(grid + x, 1.0)
@@ -277,6 +282,8 @@ def chi2_homogeneity(reference_counts: ArrayLike, current_counts: ArrayLike) -> 
     on the categories seen on either side (a category empty on both carries no information and
     would make SciPy raise). With one category left there is nothing to compare: (0.0, 1.0).
     """
+    from scipy import stats as sps  # about a second to import: only the statistics that need it pay
+
     ref = np.asarray(reference_counts, dtype=np.float64)
     cur = np.asarray(current_counts, dtype=np.float64)
     seen = (ref + cur) > 0
@@ -302,6 +309,8 @@ def chisquare_gof(reference_counts: ArrayLike, current_counts: ArrayLike) -> tup
     statistic infinite and the p-value 0 (SciPy: the same, with a division warning). With one
     category: (0.0, 1.0), where SciPy returns a NaN p-value.
     """
+    from scipy import stats as sps  # about a second to import: only the statistics that need it pay
+
     ref = np.asarray(reference_counts, dtype=np.float64)
     cur = np.asarray(current_counts, dtype=np.float64)
     seen = (ref + cur) > 0

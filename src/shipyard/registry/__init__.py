@@ -10,7 +10,8 @@ from shipyard.domain.stages import STAGE_ALIASES
 from shipyard.registry.facade import Registry
 from shipyard.registry.integrity import IntegrityRefused, ModelFiles, TamperedModel, UntrustedFormat, UnverifiedModel
 from shipyard.registry.relocation import Relocation, relocate
-from shipyard.registry.tracking import MODEL_ARTIFACT, model_requirements, translate_errors
+from shipyard.registry.requirements import model_requirements
+from shipyard.registry.tracking import MODEL_ARTIFACT, translate_errors
 from shipyard.registry.view import ORPHANED, STAGE_TAG, MlflowModel, MlflowVersion
 
 __all__ = [

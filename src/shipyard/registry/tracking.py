@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import sqlite3
-import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.domain.errors import BackendUnavailable, NotFound, ShipyardError
 from shipyard.registry import relocation
 from shipyard.registry.relocation import Relocation
+from shipyard.registry.requirements import model_requirements
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,10 +52,13 @@ def translate_errors(what: str, uri: str) -> Iterator[None]:
 class Tracking:
     """A project's MLflow tracking store: runs, their artifacts, and the folder its files lie in."""
 
-    def __init__(self, tracking_uri: str, registry_uri: str, artifact_root: Path | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str, registry_uri: str, artifact_root: Path | None = None, cache_dir: Path | None = None
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri
         self.artifact_root = artifact_root
+        self.cache_dir = cache_dir  # where facts about this machine may be kept between commands
         # Set for a project's embedded store only: its locations follow the project folder (see relocation).
         self.project_root = relocation.embedded_root(tracking_uri, registry_uri, artifact_root)
         self._database = relocation.sqlite_file(tracking_uri)
@@ -225,7 +227,7 @@ class Tracking:
                     input_example=example.head(5),
                     serialization_format="skops",
                     skops_trusted_types=trusted,
-                    pip_requirements=model_requirements(model),
+                    pip_requirements=model_requirements(model, cache_dir=self.cache_dir),
                 )
             self.client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
             return f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
@@ -352,35 +354,3 @@ def local_path(source: str) -> Path | None:
 def _param_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text[:6000]
-
-
-def model_requirements(model: Any) -> list[str]:
-    """Pin exactly the distributions whose classes the model is made of.
-
-    MLflow's own inference imports the model in a subprocess (≈5 s a model) and
-    also pins whatever else the process had imported; walking the pickle graph
-    is exact and takes milliseconds.
-    """
-    import importlib.metadata as md
-    import io
-
-    modules: set[str] = {"skops", "pandas", "numpy"}
-
-    class _Walker(pickle.Pickler):
-        def reducer_override(self, obj: Any) -> Any:
-            owner = obj if isinstance(obj, type) else type(obj)
-            modules.add(owner.__module__.partition(".")[0])
-            return NotImplemented
-
-    _Walker(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL).dump(model)
-    by_module = md.packages_distributions()
-    pins: set[str] = {f"mlflow=={md.version('mlflow')}"}
-    for module in modules:
-        if module in sys.stdlib_module_names or module in ("builtins", "mlflow"):
-            continue
-        for dist in by_module.get(module, []):
-            try:
-                pins.add(f"{dist}=={md.version(dist)}")
-            except md.PackageNotFoundError:
-                continue
-    return sorted(pins, key=str.lower)

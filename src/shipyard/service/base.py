@@ -71,7 +71,8 @@ class ServiceBase:
             artifacts = (
                 self.settings.state_dir / "artifacts" if uri.startswith(("sqlite:", "file:")) or "://" not in uri else None
             )
-            self._registry = Registry(uri, self.settings.registry_uri, artifact_root=artifacts)
+            cache = self.settings.state_dir / "cache"
+            self._registry = Registry(uri, self.settings.registry_uri, artifact_root=artifacts, cache_dir=cache)
         return self._registry
 
     # -- authorization ---------------------------------------------------------------
