@@ -72,9 +72,12 @@ def packages_distributions(cache_dir: Path | None) -> dict[str, list[str]]:
 
 
 def environment_key() -> str:
-    """What the installed distributions depend on: the import path's folders and when each last changed."""
+    """What the installed distributions depend on: the folders they are installed in and when each last
+    changed (installing, upgrading or removing a distribution adds or removes entries there). Other
+    import path entries, such as the working folder, change all the time and hold no distribution."""
+    sites = [entry for entry in sys.path if os.path.basename(entry) in ("site-packages", "dist-packages")]
     parts = [sys.version]
-    for entry in sys.path:
+    for entry in sites or sys.path:
         try:
             parts.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
         except OSError:
