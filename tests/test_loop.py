@@ -259,6 +259,12 @@ def test_labels_named_by_class_follow_the_positive_label(tmp_path: Path) -> None
     )
     labels = {r["request_id"]: r["label"] for r in read_labels(tmp_path / "labels", "m").to_pylist()}
     assert labels == {"a": 0, "b": 1, "c": 0}
+    path.write_text("request_id,outcome\na,1\nb,0\nc,0\n")  # outcomes written as 0/1 are taken as they are
+    ingest(
+        path, model="m", log_root=tmp_path / "log", labels_root=tmp_path / "labels", label_column="outcome", positive_label="Yes"
+    )
+    labels = {r["request_id"]: r["label"] for r in read_labels(tmp_path / "labels", "m").to_pylist()}
+    assert labels == {"a": 1, "b": 0, "c": 0}
     path.write_text("request_id,outcome\na,No\nb,\n")
     with pytest.raises(InvalidSpec, match="positive: 'Yes'"):
         ingest(

@@ -110,7 +110,7 @@ class AlertRule(_Spec):
 class MonitoringSpec(_Spec):
     window: float = Field(default=3600.0, gt=0.0, description="seconds of prediction log a monitor run reads")
     min_rows: int = Field(default=200, ge=1, description="fewer rows than this give no drift verdict")
-    interval: float = Field(default=0.0, ge=0.0, description="seconds between monitor runs inside `shipyard serve`; 0: off")
+    interval: float = Field(default=0.0, ge=0.0, description="seconds between monitor runs by the worker; 0: off")
     actor: str = Field(default="shipyard.monitor", description="who automated actions (retrain, rollback) act as")
     drift: dict[str, Any] = Field(default_factory=dict, description="drift methods and thresholds (see docs)")
     alerts: list[AlertRule] = Field(default_factory=list)

@@ -68,11 +68,14 @@ def ingest(
             hint="The label column defaults to the model's target (data.target in shipyard.yaml); "
             "name another with --label-column.",
         )
-    if positive_label is not None:
-        raw = frame[column]
+    raw = frame[column]
+    numeric = pd.to_numeric(raw, errors="coerce")
+    # Outcomes already written as 0/1 are taken as they are; class names go through positive_label.
+    already_binary = bool(numeric.notna().all() and numeric.isin([0, 1]).all()) and positive_label not in (0, 1)
+    if positive_label is not None and not already_binary:
         labels = (raw == positive_label).astype("int64").where(raw.notna())
     else:
-        labels = pd.to_numeric(frame[column], errors="coerce")
+        labels = numeric
     bad = labels.isna() | ~labels.isin([0, 1])
     if bad.any():
         first = frame.loc[bad, column].iloc[0]

@@ -22,7 +22,12 @@ def models_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     models = service.models()
     versions = service.versions()
     if as_json:
-        emit_json({"models": [{**m.to_dict(), "versions": [v.to_dict() for v in versions if v.model == m.name]} for m in models]})
+        emit_json(
+            {
+                "models": [{**m.to_dict(), "versions": [v.to_dict() for v in versions if v.model == m.name]} for m in models],
+                "mirror_backlog": [p.to_dict() for p in service.mirror_backlog()],
+            }
+        )
         return
     table = listing("Models", "model", "v", "stage", "roc_auc", "accuracy", "data", "registered", "by")
     for column in table.columns:
