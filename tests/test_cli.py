@@ -168,7 +168,7 @@ def test_db_upgrade_on_a_shared_store(trained_project: Path, postgres_url: str) 
     upgraded = run("--project", str(trained_project), "--actor", "rui", "db", "upgrade", env=env)
     assert upgraded.exit_code == 0 and f"schema revision {head_revision()}" in upgraded.stdout
     listing = run("--project", str(trained_project), "models", "list", "--json", env=env)
-    assert listing.exit_code == 0 and json.loads(listing.stdout) == {"models": []}
+    assert listing.exit_code == 0 and json.loads(listing.stdout) == {"models": [], "mirror_backlog": []}
 
 
 def test_two_cli_processes_race_to_production_on_postgresql(trained_project: Path, postgres_url: str) -> None:

@@ -31,14 +31,24 @@ def on_store(project: Path, store_url: str, *, lease_seconds: float = 30.0) -> d
 
 
 def test_one_worker_acts_at_a_time_and_another_takes_over(project: Path, store_url: str) -> None:
-    env = on_store(project, store_url, lease_seconds=2.0)
+    env = on_store(project, store_url, lease_seconds=3.0)
+    now = [0.0]  # the workers' own clock, which paces their lease attempts (one a second here)
+
+    def after(seconds: float) -> None:
+        now[0] += seconds
+
     with Shipyard.open(project, actor="ada", env=env) as a, Shipyard.open(project, actor="ada", env=env) as b:
-        first, second = Worker(a, holder="first"), Worker(b, holder="second")
+        first = Worker(a, holder="first", clock=lambda: now[0])
+        second = Worker(b, holder="second", clock=lambda: now[0])
         assert first.tick().held and not second.tick().held
+        after(1.5)
         assert first.tick().held and not second.tick().held  # renewing is not losing it
         first.release()
-        assert second.tick().held and not first.tick().held  # released: the other takes over at once
-        time.sleep(2.5)  # the holder goes silent (a crash): its lease lapses
+        assert not second.tick().held  # between attempts, a waiting worker writes nothing
+        after(1.5)
+        assert second.tick().held and not first.tick().held  # released: the next attempt takes it
+        time.sleep(3.5)  # the holder goes silent (a crash): its lease lapses in the store's time
+        after(1.5)
         assert first.tick().held and not second.tick().held
         holders = [(e.action, e.details.get("holder")) for e in a.audit_log() if e.action.startswith("lease.")]
     assert holders[0] == ("lease.acquired", "first") and ("lease.acquired", "second") in holders

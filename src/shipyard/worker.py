@@ -104,6 +104,7 @@ class Worker:
         self.lease_timer = Timer(max(1.0, self.lease_seconds / 3))
         self.monitors: dict[str, Timer] = {}
         self.held = False
+        self._lease_lock = threading.Lock()
         self.refused: set[str] = set()  # work its principal may not do: not tried again
         self._checkpoint: tuple[int, str] | None = None  # the last audit event verified, and its hash
         self._commit_times: dict[str, datetime | None] = {}
@@ -148,18 +149,27 @@ class Worker:
             done.done.append(what)
 
     def _lease(self, now: float) -> bool:
-        if self.held and not self.lease_timer.ready(now):
-            return True
-        try:
-            held = self.service.hold_lease(LEASE, holder=self.holder, ttl_seconds=self.lease_seconds)
-        except ShipyardError as exc:
-            log.warning("renewing the worker lease failed: %s", exc.message)
-            held = False
-        if held != self.held:
-            log.info("worker %s %s the lease", self.holder, "holds" if held else "waits for")
-            self.lease_timer.due = now + max(1.0, self.lease_seconds / 3) if held else 0.0
-        self.held = held
-        return held
+        """Renew the lease, or try to take it, every third of its length; in between, what was last known.
+
+        A waiting worker therefore writes to the store every few seconds, not every tick.
+        """
+        with self._lease_lock:
+            if not self.lease_timer.ready(now):
+                return self.held
+            try:
+                held = self.service.hold_lease(LEASE, holder=self.holder, ttl_seconds=self.lease_seconds)
+            except ShipyardError as exc:
+                log.warning("renewing the worker lease failed: %s", exc.message)
+                held = False
+            if held != self.held:
+                log.info("worker %s %s the lease", self.holder, "holds" if held else "waits for")
+            self.held = held
+            return held
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        """Keep the lease renewed while a tick runs long (a retrain takes minutes; the lease lasts seconds)."""
+        while not stop.wait(self.lease_timer.every / 2):
+            self._lease(self.clock())
 
     def _monitors_due(self, now: float) -> list[str]:
         due = []
@@ -219,22 +229,27 @@ class Worker:
     def run(self, tick_seconds: float = 0.25, *, stop: threading.Event | None = None) -> None:
         """Tick until ``stop`` (this worker's own stop, or the one given); give the lease back on the way out."""
         stop = stop or self._stop
+        heartbeat = threading.Thread(target=self._heartbeat, args=(stop,), name="shipyard worker lease", daemon=True)
+        heartbeat.start()
         try:
             while not stop.is_set():
                 self.tick()
                 stop.wait(tick_seconds)
         finally:
+            stop.set()
+            heartbeat.join()
             self.release()
 
     def release(self) -> None:
         """Give the lease back, so another worker need not wait for it to lapse."""
-        if not self.held:
-            return
-        try:
-            self.service.release_lease(LEASE, holder=self.holder)
-        except ShipyardError as exc:
-            log.warning("releasing the worker lease failed: %s", exc.message)
-        self.held = False
+        with self._lease_lock:
+            if not self.held:
+                return
+            try:
+                self.service.release_lease(LEASE, holder=self.holder)
+            except ShipyardError as exc:
+                log.warning("releasing the worker lease failed: %s", exc.message)
+            self.held = False
 
     def stop(self, timeout: float = 600.0) -> None:
         """Stop after the current tick (a retrain in progress is waited for)."""
