@@ -144,6 +144,34 @@ class WorkerSpec(_Spec):
     )
 
 
+class ServerSpec(_Spec):
+    """Team mode: declaring a server makes it the only writer of the shared store."""
+
+    url: str = Field(description="where clients reach the control-plane server, e.g. https://shipyard.example.com")
+    key_file: str = Field(
+        default=".shipyard/server/audit-signing.key", description="the server's Ed25519 audit key (created with mode 0600)"
+    )
+    checkpoint_file: str = Field(
+        default=".shipyard/server/checkpoints.jsonl", description="append-only copy of signed audit checkpoints"
+    )
+    checkpoint_seconds: float = Field(default=60.0, gt=0.0, description="sign a checkpoint this often while events arrive")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="addresses whose X-Forwarded-Email/-User headers are honoured (SSO); empty: off"
+    )
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description="larger request bodies get 413")
+    notify_url: str | None = Field(
+        default=None, description="a Slack-compatible webhook told when a version waits for approval or a gate blocks"
+    )
+    public_url: str | None = Field(default=None, description="the address links in notifications point to (default: url)")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// address, e.g. http://127.0.0.1:8700")
+        return value.rstrip("/")
+
+
 class LineageSpec(_Spec):
     url: str | None = Field(default=None, description="an OpenLineage HTTP endpoint (Marquez-compatible); events go there too")
     api_key: str | None = None
@@ -155,6 +183,7 @@ class ProjectSpec(_Spec):
     mlflow: MlflowSpec = MlflowSpec()
     lineage: LineageSpec = LineageSpec()
     worker: WorkerSpec = WorkerSpec()
+    server: ServerSpec | None = Field(default=None, description="declare it for team mode (see README: Team mode)")
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     principals: dict[str, PrincipalRoles] | None = Field(
         default=None, description="actor → roles; without the key every actor holds every role but admin"
@@ -182,6 +211,14 @@ class Settings:
     registry_uri: str
     experiment: str
     actor: str
+    server_url: str | None = None  # $SHIPYARD_URL, else server.url: where a client sends its commands
+    token: str | None = None  # $SHIPYARD_TOKEN
+    hosted: bool = False  # this process is the control-plane server: the shared store's one writer
+
+    @property
+    def team(self) -> bool:
+        """The project declares a server: only that server changes its store."""
+        return self.spec.server is not None
 
     @property
     def state_dir(self) -> Path:
@@ -300,4 +337,6 @@ def load_settings(
         registry_uri=_sqlite_url(root, registry),
         experiment=spec.mlflow.experiment or spec.project,
         actor=actor or default_actor(env),
+        server_url=(env.get("SHIPYARD_URL") or (spec.server.url if spec.server else None) or None),
+        token=env.get("SHIPYARD_TOKEN") or None,
     )

@@ -79,6 +79,14 @@ class GateBlocked(ShipyardError):
     exit_code = 1
 
 
+class Unauthenticated(ShipyardError):
+    """No token, or one that is malformed, unknown, expired or revoked: who is asking is not known."""
+
+    http_status = 401
+    code = "unauthenticated"
+    exit_code = 7
+
+
 class PermissionDenied(ShipyardError):
     """The actor lacks the role the action needs."""
 
@@ -115,6 +123,14 @@ class MissingEvidence(ShipyardError):
     http_status = 409
     code = "missing_evidence"
     exit_code = 1
+
+
+def error_class(code: str) -> type[ShipyardError]:
+    """The class an error code names (a client rebuilds the server's error from its body)."""
+    classes: list[type[ShipyardError]] = [ShipyardError]
+    for cls in classes:
+        classes.extend(cls.__subclasses__())
+    return next((cls for cls in classes if cls.code == code), ShipyardError)
 
 
 def http_status(error: ShipyardError) -> int:
