@@ -316,6 +316,45 @@ def default_actor(env: Mapping[str, str] | None = None) -> str:
         return "unknown"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientSettings:
+    """Where the command line sends its commands in team mode, and with which token."""
+
+    url: str
+    token: str | None
+    claimed_actor: str | None  # $SHIPYARD_ACTOR, which a client may not use
+
+
+def credentials_path(env: Mapping[str, str] | None = None) -> Path:
+    """Tokens stored by `shipyard login`: in the user's configuration folder, readable by the user alone."""
+    env = os.environ if env is None else env
+    base = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else Path.home() / ".config"
+    return base / "shipyard" / "credentials.json"
+
+
+def stored_token(url: str, env: Mapping[str, str] | None = None) -> str | None:
+    import json
+
+    try:
+        stored = json.loads(credentials_path(env).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    token = stored.get(url.rstrip("/")) if isinstance(stored, dict) else None
+    return token if isinstance(token, str) else None
+
+
+def client_settings(env: Mapping[str, str] | None = None) -> ClientSettings | None:
+    """Team mode's client: $SHIPYARD_URL with $SHIPYARD_TOKEN, or the token `shipyard login` stored for it."""
+    env = os.environ if env is None else env
+    url = (env.get("SHIPYARD_URL") or "").strip().rstrip("/")
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise InvalidSpec(f"SHIPYARD_URL must be an http:// or https:// address; got {url!r}")
+    token = env.get("SHIPYARD_TOKEN") or stored_token(url, env)
+    return ClientSettings(url=url, token=token, claimed_actor=env.get("SHIPYARD_ACTOR") or None)
+
+
 def load_settings(
     project: Path | None = None,
     *,

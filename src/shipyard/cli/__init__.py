@@ -6,7 +6,7 @@ commands in one module per noun; this module assembles them into one app.
 
 from __future__ import annotations
 
-from shipyard.cli import audit, gates, models, monitor, pipeline, project, rollout, serve
+from shipyard.cli import audit, gates, models, monitor, pipeline, project, rollout, serve, server
 from shipyard.cli.root import app
 
 __all__ = ["app", "main"]
@@ -21,6 +21,8 @@ for command in (
     pipeline.register,
     serve.serve,
     serve.worker,
+    server.server,
+    server.login,
     serve.token,
     monitor.trace,
     monitor.kpis,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from typer.core import TyperGroup
@@ -15,6 +15,7 @@ from shipyard.domain.errors import InvalidSpec, ShipyardError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from shipyard.config import ClientSettings
     from shipyard.service import Shipyard
 
 
@@ -78,10 +79,39 @@ class State:
         self._service: Shipyard | None = None
 
     def service(self) -> Shipyard:
+        """The local service, or in team mode (SHIPYARD_URL) the server's, reached as a client."""
         if self._service is None:
-            from shipyard.service import Shipyard
+            from shipyard.config import client_settings
 
-            self._service = Shipyard.open(self.project, actor=self.actor)
+            client = client_settings()
+            if client is not None:
+                self._service = self._remote(client)
+            else:
+                from shipyard.service import Shipyard
+
+                self._service = Shipyard.open(self.project, actor=self.actor)
+        return self._service
+
+    def _remote(self, client: ClientSettings) -> Shipyard:
+        from shipyard.cli.remote import RemoteShipyard
+
+        claimed = self.actor or client.claimed_actor
+        if claimed is not None:
+            flag = "--actor" if self.actor else "SHIPYARD_ACTOR"
+            raise InvalidSpec(
+                f"{flag} ({claimed}) cannot be used with a server: there, who is acting is the principal of the token",
+                hint=f"Drop {flag}; to act as someone else, use their token (an admin creates one with `shipyard token create`).",
+            )
+        # The same methods, entities and errors as the service: the commands cannot tell the difference.
+        return cast("Shipyard", RemoteShipyard(client.url, client.token))
+
+    def hosted_service(self) -> Shipyard:
+        """The service as the control-plane server runs it: the shared store's one writer."""
+        from shipyard.service import Shipyard
+
+        if self.actor is not None:
+            raise InvalidSpec("--actor cannot be used with `shipyard server`: the server acts for each caller's token")
+        self._service = Shipyard.open_hosted(self.project)
         return self._service
 
     def close(self) -> None:

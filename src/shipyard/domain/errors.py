@@ -49,6 +49,13 @@ class InvalidSpec(ShipyardError):
     exit_code = 2
 
 
+class TooLarge(InvalidSpec):
+    """A request body over the server's limit."""
+
+    http_status = 413
+    code = "too_large"
+
+
 class NotFound(ShipyardError):
     """An unknown model, version, run or file."""
 

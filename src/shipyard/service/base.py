@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from shipyard.config import Settings, load_settings
-from shipyard.domain.errors import PermissionDenied, ShipyardError
+from shipyard.domain.errors import InvalidSpec, PermissionDenied, ShipyardError
 from shipyard.policy.access import Access
 from shipyard.store.repository import Store
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from shipyard.registry import Registry
 
 log = logging.getLogger("shipyard")
+SERVER_ACTOR = "shipyard.server"  # who the server's own changes (bootstrap, seeding principals) are recorded as
 
 
 class ServiceBase:
@@ -33,6 +34,17 @@ class ServiceBase:
     @classmethod
     def open(cls, project: Path | None = None, *, actor: str | None = None, env: dict[str, str] | None = None) -> Self:
         return cls(load_settings(project, actor=actor, env=env))
+
+    @classmethod
+    def open_hosted(cls, project: Path | None = None, *, env: dict[str, str] | None = None) -> Self:
+        """The project as its control-plane server opens it; only a team-mode project has one."""
+        settings = load_settings(project, actor=SERVER_ACTOR, env=env)
+        if settings.spec.server is None:
+            raise InvalidSpec(
+                f"{settings.root / 'shipyard.yaml'} declares no server, so there is nothing to serve",
+                hint="Team mode: add `server: {url: http://127.0.0.1:8700}` (the address clients use) to shipyard.yaml.",
+            )
+        return cls(dataclasses.replace(settings, hosted=True))
 
     def as_actor(self, actor: str) -> Self:
         """The same project, store and registry, acting as someone else (an automated service principal)."""
@@ -79,6 +91,7 @@ class ServiceBase:
 
     def authorize(self, action: str, *, what: str, subject: str) -> frozenset[str]:
         """The actor's roles when they may perform ``action``; a refusal is audited, then raised."""
+        self._only_through_server(what)
         try:
             return self.access.require(self.actor, action, what=what)
         except PermissionDenied as exc:
@@ -87,11 +100,22 @@ class ServiceBase:
 
     def authorize_role(self, role: str, *, what: str, subject: str, action: str) -> frozenset[str]:
         """Like ``authorize``, for a role a policy names (approvals)."""
+        self._only_through_server(what)
         try:
             return self.access.require_role(self.actor, role, what=what)
         except PermissionDenied as exc:
             self.audit_denial(action, subject, exc, asked=what)
             raise
+
+    def _only_through_server(self, what: str) -> None:
+        """In team mode only the server changes the shared store: a local command is sent there instead."""
+        if self.settings.team and not self.settings.hosted:
+            url = self.settings.server_url
+            raise PermissionDenied(
+                f"this project is in team mode: only its server ({url}) changes its store, so this command may not {what} here",
+                hint=f"Send it through the server: export SHIPYARD_URL={url} and a token (SHIPYARD_TOKEN, or "
+                f"`shipyard login {url}` once).",
+            )
 
     def audit_denial(self, action: str, subject: str, refusal: ShipyardError, *, asked: str) -> None:
         """Leave a `<action>.denied` event: who asked for what, and why it was refused.

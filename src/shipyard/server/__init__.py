@@ -1,0 +1,1 @@
+"""Team mode's control plane: the HTTP API over the service, its authentication, and its runner."""

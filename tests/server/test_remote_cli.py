@@ -1,0 +1,146 @@
+"""The command line as the server's client: the same JSON and exit codes as the same command run locally."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from server.conftest import Team, start_team
+from shipyard.cli import app
+
+VOLATILE = {"at", "evaluated_at", "registered_at", "updated_at", "created_at", "started_at", "step_started_at", "finished_at",
+            "since", "until", "hash", "prev_hash", "secret", "last_used_at", "seconds", "opened_at", "resolved_at",
+            "window_start", "window_end", "id", "run_id_file", "evidence_sha256", "file", "path"}  # fmt: skip
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def stable(document: Any) -> Any:
+    """A JSON document without the fields that differ between two runs of the same change (times, hashes, ids)."""
+    if isinstance(document, dict):
+        return {k: stable(v) for k, v in document.items() if k not in VOLATILE}
+    if isinstance(document, list):
+        return [stable(v) for v in document]
+    return document
+
+
+def parsed(result: Any) -> Any:
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        return result.stdout
+
+
+# Commands that change nothing: the same store, read locally and through the server, must print the same.
+READS: list[tuple[str, ...]] = [
+    ("models", "list", "--json"),
+    ("models", "show", "churn", "1", "--json"),
+    ("models", "show", "churn", "--json"),
+    ("models", "show", "nope", "--json"),
+    ("evidence", "show", "churn", "1"),
+    ("evidence", "show", "churn", "9"),
+    ("gate", "check", "churn", "1", "--to", "staging", "--json"),
+    ("gate", "check", "churn", "2", "--to", "production", "--json"),
+    ("rollout", "status", "churn", "--json"),
+    ("monitor", "alerts", "--json"),
+    ("audit", "log", "--json"),
+    ("audit", "log", "--model", "churn", "--json"),
+    ("audit", "verify", "--json"),
+    ("kpis", "--json"),
+    ("trace", "no-such-request", "--json"),
+]
+
+
+@pytest.mark.parametrize("command", READS, ids=[" ".join(c) for c in READS])
+def test_a_read_prints_the_same_through_the_server(team: Team, command: tuple[str, ...]) -> None:
+    local = run("--project", str(team.root), "--actor", "rui", *command)
+    remote = run(*command, env=team.cli_env("rui"))
+    assert remote.exit_code == local.exit_code, (local.output, remote.output)
+    assert stable(parsed(remote)) == stable(parsed(local))
+    assert "Traceback" not in remote.output
+
+
+# A sequence of changes, run on two copies of one project: locally (embedded) and through a server.
+CHANGES: list[tuple[str, tuple[str, ...]]] = [
+    ("bob", ("evidence", "collect", "churn", "1")),
+    ("rui", ("promote", "churn", "1", "--to", "staging", "--reason", "ready", "--json")),
+    ("rui", ("promote", "churn", "1", "--to", "production", "--reason", "no approval yet", "--json")),
+    ("alice", ("approve", "churn", "1", "--to", "production", "--comment", "my own", "--json")),
+    ("vera", ("approve", "churn", "1", "--to", "production", "--comment", "fine", "--json")),
+    ("val", ("promote", "churn", "2", "--to", "staging", "--reason", "viewer tries", "--json")),
+    ("rui", ("promote", "churn", "1", "--to", "production", "--reason", "approved", "--json")),
+    ("walt", ("reject", "churn", "2", "--to", "production", "--comment", "no", "--json")),
+    ("rui", ("rollout", "start", "churn", "2", "--json")),
+    ("rui", ("rollout", "pause", "churn", "--json")),
+    ("rui", ("rollout", "reconcile", "--json")),
+    ("rui", ("models", "reconcile", "--json")),
+    ("rui", ("monitor", "run", "churn", "--no-act", "--json")),
+    ("bob", ("register", "churn", "--run-id", "0" * 32)),
+    ("rui", ("promote", "churn", "2", "--to", "rejected", "--reason", "superseded", "--json")),
+    ("rui", ("gate", "check", "churn", "2", "--to", "production", "--json")),
+]
+
+
+def test_changes_print_the_same_through_the_server(trained_template: Path, tmp_path: Path) -> None:
+    local_root = tmp_path / "local"
+    shutil.copytree(trained_template, local_root)
+    team_root = tmp_path / "team"
+    shutil.copytree(trained_template, team_root)
+    team = start_team(team_root, env={})
+    try:
+        for who, command in CHANGES:
+            local = run("--project", str(local_root), "--actor", who, *command)
+            remote = run(*command, env=team.cli_env(who))
+            step = f"{who}: shipyard {' '.join(command)}\nlocal: {local.output}\nremote: {remote.output}"
+            assert remote.exit_code == local.exit_code, step
+            assert stable(parsed(remote)) == stable(parsed(local)), step
+            assert "Traceback" not in remote.output, step
+    finally:
+        team.server.stop()
+        team.service.close()
+
+
+def test_actor_cannot_be_claimed_through_the_server(team: Team) -> None:
+    flagged = run("--actor", "ada", "models", "list", env=team.cli_env("val"))
+    from_env = run("models", "list", env={**team.cli_env("val"), "SHIPYARD_ACTOR": "ada"})
+    for result in (flagged, from_env):
+        assert result.exit_code == 2 and "principal of the token" in result.stderr
+    assert "--actor" in flagged.stderr and "SHIPYARD_ACTOR" in from_env.stderr
+
+
+def test_a_local_change_to_a_team_project_names_the_server(team: Team) -> None:
+    refused = run("--project", str(team.root), "--actor", "rui", "promote", "churn", "1", "--to", "staging", "--reason", "r")
+    assert refused.exit_code == 5 and "team mode" in refused.stderr and team.url in refused.stderr
+    assert "SHIPYARD_URL" in refused.stderr
+
+
+def test_separation_of_duties_through_the_api_and_the_remote_cli(team: Team) -> None:
+    with team.client("ada") as ada:  # alice registered both versions; now she may also approve
+        ada.put("/api/v1/principals/alice", json={"roles": ["scientist", "approver"]}).raise_for_status()
+    team.token_for("alice")
+    with team.client("alice") as alice:
+        refused = alice.post("/api/v1/models/churn/versions/1/approvals", json={"stage": "production"})
+    assert refused.status_code == 403 and "separation of duties" in refused.json()["message"]
+    cli = run("approve", "churn", "2", "--to", "production", env=team.cli_env("alice"))
+    assert cli.exit_code == 5 and "separation of duties" in cli.stderr
+    denied = [e for e in team.service.audit_log() if e.action == "approval.denied"]
+    assert [e.actor for e in denied[-2:]] == ["alice", "alice"]
+
+
+def test_a_revoked_token_is_refused_at_once(team: Team) -> None:
+    _, secret = team.service.as_actor("ada").create_token("short-lived", principal="val")
+    with team.client("ada") as ada:
+        import httpx
+
+        with httpx.Client(base_url=team.url, headers={"authorization": f"Bearer {secret}"}) as holder:
+            assert holder.get("/api/v1/whoami").status_code == 200
+            ada.delete("/api/v1/tokens/short-lived").raise_for_status()
+            after = holder.get("/api/v1/whoami")
+    assert after.status_code == 401 and "revoked" in after.json()["message"]
