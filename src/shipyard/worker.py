@@ -1,10 +1,12 @@
 """The worker: every automated action, in one place, one worker at a time.
 
 It drives rollouts (the controller pass), runs each model's monitor every `monitoring.interval`
-seconds with the actions its alerts ask for (a retrain trains in a child process), and keeps the
-store figures behind /metrics up to date (open alerts, KPIs from an incrementally verified audit
-chain). The gateway only serves. `shipyard serve` hosts a worker on a laptop; `shipyard worker`
-runs one alone. On a shared store a lease makes exactly one worker act; the others wait.
+seconds with the actions its alerts ask for (a retrain trains in a child process), tells people
+(team mode's `server.notify_url`) when a version waits for approval or a gate blocks it, and
+keeps the store figures behind /metrics up to date (open alerts, KPIs from an incrementally
+verified audit chain). The gateway only serves. `shipyard serve` hosts a worker on a laptop;
+`shipyard worker` runs one alone. On a shared store a lease makes exactly one worker act; the
+others wait.
 """
 
 from __future__ import annotations
@@ -26,10 +28,16 @@ from shipyard.domain.errors import PermissionDenied, ShipyardError
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
-    from shipyard.service import Shipyard
+    from shipyard.service import NotifyPass, Shipyard
 
 log = logging.getLogger("shipyard.worker")
 LEASE = "worker"
+# A notification not delivered is tried again after 5 s, 10 s, 20 s, … (at most 5 minutes apart),
+# on later ticks; after NOTIFY_ATTEMPTS tries (about 2.5 minutes) it is given up with a notify.failed
+# audit event. The messages after it wait meanwhile, so they keep their order.
+NOTIFY_ATTEMPTS = 6
+NOTIFY_BACKOFF = 5.0
+NOTIFY_BACKOFF_CAP = 300.0
 
 # name, help, labels, value: a gauge read from the store
 Figure = tuple[str, str, dict[str, str], float]
@@ -90,6 +98,7 @@ class Worker:
         *,
         controller_seconds: float = 1.0,
         figures_seconds: float = 30.0,
+        notify_seconds: float = 2.0,
         holder: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -101,6 +110,7 @@ class Worker:
         self.figures = StoreFigures()
         self.controller = Timer(controller_seconds)
         self.figures_timer = Timer(figures_seconds)
+        self.notify_timer = Timer(notify_seconds)
         self.lease_timer = Timer(max(1.0, self.lease_seconds / 3))
         self.monitors: dict[str, Timer] = {}
         self.held = False
@@ -126,6 +136,8 @@ class Worker:
             self._run(f"monitor run of {name}", functools.partial(robot.monitor, name), done)
         if self.figures_timer.ready(now):
             self._run("store figures", self.refresh_figures, done)
+        if self.notifying and self.notify_timer.ready(now):
+            self._run("notifications", self.notify, done)
         return done
 
     def _run(self, what: str, work: Callable[[], object], done: Pass) -> None:
@@ -195,6 +207,22 @@ class Worker:
             return 0.0
         age = (datetime.now(UTC) - runs[0].at).total_seconds()
         return max(0.0, interval - age)
+
+    # -- notifications ----------------------------------------------------------------------
+
+    @property
+    def notifying(self) -> bool:
+        """Whether the project asks for notifications (team mode, with ``server.notify_url``)."""
+        server = self.service.settings.spec.server
+        return server is not None and bool(server.notify_url)
+
+    def notify(self) -> NotifyPass:
+        """One notifier pass; a message not delivered holds the pass back for a doubling pause."""
+        outcome = self.service.notify(attempts=NOTIFY_ATTEMPTS)
+        if outcome.waiting is not None:
+            pause = min(NOTIFY_BACKOFF_CAP, NOTIFY_BACKOFF * 2 ** max(0, outcome.attempts - 1))
+            self.notify_timer.due = self.clock() + pause
+        return outcome
 
     # -- figures ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The webhook action: POST an alert as JSON, with a timeout and retries."""
+"""Webhooks: POST a JSON document with a timeout and retries (an alert's webhook action, team-mode notifications)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ import time
 from typing import Any
 
 
-def post(url: str, payload: dict[str, Any], *, timeout: float, retries: int, backoff: float = 0.5) -> dict[str, Any]:
+def post(
+    url: str,
+    payload: dict[str, Any],
+    *,
+    timeout: float,
+    retries: int,
+    backoff: float = 0.5,
+    user_agent: str = "shipyard-monitor",
+) -> dict[str, Any]:
     """Deliver once; retry on connection errors and 5xx/429 answers with a doubling pause.
 
     Returns what happened (``delivered``, ``attempts``, ``status`` or ``error``) instead of
-    raising: a receiver that is down must not stop the monitor run that raised the alert.
+    raising: a receiver that is down must not stop the work that sent it (a monitor run, a notifier pass).
     """
     import httpx
 
@@ -19,7 +27,7 @@ def post(url: str, payload: dict[str, Any], *, timeout: float, retries: int, bac
     for attempt in range(retries + 1):
         attempts = attempt + 1
         try:
-            response = httpx.post(url, json=payload, timeout=timeout, headers={"user-agent": "shipyard-monitor"})
+            response = httpx.post(url, json=payload, timeout=timeout, headers={"user-agent": user_agent})
         except httpx.HTTPError as exc:
             last = {"error": f"{type(exc).__name__}: {exc}"}
         else:

@@ -3,7 +3,8 @@
 The CLI, the HTTP API, the UI and the worker all call this; no face holds a business rule,
 and nothing but the service writes the store. The object is split by concern across this
 package's modules, each a layer of one class (base → mirror → versions → training → delivery →
-loop → insight), so each module stays small while callers see one `Shipyard`.
+loop → insight), so each module stays small while callers see one `Shipyard`. Notifications
+(notify.py) stand beside that chain, on the base alone, and are mixed in here.
 """
 
 from __future__ import annotations
@@ -11,11 +12,21 @@ from __future__ import annotations
 from shipyard.service.insight import Insight
 from shipyard.service.loop import MonitorOutcome, RetrainingData
 from shipyard.service.mirror import Reconciled
+from shipyard.service.notify import Notifications, NotifyPass
 from shipyard.service.versions import GATED, PromotionOutcome, VersionDetail
 
 
-class Shipyard(Insight):
+class Shipyard(Insight, Notifications):
     """Everything a user (or an automated principal) can do with a project, in one place."""
 
 
-__all__ = ["GATED", "MonitorOutcome", "PromotionOutcome", "Reconciled", "RetrainingData", "Shipyard", "VersionDetail"]
+__all__ = [
+    "GATED",
+    "MonitorOutcome",
+    "NotifyPass",
+    "PromotionOutcome",
+    "Reconciled",
+    "RetrainingData",
+    "Shipyard",
+    "VersionDetail",
+]

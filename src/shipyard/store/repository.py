@@ -2,7 +2,7 @@
 
 ``Store`` opens the connection and the transactions; what it records lives in one
 module per concern (versions, governance, delivery, monitoring, the MLflow
-mirror's backlog, leases, the audit log).
+mirror's backlog, leases, notification cursors, the audit log).
 """
 
 from __future__ import annotations
@@ -21,11 +21,21 @@ from shipyard.store.governance import GovernanceRecords
 from shipyard.store.leases import LeaseRecords
 from shipyard.store.mirror import MirrorRecords
 from shipyard.store.monitoring import MonitoringRecords
+from shipyard.store.notify import NotifyRecords
 from shipyard.store.tables import AuditHeadRow, utcnow
 from shipyard.store.versions import ANY_CHAMPION, ChampionChanged, VersionRecords
 
 
-class Store(VersionRecords, GovernanceRecords, DeliveryRecords, MonitoringRecords, MirrorRecords, LeaseRecords, AuditRecords):
+class Store(
+    VersionRecords,
+    GovernanceRecords,
+    DeliveryRecords,
+    MonitoringRecords,
+    MirrorRecords,
+    LeaseRecords,
+    NotifyRecords,
+    AuditRecords,
+):
     """Shipyard's source of truth on SQLite or PostgreSQL."""
 
     def __init__(self, engine: Engine, url: str) -> None:
