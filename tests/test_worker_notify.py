@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from conftest import PRINCIPALS
+from shipyard.config import load_settings
 from shipyard.domain.errors import GateBlocked
 from shipyard.scaffold import commit_all
 from shipyard.service import Shipyard
@@ -90,15 +92,20 @@ class Clock:
         return self.now
 
 
+def hosted(project: Path, actor: str) -> Shipyard:
+    """The project as its server opens it (in team mode only the server changes the store), acting as ``actor``."""
+    return Shipyard(dataclasses.replace(load_settings(project, actor=actor, env={}), hosted=True))
+
+
 def worker_on(service: Shipyard, clock: Clock) -> Worker:
     return Worker(service, clock=clock, notify_seconds=0.0, holder=f"worker-{id(service)}")
 
 
 def refused_production(project: Path, version: int = 1) -> GateBlocked:
     """Stage the version, then ask for production without a sign-off: the gate blocks it."""
-    with Shipyard.open(project, actor="alice", env={}) as alice:
+    with hosted(project, "alice") as alice:
         alice.promote("churn", version, "staging", reason="ready")
-    with Shipyard.open(project, actor="rui", env={}) as rui, pytest.raises(GateBlocked) as refused:
+    with hosted(project, "rui") as rui, pytest.raises(GateBlocked) as refused:
         rui.promote("churn", version, "production", reason="ship it")
     return refused.value
 
@@ -107,7 +114,7 @@ def test_a_blocked_promotion_sends_one_message_naming_the_rules_and_the_link(tra
     rule = {"kind": "metric", "metric": "roc_auc", "op": ">=", "value": 0.99, "message": "<!channel> Too weak & *bold*."}
     team(trained_project, hook.url, production_rules=[rule])
     clock = Clock()
-    with Shipyard.open(trained_project, actor="ada", env={}) as service:
+    with hosted(trained_project, "ada") as service:
         worker = worker_on(service, clock)
         assert worker.tick().held and hook.requests == []  # it starts from now: nothing to tell yet
         refused = refused_production(trained_project)
@@ -137,7 +144,7 @@ def test_an_approval_waiting_version_sends_one_message_and_a_restarted_worker_ne
 ) -> None:
     team(trained_project, hook.url)
     clock = Clock()
-    with Shipyard.open(trained_project, actor="ada", env={}) as service:
+    with hosted(trained_project, "ada") as service:
         first = worker_on(service, clock)
         first.tick()
         refused_production(trained_project)
@@ -146,14 +153,14 @@ def test_an_approval_waiting_version_sends_one_message_and_a_restarted_worker_ne
         assert message["text"].startswith("churn version 1 needs approval to enter production (asked by rui).")
         assert "Blocking: approvals (approver)." in message["text"] and LINK in message["text"]
         # A sign-off and the promotion that passes call for nothing more.
-        with Shipyard.open(trained_project, actor="vera", env={}) as vera:
+        with hosted(trained_project, "vera") as vera:
             vera.approve("churn", 1, "production", comment="fine")
-        with Shipyard.open(trained_project, actor="rui", env={}) as rui:
+        with hosted(trained_project, "rui") as rui:
             rui.promote("churn", 1, "production", reason="ship it")
         first.tick()
         first.release()
     refused_production(trained_project, 2)  # while no worker runs
-    with Shipyard.open(trained_project, actor="ada", env={}) as again:
+    with hosted(trained_project, "ada") as again:
         restarted = worker_on(again, clock)
         assert restarted.tick().held
         clock.now += 600
@@ -169,7 +176,7 @@ def test_a_receiver_that_fails_twice_then_succeeds_gets_exactly_one_delivery(tra
     team(trained_project, hook.url)
     hook.answers = [500, 503]
     clock = Clock()
-    with Shipyard.open(trained_project, actor="ada", env={}) as service:
+    with hosted(trained_project, "ada") as service:
         worker = worker_on(service, clock)
         worker.tick()
         refused_production(trained_project)
@@ -196,7 +203,7 @@ def test_a_message_that_cannot_be_delivered_is_given_up_with_an_audit_event_and_
     team(trained_project, hook.url)
     hook.answers = list(answers)
     clock = Clock()
-    with Shipyard.open(trained_project, actor="ada", env={}) as service:
+    with hosted(trained_project, "ada") as service:
         worker = worker_on(service, clock)
         worker.tick()
         refused_production(trained_project, 1)
@@ -222,7 +229,7 @@ def test_a_message_that_cannot_be_delivered_is_given_up_with_an_audit_event_and_
 def test_without_a_notify_url_the_worker_sends_nothing_and_keeps_no_cursor(project: Path, server: str) -> None:
     if server == "no notify_url":
         team(project, None)
-    with Shipyard.open(project, actor="ada", env={}) as service:
+    with hosted(project, "ada") as service:
         worker = Worker(service, notify_seconds=0.0)
         assert not worker.notifying
         assert worker.tick().held
