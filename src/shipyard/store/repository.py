@@ -1,8 +1,8 @@
 """The store: every state change and its audit event, in one transaction.
 
 ``Store`` opens the connection and the transactions; what it records lives in one
-module per concern (versions, governance, delivery, monitoring, the MLflow
-mirror's backlog, leases, the audit log).
+module per concern (versions, governance, delivery, identity, monitoring, the
+MLflow mirror's backlog, leases, the audit log).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from shipyard.store.audit_log import AuditRecords
 from shipyard.store.base import Tx
 from shipyard.store.delivery import DeliveryRecords
 from shipyard.store.governance import GovernanceRecords
+from shipyard.store.identity import IdentityRecords
 from shipyard.store.leases import LeaseRecords
 from shipyard.store.mirror import MirrorRecords
 from shipyard.store.monitoring import MonitoringRecords
@@ -25,7 +26,16 @@ from shipyard.store.tables import AuditHeadRow, utcnow
 from shipyard.store.versions import ANY_CHAMPION, ChampionChanged, VersionRecords
 
 
-class Store(VersionRecords, GovernanceRecords, DeliveryRecords, MonitoringRecords, MirrorRecords, LeaseRecords, AuditRecords):
+class Store(
+    VersionRecords,
+    GovernanceRecords,
+    DeliveryRecords,
+    IdentityRecords,
+    MonitoringRecords,
+    MirrorRecords,
+    LeaseRecords,
+    AuditRecords,
+):
     """Shipyard's source of truth on SQLite or PostgreSQL."""
 
     def __init__(self, engine: Engine, url: str) -> None:
