@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Self
 
 from shipyard.config import Settings, load_settings
 from shipyard.domain.errors import PermissionDenied, ShipyardError
+from shipyard.domain.identity import Principal
 from shipyard.policy.access import Access, principals_drift, seed_roles, service_principals
 from shipyard.store.repository import Store
 
@@ -75,7 +76,11 @@ class ServiceBase:
         return Access(None) if self.settings.team else Access(self.settings.spec.principals)
 
     def team_roles(self) -> dict[str, tuple[str, ...]]:
-        """Team mode's principals and roles, from the store.
+        """Team mode's principals and their roles, from the store (see ``team_principals``)."""
+        return {p.name: p.roles for p in self.team_principals()}
+
+    def team_principals(self) -> list[Principal]:
+        """Team mode's principals, from the store.
 
         The first time a team-mode store has no principals, they are seeded from shipyard.yaml's principals
         (one `principal.seeded` event), together with the service principals automated work runs as — the
@@ -83,23 +88,24 @@ class ServiceBase:
         roll out, roll back; never approve) unless shipyard.yaml declares them. From then on the store
         decides: editing shipyard.yaml changes nothing, and a difference between the two is logged once.
         """
-        stored = {p.name: p.roles for p in self.store.principals()}
+        principals = self.store.principals()
         declared = self.settings.spec.principals
         service = self._service_principals()
-        if not stored:
+        if not principals:
             seed = seed_roles(declared, service)
             self.store.seed_principals(actor=self.actor, principals=seed, source="shipyard.yaml")
-            stored = {p.name: p.roles for p in self.store.principals()}
-        drift = principals_drift(declared, stored, service)
-        if drift and "principals_drift:" + "|".join(drift) not in self._noted:
-            self._noted.add("principals_drift:" + "|".join(drift))
+            principals = self.store.principals()
+        drift = principals_drift(declared, {p.name: p.roles for p in principals}, service)
+        noted = "principals_drift:" + "|".join(drift)
+        if drift and noted not in self._noted:
+            self._noted.add(noted)
             log.warning(
                 "shipyard.yaml's principals differ from the server's, and only the server's count: %s. "
                 "Change roles with `shipyard principals set NAME --role ROLE` (then edit shipyard.yaml to match, "
                 "or remove its principals key).",
                 "; ".join(drift),
             )
-        return stored
+        return principals
 
     def _service_principals(self) -> dict[str, tuple[str, ...]]:
         spec = self.settings.spec

@@ -220,10 +220,10 @@ class Identity(ServiceBase):
         return principal
 
     def _holder(self, token: Token, source: str) -> Principal:
-        access = self.access
         if not self.settings.team:
-            return Principal(name=token.principal, roles=tuple(r for r in ROLES if r in access.roles(token.principal)))
-        found = next((p for p in self.store.principals() if p.name == token.principal), None)
+            held = self.access.roles(token.principal)
+            return Principal(name=token.principal, roles=tuple(r for r in ROLES if r in held))
+        found = next((p for p in self.team_principals() if p.name == token.principal), None)
         if found is None:
             message = f"token {token.name} belongs to {token.principal}, who is no longer a principal"
             hint = "An admin adds the principal back: `shipyard principals set NAME --role ROLE`."
