@@ -402,8 +402,8 @@ def test_a_challenger_that_breaks_loading_unexpectedly_leaves_the_gateway_follow
 
 def test_bearer_tokens(served: Path) -> None:
     with Shipyard.open(served, actor="rui", env={}) as service:
-        token = service.create_token("dashboard")
-        assert service.store.token_hashes() and token not in json.dumps(service.store.token_hashes())
+        _, token = service.create_token("dashboard", scope="predict")
+        assert service.store.token_hashes() and token not in repr(service.store.token_hashes())
     with Server(served, auth=True) as server, httpx.Client() as client:
         assert predict(client, server.url, {"instances": [ROW]}).status_code == 401
         assert client.get(f"{server.url}/metrics").status_code == 401
@@ -418,7 +418,7 @@ def test_a_token_created_while_the_gateway_runs_is_accepted_without_a_deployment
     with Server(served, auth=True) as server, httpx.Client() as client:
         generation = server.gateway.generation
         with Shipyard.open(served, actor="rui", env={}) as service:
-            token = service.create_token("late-dashboard")
+            _, token = service.create_token("late-dashboard", scope="predict")
         headers = {"authorization": f"Bearer {token}"}
         wait_for(lambda: predict(client, server.url, {"instances": [ROW]}, headers=headers).status_code == 200, timeout=20)
         assert client.get(f"{server.url}/metrics", headers=headers).status_code == 200

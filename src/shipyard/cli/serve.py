@@ -1,4 +1,4 @@
-"""The gateway (serve) and its bearer tokens."""
+"""The gateway (serve) and the worker."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.render import esc
-from shipyard.cli.root import err_console, out_console, svc
+from shipyard.cli.root import err_console, svc
 
 
 def serve(
@@ -117,9 +117,3 @@ def worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     running.run(stop=stop)
-
-
-def token(ctx: typer.Context, name: str) -> None:
-    """Create a bearer token for the gateway; it is printed once and stored only as a hash."""
-    secret = svc(ctx).create_token(name)
-    out_console().print(f"Token {esc(name)}: [bold]{esc(secret)}[/]\nSend it as: Authorization: Bearer <token>")

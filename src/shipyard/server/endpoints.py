@@ -210,7 +210,7 @@ def result_type(endpoint: Endpoint) -> Any:
     many = endpoint.returns.startswith("list:")
     module, _, name = endpoint.returns.removeprefix("list:").partition(":")
     found: Any = getattr(importlib.import_module(module), name)
-    return list[found] if many else found  # type: ignore[valid-type]
+    return list[found] if many else found
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (

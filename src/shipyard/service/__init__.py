@@ -3,12 +3,13 @@
 The CLI, the HTTP API, the UI and the worker all call this; no face holds a business rule,
 and nothing but the service writes the store. The object is split by concern across this
 package's modules, each a layer of one class (base → mirror → versions → training → delivery →
-loop → insight), so each module stays small while callers see one `Shipyard`. Notifications
-(notify.py) stand beside that chain, on the base alone, and are mixed in here.
+loop → insight, and identity beside them), so each module stays small while callers see one `Shipyard`.
+Notifications (notify.py) stand beside that chain, on the base alone, and are mixed in here.
 """
 
 from __future__ import annotations
 
+from shipyard.service.identity import Identity
 from shipyard.service.insight import Insight
 from shipyard.service.loop import MonitorOutcome, RetrainingData
 from shipyard.service.mirror import Reconciled
@@ -16,7 +17,7 @@ from shipyard.service.notify import Notifications, NotifyPass
 from shipyard.service.versions import GATED, PromotionOutcome, VersionDetail
 
 
-class Shipyard(Insight, Notifications):
+class Shipyard(Insight, Identity, Notifications):
     """Everything a user (or an automated principal) can do with a project, in one place."""
 
 

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Self
 
 from shipyard.config import Settings, load_settings
 from shipyard.domain.errors import InvalidSpec, PermissionDenied, ShipyardError
-from shipyard.policy.access import Access
+from shipyard.domain.identity import Principal
+from shipyard.policy.access import Access, principals_drift, seed_roles, service_principals
 from shipyard.store.repository import Store
 
 if TYPE_CHECKING:
@@ -26,10 +27,18 @@ SERVER_ACTOR = "shipyard.server"  # who the server's own changes (bootstrap, see
 class ServiceBase:
     """A project opened for one actor."""
 
-    def __init__(self, settings: Settings, *, store: Store | None = None, registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        registry: Registry | None = None,
+        noted: set[str] | None = None,
+    ) -> None:
         self.settings = settings
         self._store = store
         self._registry = registry
+        self._noted = noted if noted is not None else set()  # warnings already logged, shared with as_actor copies
 
     @classmethod
     def open(cls, project: Path | None = None, *, actor: str | None = None, env: dict[str, str] | None = None) -> Self:
@@ -48,7 +57,8 @@ class ServiceBase:
 
     def as_actor(self, actor: str) -> Self:
         """The same project, store and registry, acting as someone else (an automated service principal)."""
-        return type(self)(dataclasses.replace(self.settings, actor=actor), store=self.store, registry=self.registry)
+        settings = dataclasses.replace(self.settings, actor=actor)
+        return type(self)(settings, store=self.store, registry=self.registry, noted=self._noted)
 
     def close(self) -> None:
         if self._store is not None:
@@ -66,7 +76,52 @@ class ServiceBase:
 
     @property
     def access(self) -> Access:
+        """Who holds which roles: shipyard.yaml's principals, or in team mode the store's (read on every use)."""
+        if self.settings.team:
+            return Access(self.team_roles(), team=True)
         return Access(self.settings.spec.principals)
+
+    @property
+    def migration_access(self) -> Access:
+        """Who may migrate the store. In team mode the roles are in the store, which cannot be read before it
+        is migrated: there whoever holds the store's credentials (the server's operator) may."""
+        return Access(None) if self.settings.team else Access(self.settings.spec.principals)
+
+    def team_roles(self) -> dict[str, tuple[str, ...]]:
+        """Team mode's principals and their roles, from the store (see ``team_principals``)."""
+        return {p.name: p.roles for p in self.team_principals()}
+
+    def team_principals(self) -> list[Principal]:
+        """Team mode's principals, from the store.
+
+        The first time a team-mode store has no principals, they are seeded from shipyard.yaml's principals
+        (one `principal.seeded` event), together with the service principals automated work runs as — the
+        worker's actor and each model's monitoring actor — with the roles scientist and deployer (retrain,
+        roll out, roll back; never approve) unless shipyard.yaml declares them. From then on the store
+        decides: editing shipyard.yaml changes nothing, and a difference between the two is logged once.
+        """
+        principals = self.store.principals()
+        declared = self.settings.spec.principals
+        service = self._service_principals()
+        if not principals:
+            seed = seed_roles(declared, service)
+            self.store.seed_principals(actor=self.actor, principals=seed, source="shipyard.yaml")
+            principals = self.store.principals()
+        drift = principals_drift(declared, {p.name: p.roles for p in principals}, service)
+        noted = "principals_drift:" + "|".join(drift)
+        if drift and noted not in self._noted:
+            self._noted.add(noted)
+            log.warning(
+                "shipyard.yaml's principals differ from the server's, and only the server's count: %s. "
+                "Change roles with `shipyard principals set NAME --role ROLE` (then edit shipyard.yaml to match, "
+                "or remove its principals key).",
+                "; ".join(drift),
+            )
+        return principals
+
+    def _service_principals(self) -> dict[str, tuple[str, ...]]:
+        spec = self.settings.spec
+        return service_principals(spec.worker.actor, (model.monitoring.actor for model in spec.models.values()))
 
     @property
     def store(self) -> Store:

@@ -1,4 +1,4 @@
-"""Getting versions to traffic: the gateway, rollouts and their controller, gateway tokens."""
+"""Getting versions to traffic: the gateway, rollouts and their controller."""
 
 from __future__ import annotations
 
@@ -45,16 +45,6 @@ class Delivery(Training):
 
     def deployments(self) -> list[Deployment]:
         return self.store.deployments()
-
-    def create_token(self, name: str) -> str:
-        """A new bearer token for the gateway; only its sha256 is stored, so it is shown once."""
-        import hashlib
-        import secrets
-
-        self.authorize("operate", what="create gateway tokens", subject=name)
-        token = secrets.token_urlsafe(32)
-        self.store.add_token(actor=self.actor, name=name, token_sha256=hashlib.sha256(token.encode()).hexdigest())
-        return token
 
     # -- rollouts -----------------------------------------------------------------------------
 

@@ -310,7 +310,7 @@ class Versions(Mirroring):
         from shipyard.store import database
         from shipyard.store.repository import Store
 
-        self.access.require(self.actor, "operate", what="migrate the store")  # the store may not be usable to audit a refusal
+        self.migration_access.require(self.actor, "operate", what="migrate the store")  # no audit: the store may be unusable
         store = Store.open(self.settings.store_url, auto_migrate=True)
         try:
             with database.translate_errors(store.url):

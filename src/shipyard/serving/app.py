@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shipyard.domain.errors import ModelFailed, NotServed, ShipyardError, http_status, oip_body
+from shipyard.domain.errors import ModelFailed, NotServed, ShipyardError, Unauthenticated, http_status, oip_body
 from shipyard.serving.inputs import Decoded, InvalidInput, decode_v1, decode_v2, encode_v2_response
 from shipyard.serving.openapi import openapi_document
 
@@ -100,14 +100,12 @@ def _request_id(request: Request) -> str:
 
 # -- authentication ----------------------------------------------------------------------------
 
-_UNAUTHORIZED = json.dumps(
-    {"error": "missing or unknown bearer token", "hint": "Send Authorization: Bearer <token>.", "code": "unauthorized"},
-    separators=(",", ":"),
-).encode()
+_SEND_TOKEN = "Send Authorization: Bearer <token>; `shipyard token create NAME --scope predict` makes one."
 
 
 class BearerAuth:
-    """Refuses a request whose bearer token is not one of the store's before its handler runs.
+    """Refuses a request whose bearer token the gateway does not accept (unknown, revoked, expired) before its
+    handler runs, saying which. The check is in memory (``Gateway.tokens``): no store query per request.
 
     Plain ASGI rather than BaseHTTPMiddleware, which runs every request in a task of its own.
     """
@@ -125,11 +123,16 @@ class BearerAuth:
             elif key == b"x-request-id":
                 request_id = value.decode("latin-1")
         scheme, _, token = authorization.partition(b" ")
-        if scheme.lower() == b"bearer" and hashlib.sha256(token.strip()).hexdigest() in gateway.tokens:
-            await self.app(scope, receive, send)
-            return
+        if scheme.lower() == b"bearer" and token.strip():
+            refusal = gateway.tokens.refusal(hashlib.sha256(token.strip()).hexdigest(), time.time())
+            if refusal is None:
+                await self.app(scope, receive, send)
+                return
+        else:
+            refusal = "no bearer token"
+        body = json.dumps(oip_body(Unauthenticated(refusal, hint=_SEND_TOKEN)), separators=(",", ":")).encode()
         headers = {REQUEST_ID: request_id or uuid.uuid4().hex, "www-authenticate": "Bearer"}
-        await Response(_UNAUTHORIZED, status_code=401, media_type="application/json", headers=headers)(scope, receive, send)
+        await Response(body, status_code=401, media_type="application/json", headers=headers)(scope, receive, send)
 
 
 # -- predictions -------------------------------------------------------------------------------

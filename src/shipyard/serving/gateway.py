@@ -24,6 +24,7 @@ from shipyard.domain.errors import ModelFailed, NotReady, NotServed, ShipyardErr
 from shipyard.serving.batching import BatchDone, Batcher
 from shipyard.serving.inputs import Decoded
 from shipyard.serving.metrics import GatewayMetrics
+from shipyard.serving.tokens import Tokens
 
 if TYPE_CHECKING:
     from shipyard.predlog import PredictionLog
@@ -47,6 +48,7 @@ class GatewayConfig:
     max_rows: int = 10_000
     auth: bool = False
     reload_seconds: float = 0.5
+    token_seconds: float = 0.5  # tokens are re-read this often (revocation takes effect within it)
     reject_unknown_categories: bool = False
     challenger_timeout: float = 1.0  # seconds before the champion answers for a slow challenger
 
@@ -121,11 +123,12 @@ class Gateway:
         self.failures: dict[tuple[str, int], str] = {}
         self.stale: dict[str, Stale] = {}  # models whose deployed champion is not the one served
         self.generation = -1
-        self.tokens: dict[str, str] = {}
+        self.tokens = Tokens()
         self.draining = False  # shutting down: still answering, but no longer ready for new traffic
         # One predict thread per loaded version: a slow challenger must not queue the champion's calls behind its own.
         self._executors: dict[tuple[str, int], ThreadPoolExecutor] = {}
         self._reloader: asyncio.Task[None] | None = None
+        self._token_reader: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         self._shadow_tasks: set[asyncio.Task[None]] = set()
 
@@ -134,14 +137,19 @@ class Gateway:
     async def start(self) -> None:
         if self.predlog is not None:
             self.predlog.start()
+        loop = asyncio.get_running_loop()
+        if self.config.auth:
+            await self.refresh_tokens()
+            self._token_reader = loop.create_task(self._refresh_tokens_forever(), name="token refresh")
         await self.reload()
-        self._reloader = asyncio.get_running_loop().create_task(self._reload_forever(), name="deployment reload")
+        self._reloader = loop.create_task(self._reload_forever(), name="deployment reload")
 
     async def stop(self) -> None:
-        if self._reloader is not None:
-            self._reloader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reloader
+        for task in (self._reloader, self._token_reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._shadow_tasks:
             await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
         for batcher in list(self.batchers.values()):
@@ -169,12 +177,25 @@ class Gateway:
             except Exception:  # a bug in one reload must not stop the gateway from following the store
                 log.exception("deployment reload failed, serving the previous state")
 
+    async def refresh_tokens(self) -> None:
+        """Re-read the store's tokens; created or revoked, they count from now."""
+        self.tokens.replace(await asyncio.to_thread(self.store.token_hashes))
+
+    async def _refresh_tokens_forever(self) -> None:
+        # Apart from deployment reloads: a model that takes seconds to load must not delay a revocation.
+        while True:
+            await asyncio.sleep(self.config.token_seconds)
+            try:
+                await self.refresh_tokens()
+            except ShipyardError as exc:
+                log.warning("token refresh failed, keeping the previous tokens: %s", exc.message)
+            except Exception:
+                log.exception("token refresh failed, keeping the previous tokens")
+
     async def reload(self, *, force: bool = False) -> bool:
         """Apply the store's deployment state if its generation moved; True when something changed."""
         async with self._reload_lock:
-            generation, tokens = await asyncio.to_thread(self._poll)
-            if tokens is not None:
-                self.tokens = tokens  # tokens are not deployments: created or revoked, they count from the next tick
+            generation = await asyncio.to_thread(self.store.serving_generation)
             if generation == self.generation and not force:
                 return False
             deployments = await asyncio.to_thread(self.store.deployments, self.config.models)
@@ -182,11 +203,6 @@ class Gateway:
             self.generation = generation
             self.metrics.generation.set(generation)
             return True
-
-    def _poll(self) -> tuple[int, dict[str, str] | None]:
-        """One trip off the event loop per tick: the deployment generation, and the token hashes when auth is on."""
-        generation = self.store.serving_generation()
-        return generation, self.store.token_hashes() if self.config.auth else None
 
     async def _apply(self, deployments: list[Deployment]) -> None:
         wanted = {(d.model, v) for d in deployments for v in (d.champion, d.challenger) if v is not None}

@@ -63,7 +63,7 @@ def _responses(ok: dict[str, Any]) -> dict[str, Any]:
     return {
         "200": {"description": "OK", "content": {"application/json": {"schema": ok}}},
         "400": {"description": "Malformed request", **error},
-        "401": {"description": "Missing or unknown bearer token", **error},
+        "401": {"description": "Missing, unknown, revoked or expired bearer token", **error},
         "404": {"description": "Model or version not served", **error},
         "413": {"description": "Body too large", **error},
         "422": {"description": "Invalid input", **error},

@@ -1,4 +1,4 @@
-"""Delivery in the store: which versions get traffic (deployments), rollouts, and API tokens."""
+"""Delivery in the store: which versions get traffic (deployments) and rollouts."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from shipyard.store.base import StoreBase, Tx, bump_generation, known_models_hin
 from shipyard.store.governance import put_gate
 from shipyard.store.mirror import mark_mirror_pending
 from shipyard.store.monitoring import resolve_left_production
-from shipyard.store.tables import ApiTokenRow, DeploymentRow, ModelRow, RolloutRow, ServingStateRow, VersionRow
+from shipyard.store.tables import DeploymentRow, ModelRow, RolloutRow, ServingStateRow, VersionRow
 
 
 def route(tx: Tx, model: str, challenger: int | None, strategy: str, weight: float) -> None:
@@ -48,7 +48,7 @@ def expect(row: RolloutRow, state: str, action: str) -> None:
 
 
 class DeliveryRecords(StoreBase):
-    """Mixed into ``Store``: deployments, rollouts and the tokens gateways accept."""
+    """Mixed into ``Store``: deployments and rollouts."""
 
     def serving_generation(self) -> int:
         """Gateways poll this one integer and reload when it moves."""
@@ -245,17 +245,6 @@ class DeliveryRecords(StoreBase):
                 mark_mirror_pending(tx, model, f"rollout {row.id} promoted version {row.version}")
             tx.session.flush()
             return row.to_entity()
-
-    def add_token(self, *, actor: str, name: str, token_sha256: str) -> None:
-        with self.write(actor) as tx:
-            if tx.session.get(ApiTokenRow, name) is not None:
-                raise Conflict(f"a token named {name!r} exists already", hint="Pick another name.")
-            tx.session.add(ApiTokenRow(name=name, token_sha256=token_sha256, created_by=actor, created_at=tx.now))
-            tx.audit("token.created", name, {})
-
-    def token_hashes(self) -> dict[str, str]:
-        with self.read() as session:
-            return {row.token_sha256: row.name for row in session.scalars(select(ApiTokenRow))}
 
 
 __all__ = ["DeliveryRecords"]

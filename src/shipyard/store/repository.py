@@ -1,8 +1,8 @@
 """The store: every state change and its audit event, in one transaction.
 
 ``Store`` opens the connection and the transactions; what it records lives in one
-module per concern (versions, governance, delivery, monitoring, the MLflow
-mirror's backlog, leases, notification cursors, the audit log).
+module per concern (versions, governance, delivery, identity, monitoring, the
+MLflow mirror's backlog, leases, notification cursors, the audit log).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from shipyard.store.audit_log import AuditRecords
 from shipyard.store.base import Tx
 from shipyard.store.delivery import DeliveryRecords
 from shipyard.store.governance import GovernanceRecords
+from shipyard.store.identity import IdentityRecords
 from shipyard.store.leases import LeaseRecords
 from shipyard.store.mirror import MirrorRecords
 from shipyard.store.monitoring import MonitoringRecords
@@ -30,6 +31,7 @@ class Store(
     VersionRecords,
     GovernanceRecords,
     DeliveryRecords,
+    IdentityRecords,
     MonitoringRecords,
     MirrorRecords,
     LeaseRecords,

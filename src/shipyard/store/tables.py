@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shipyard.domain.entities import AuditEvent, Model, ModelVersion, StageChange
 from shipyard.domain.governance import Approval
+from shipyard.domain.identity import Principal, Token
 from shipyard.domain.mirror import PendingMirror
 from shipyard.domain.monitoring import Alert, MonitorRun
 from shipyard.domain.rollouts import Rollout
@@ -251,12 +252,48 @@ class ServingStateRow(Base):
 
 
 class ApiTokenRow(Base):
+    """A bearer token bound to a principal: only its sha256 is kept. Revoked tokens stay, for the record."""
+
     __tablename__ = "api_tokens"
 
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    principal: Mapped[str] = mapped_column(String(200), index=True)
+    scope: Mapped[str] = mapped_column(String(20))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    def to_entity(self) -> Token:
+        return Token(
+            name=self.name,
+            principal=self.principal,
+            scope=self.scope,
+            created_by=self.created_by,
+            created_at=as_utc(self.created_at),
+            expires_at=as_utc(self.expires_at) if self.expires_at is not None else None,
+            last_used_at=as_utc(self.last_used_at) if self.last_used_at is not None else None,
+            revoked_at=as_utc(self.revoked_at) if self.revoked_at is not None else None,
+            revoked_by=self.revoked_by,
+        )
+
+
+class PrincipalRow(Base):
+    """A person or service account and its roles: team mode's source of truth for who may do what."""
+
+    __tablename__ = "principals"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def to_entity(self) -> Principal:
+        return Principal(name=self.name, roles=tuple(self.roles), created_by=self.created_by, created_at=as_utc(self.created_at))
 
 
 class RolloutRow(Base):
