@@ -46,6 +46,7 @@ def pg_team(tmp_path: Path, postgres_url: str) -> Iterator[Team]:
     root = make_project(tmp_path / "project")
     env = {"SHIPYARD_STORE_URL": postgres_url}
     with Shipyard.open(root, actor="alice", env=env) as trainer:  # embedded: before the project declares its server
+        trainer.upgrade_store()
         trainer.run_pipeline("churn")
         trainer.run_pipeline("churn")
     running = start_team(root, env=env)
