@@ -105,3 +105,11 @@ def test_failed_transaction_leaves_no_audit_event(store: Store) -> None:
         raise RuntimeError("boom")
     assert [e.actor for e in store.audit_events()] == ["alice", "alice"]
     assert store.verify_audit().ok
+
+
+def test_a_version_number_beyond_the_column_is_not_found(store: Store) -> None:
+    """On PostgreSQL such a number made the query itself fail (an unavailable store, not an unknown version)."""
+    register(store, version=1)
+    for number in (2**31, 2**40, 0, -(2**63)):
+        with pytest.raises(NotFound, match="has no version"):
+            store.get_version("churn", number)

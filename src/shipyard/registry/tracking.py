@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.domain.errors import BackendUnavailable, NotFound, ShipyardError
+from shipyard.domain.errors import BackendUnavailable, InvalidSpec, NotFound, ShipyardError
 from shipyard.registry import relocation
 from shipyard.registry.relocation import Relocation
 from shipyard.registry.requirements import model_requirements
@@ -41,6 +41,8 @@ def translate_errors(what: str, uri: str) -> Iterator[None]:
         code = getattr(exc, "error_code", "")
         if code == "RESOURCE_DOES_NOT_EXIST":
             raise NotFound(f"{what}: {exc.message}") from exc
+        if code == "INVALID_PARAMETER_VALUE":  # what was asked for is malformed: the caller's mistake, not MLflow's state
+            raise InvalidSpec(f"{what}: {exc.message}") from exc
         raise BackendUnavailable(
             f"{what} failed against MLflow at {uri}: {exc.message}",
             hint="Check the MLflow tracking URI (SHIPYARD_TRACKING_URI or mlflow.tracking_uri in shipyard.yaml).",

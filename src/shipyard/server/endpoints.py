@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,14 +46,17 @@ class OptionalModel(Params):
     model: str | None = None
 
 
+VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]  # a registry's version numbers fit the store's integers
+
+
 class VersionParams(Params):
     model: str
-    version: int
+    version: VersionNumber
 
 
 class DescribeParams(Params):
     model: str
-    version: int | None = None
+    version: VersionNumber | None = None
     with_run: bool = False
 
 
@@ -74,7 +77,7 @@ class ApproveParams(VersionParams):
 
 
 class RegisterParams(ModelParam):
-    run_id: str
+    run_id: str = Field(min_length=1)
     artifact_path: str = "model"
     trust_pickle: bool = False
 
@@ -121,7 +124,7 @@ class TokenCreateParams(Params):
     name: str = Field(min_length=1, max_length=200)
     principal: str | None = None
     scope: Literal["api", "predict"] = "api"
-    expires_seconds: float | None = Field(default=None, gt=0.0)
+    expires_seconds: float | None = Field(default=None, gt=0.0, le=10 * 365 * 86400.0)
 
 
 class TokenListParams(Params):

@@ -68,6 +68,9 @@ def _when(at: datetime) -> str:
     return f"{at:%Y-%m-%d %H:%M:%S} UTC"
 
 
+MAX_TOKEN_SECONDS = 10 * 365 * 86400.0
+
+
 class Identity(ServiceBase):
     # -- principals (team mode) ---------------------------------------------------------------
 
@@ -137,8 +140,11 @@ class Identity(ServiceBase):
         _check_name("token", name)
         if scope not in SCOPES:
             raise InvalidSpec(f"unknown token scope {scope!r}; expected {' or '.join(SCOPES)}")
-        if expires_seconds is not None and not (math.isfinite(expires_seconds) and expires_seconds > 0):
-            raise InvalidSpec(f"a token's lifetime must be a positive number of seconds; got {expires_seconds}")
+        if expires_seconds is not None and not (math.isfinite(expires_seconds) and 0 < expires_seconds <= MAX_TOKEN_SECONDS):
+            raise InvalidSpec(
+                f"a token's lifetime must be a positive number of seconds up to ten years; got {expires_seconds}",
+                hint="e.g. --expires 90d; for a service that must not expire, omit --expires and revoke it when done.",
+            )
         owner = principal or self.actor
         subject = token_subject(name)
         if owner != self.actor:

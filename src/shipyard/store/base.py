@@ -72,7 +72,12 @@ class StoreBase(ABC):
         """One reading session."""
 
 
+MAX_VERSION = 2**31 - 1  # the largest version number the store's integer column holds on every database
+
+
 def find_version(session: Session, model: str, version: int) -> VersionRow | None:
+    if not 1 <= version <= MAX_VERSION:  # no such version, and PostgreSQL would refuse the query itself
+        return None
     query = select(VersionRow).where(VersionRow.model_name == model, VersionRow.version == version)
     return session.scalars(query).one_or_none()
 
