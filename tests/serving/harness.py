@@ -25,13 +25,13 @@ from shipyard.serving.server import BackgroundServer, free_port
 ROW = SAMPLE_CUSTOMER
 
 
-def ship(root: Path, version: int) -> None:
+def ship(root: Path, version: int, env: dict[str, str] | None = None) -> None:
     """Take a candidate to production the governed way."""
-    with Shipyard.open(root, actor="alice", env={}) as service:
+    with Shipyard.open(root, actor="alice", env=env or {}) as service:
         service.promote("churn", version, "staging", reason="ready")
-    with Shipyard.open(root, actor="vera", env={}) as service:
+    with Shipyard.open(root, actor="vera", env=env or {}) as service:
         service.approve("churn", version, "production", comment="ok")
-    with Shipyard.open(root, actor="rui", env={}) as service:
+    with Shipyard.open(root, actor="rui", env=env or {}) as service:
         service.promote("churn", version, "production", reason="ship")
 
 
