@@ -29,13 +29,13 @@ def serve(
         bool | None, typer.Option("--auth/--no-auth", help="Require bearer tokens (default: on unless bound to loopback).")
     ] = None,
     worker: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--worker/--no-worker",
             help="Also run the worker (rollouts, monitor runs, /metrics figures) in this process; "
-            "training still runs in a child process.",
+            "training still runs in a child process (default: on, except in team mode, where the server runs it).",
         ),
-    ] = True,
+    ] = None,
     drain_seconds: Annotated[
         float,
         typer.Option("--drain-seconds", min=0.0, help="On SIGTERM: answer, but report not ready, this long; then stop."),
@@ -66,6 +66,8 @@ def serve(
     )
     gateway = service.gateway(config)
     hosted = None
+    if worker is None:  # in team mode the server runs the worker: its changes are the server's to make
+        worker = not service.settings.team
     if worker:
         from shipyard.worker import Worker
 
