@@ -144,3 +144,17 @@ def test_a_revoked_token_is_refused_at_once(team: Team) -> None:
             ada.delete("/api/v1/tokens/short-lived").raise_for_status()
             after = holder.get("/api/v1/whoami")
     assert after.status_code == 401 and "revoked" in after.json()["message"]
+
+
+def test_pipeline_run_trains_here_and_the_server_collects_the_evidence(team: Team) -> None:
+    done = run("--project", str(team.root), "pipeline", "run", "churn", "--json", env=team.cli_env("bob"))
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    assert result["version"]["version"] == 3 and result["version"]["registered_by"] == "bob"
+    registered = [e for e in team.service.audit_log() if e.action == "version.registered"][-1]
+    assert (registered.actor, registered.subject) == ("bob", "churn/3")
+    assert registered.details["how"] == "adopted"  # the server loaded the run's model and measured it itself
+    evidence = team.service.evidence("churn", 3)
+    assert evidence is not None and evidence["metrics"]["holdout"]["roc_auc"] == result["metrics"]["roc_auc"]
+    refused = run("--project", str(team.root), "pipeline", "run", "churn", env=team.cli_env("val"))
+    assert refused.exit_code == 5 and "val may not register a version of churn" in refused.stderr

@@ -8,6 +8,7 @@ JSON and exit codes as it does locally. An error body becomes the same ShipyardE
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from collections.abc import Callable
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     import httpx
     from pydantic import TypeAdapter
 
+    from shipyard.pipeline import StepReporter
     from shipyard.server.endpoints import Endpoint
 
 LOCAL_ONLY = "runs where the project's files are, not through the server"
@@ -31,7 +33,9 @@ PAGE = 1000
 class RemoteShipyard:
     """The service's methods over HTTP, acting as the token's principal."""
 
-    def __init__(self, url: str, token: str | None, *, timeout: float = 300.0, transport: Any = None) -> None:
+    def __init__(
+        self, url: str, token: str | None, *, project: Path | None = None, timeout: float = 300.0, transport: Any = None
+    ) -> None:
         import httpx
 
         if not token:
@@ -44,6 +48,7 @@ class RemoteShipyard:
         headers = {"authorization": f"Bearer {token}", "user-agent": "shipyard-cli"}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
         self._actor: str | None = None
+        self.project = project  # where `pipeline run` finds train.py and the data it trains on
 
     def close(self) -> None:
         self.http.close()
@@ -78,6 +83,24 @@ class RemoteShipyard:
         exported = self.call("audit_export")
         out.write(exported.jsonl)
         return int(exported.events)
+
+    def run_pipeline(self, model: str, *, progress: StepReporter | None = None, data_path: Path | None = None) -> Any:
+        """Train here, with this project's code and data, and log the model to MLflow; the server adopts the run
+        and collects its evidence itself (nothing computed here about the model is trusted)."""
+        from shipyard.config import load_settings
+        from shipyard.pipeline import no_progress, train_and_log
+        from shipyard.service import Shipyard
+
+        report = progress or no_progress
+        settings = load_settings(self.project, actor=self.actor)
+        local = Shipyard(settings)  # for its MLflow client only: the store is the server's
+        try:
+            run_id, train_seconds = train_and_log(settings, local.registry, model, progress=report, data_path=data_path)
+        finally:
+            local.close()
+        with report("register (on the server)"):
+            result = self.call("register", model, run_id)
+        return dataclasses.replace(result, train_seconds=train_seconds)
 
     def ingest_labels(self, path: Path, *, model: str, entity_key: str | None = None, label_column: str | None = None) -> Any:
         try:

@@ -103,7 +103,7 @@ class State:
                 hint=f"Drop {flag}; to act as someone else, use their token (an admin creates one with `shipyard token create`).",
             )
         # The same methods, entities and errors as the service: the commands cannot tell the difference.
-        return cast("Shipyard", RemoteShipyard(client.url, client.token))
+        return cast("Shipyard", RemoteShipyard(client.url, client.token, project=self.project))
 
     def hosted_service(self) -> Shipyard:
         """The service as the control-plane server runs it: the shared store's one writer."""

@@ -19,7 +19,7 @@ from shipyard.pipeline.registration import (
     is_commit,
     no_progress,
 )
-from shipyard.pipeline.training import load_train_function, run
+from shipyard.pipeline.training import load_train_function, run, train_and_log
 
 __all__ = [
     "PROFILE_ARTIFACT",
@@ -41,4 +41,5 @@ __all__ = [
     "refresh_evidence",
     "run",
     "split",
+    "train_and_log",
 ]

@@ -18,8 +18,9 @@ from shipyard.config import Settings
 from shipyard.domain.errors import InvalidSpec, NotFound, ShipyardError
 from shipyard.evidence import Lineage
 from shipyard.pipeline.evidence import gather_evidence, log_governance_artifacts, log_reference_profile
-from shipyard.pipeline.prepare import prepare
+from shipyard.pipeline.prepare import Prepared, prepare
 from shipyard.pipeline.registration import (
+    GitInfo,
     PipelineResult,
     Register,
     StepReporter,
@@ -61,6 +62,91 @@ def _user_error(exc: BaseException, path: Path) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def _fit(settings: Settings, model_name: str, prepared: Prepared) -> tuple[Any, float]:
+    """The user's code: importing their module (and what it imports) and calling train(); its seconds."""
+    spec = settings.model(model_name)
+    started = time.perf_counter()
+    train = load_train_function(settings.root, spec.train)
+    train_frame = prepared.parts.train[[*prepared.features, spec.data.target]].reset_index(drop=True)
+    try:
+        model = train(train_frame)
+    except ShipyardError:
+        raise
+    except Exception as exc:
+        where = settings.resolve(spec.train.rpartition(":")[0])
+        raise InvalidSpec(f"{spec.train} raised {_user_error(exc, where)}") from exc
+    if model is None:
+        raise InvalidSpec(f"{spec.train} returned None; expected a fitted model")
+    return model, time.perf_counter() - started
+
+
+def _run_tags(settings: Settings, model_name: str, prepared: Prepared, git: GitInfo) -> dict[str, str]:
+    tags = {
+        "shipyard.model": model_name,
+        "shipyard.data.uri": prepared.dataset.uri,
+        "shipyard.data.fingerprint": prepared.dataset.fingerprint,
+        "mlflow.user": settings.actor,
+    }
+    if git.commit:
+        tags["mlflow.source.git.commit"] = git.commit
+        tags["shipyard.git.dirty"] = str(git.dirty).lower()
+    return tags
+
+
+def _log_model(
+    settings: Settings, registry: Registry, model_name: str, run_id: str, model: Any, prepared: Prepared,
+    metrics: dict[str, float] | None,
+) -> str:  # fmt: skip
+    """Parameters, the training dataset and the model itself into the run; the model's source URI."""
+    spec = settings.model(model_name)
+    parts, features = prepared.parts, prepared.features
+    params = {
+        **_estimator_params(model),
+        "shipyard.split": parts.method,
+        "shipyard.holdout_fraction": spec.data.holdout_fraction,
+        "shipyard.rows_train": len(parts.train),
+        "shipyard.rows_holdout": len(parts.holdout),
+        "shipyard.features": ",".join(features),
+    }
+    registry.log_run_data(run_id, params=params, metrics={f"holdout_{k}": v for k, v in (metrics or {}).items()})
+    dataset = prepared.dataset
+    registry.log_dataset(
+        run_id, name=prepared.path.name, uri=dataset.uri, digest=dataset.fingerprint, frame=dataset.frame, context="training"
+    )
+    example = parts.holdout[features].head(5).reset_index(drop=True)
+    source: str = registry.log_sklearn_model(run_id, model, example=example)
+    return source
+
+
+def train_and_log(
+    settings: Settings, registry: Registry, model_name: str, *, progress: StepReporter = no_progress,
+    data_path: Path | None = None,
+) -> tuple[str, float]:  # fmt: skip
+    """Team mode's client half: train with the project's own code and data and log the model to MLflow, no more.
+
+    The server adopts the run (``adopt``): it checks the model files' digests and collects the evidence itself,
+    so nothing a client computes about its model is trusted. Returns the run id and the seconds train() took.
+    """
+    spec = settings.model(model_name)
+    with progress("load data"):
+        policy_for(settings, model_name)
+        prepared = prepare(settings, spec, data_path)
+        experiment = registry.experiment_id(settings.experiment)
+    with progress("train"):
+        model, train_seconds = _fit(settings, model_name, prepared)
+    run_id = registry.start_run(
+        experiment, run_name=f"{model_name}-train", tags=_run_tags(settings, model_name, prepared, git_info(settings.root))
+    )
+    try:
+        with progress("log to MLflow"):
+            _log_model(settings, registry, model_name, run_id, model, prepared, None)
+    except BaseException:
+        registry.finish_run(run_id, failed=True)
+        raise
+    registry.finish_run(run_id)
+    return run_id, train_seconds
+
+
 def _estimator_params(model: Any) -> dict[str, Any]:
     if not hasattr(model, "get_params"):
         return {}
@@ -95,38 +181,17 @@ def run(
         with progress("load data"), lineage.step(f"{model_name}.load_data", parent=parent) as step:
             policy_for(settings, model_name)  # a bad policy fails before any work
             prepared = prepare(settings, spec, data_path)
-            parts, features, dataset = prepared.parts, prepared.features, prepared.dataset
+            parts, dataset = prepared.parts, prepared.dataset
             data = data_ref(prepared)
             step.add_input(data)
             # Reach MLflow before training, so an unreachable server fails fast.
             experiment = registry.experiment_id(settings.experiment)
         with progress("train"), lineage.step(f"{model_name}.train", parent=parent, inputs=[data]):
-            # The user's code: importing their module (and what it imports) and calling train().
-            user_started = time.perf_counter()
-            train = load_train_function(settings.root, spec.train)
-            train_frame = parts.train[[*features, spec.data.target]].reset_index(drop=True)
-            try:
-                model = train(train_frame)
-            except ShipyardError:
-                raise
-            except Exception as exc:
-                where = settings.resolve(spec.train.rpartition(":")[0])
-                raise InvalidSpec(f"{spec.train} raised {_user_error(exc, where)}") from exc
-            if model is None:
-                raise InvalidSpec(f"{spec.train} returned None; expected a fitted model")
-            train_seconds = time.perf_counter() - user_started
-
+            model, train_seconds = _fit(settings, model_name, prepared)
         git = git_info(settings.root)
-        tags = {
-            "shipyard.model": model_name,
-            "shipyard.data.uri": dataset.uri,
-            "shipyard.data.fingerprint": dataset.fingerprint,
-            "mlflow.user": actor,
-        }
-        if git.commit:
-            tags["mlflow.source.git.commit"] = git.commit
-            tags["shipyard.git.dirty"] = str(git.dirty).lower()
-        run_id = registry.start_run(experiment, run_name=f"{model_name}-train", tags=tags)
+        run_id = registry.start_run(
+            experiment, run_name=f"{model_name}-train", tags=_run_tags(settings, model_name, prepared, git)
+        )
         facts = Lineage(
             data_sources=[dataset.uri],
             data_fingerprint=dataset.fingerprint,
@@ -142,25 +207,7 @@ def run(
                 )
                 metrics = evidence["metrics"]["holdout"]
             with progress("log to MLflow"):
-                params = {
-                    **_estimator_params(model),
-                    "shipyard.split": parts.method,
-                    "shipyard.holdout_fraction": spec.data.holdout_fraction,
-                    "shipyard.rows_train": len(parts.train),
-                    "shipyard.rows_holdout": len(parts.holdout),
-                    "shipyard.features": ",".join(features),
-                }
-                registry.log_run_data(run_id, params=params, metrics={f"holdout_{k}": v for k, v in metrics.items()})
-                registry.log_dataset(
-                    run_id,
-                    name=prepared.path.name,
-                    uri=dataset.uri,
-                    digest=dataset.fingerprint,
-                    frame=dataset.frame,
-                    context="training",
-                )
-                example = parts.holdout[features].head(5).reset_index(drop=True)
-                source = registry.log_sklearn_model(run_id, model, example=example)
+                source = _log_model(settings, registry, model_name, run_id, model, prepared, metrics)
                 log_reference_profile(registry, run_id, model, prepared)
                 evidence["artifacts"] = log_governance_artifacts(settings, registry, model_name, run_id, evidence, schema)
         except BaseException:
