@@ -208,7 +208,7 @@ def _bind(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], endpoint: En
         bound = dict(kwargs)
     else:
         try:
-            bound = dict(inspect.signature(method).bind(None, *args, **kwargs).arguments)
+            bound = dict(inspect.signature(method).bind_partial(None, *args, **kwargs).arguments)
         except TypeError as exc:
             raise ShipyardError(f"{name}: {exc}") from None
         bound.pop("self", None)

@@ -258,6 +258,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              params=TokenListParams, returns=list[Token], call=lambda s, p: s.tokens(principal=p.principal), paged=True),
     Endpoint(method="GET", path="/principals", name="principals", summary="Principals and their roles.",
              params=NoParams, returns=list[Principal], call=lambda s, p: s.principals(), paged=True),
+    Endpoint(method="GET", path="/principals/drift", name="principals_drift",
+             summary="Where shipyard.yaml's principals differ from the server's (only the server's count).",
+             params=NoParams, returns=list[str], call=lambda s, p: s.principals_drift()),
     # -- changing ----------------------------------------------------------------------------
     Endpoint(method="POST", path="/models/{model}/versions", name="register", mutating=True,
              summary="Adopt a model an MLflow run logged as a governed candidate; the server recomputes the evidence.",
