@@ -2,7 +2,7 @@
 
 ``Store`` opens the connection and the transactions; what it records lives in one
 module per concern (versions, governance, delivery, monitoring, the MLflow
-mirror's backlog, leases, the audit log).
+mirror's backlog, leases, audit checkpoints, the audit log).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from shipyard.store import database
 from shipyard.store.audit_log import AuditRecords
 from shipyard.store.base import Tx
+from shipyard.store.checkpoints import CheckpointRecords
 from shipyard.store.delivery import DeliveryRecords
 from shipyard.store.governance import GovernanceRecords
 from shipyard.store.leases import LeaseRecords
@@ -25,7 +26,16 @@ from shipyard.store.tables import AuditHeadRow, utcnow
 from shipyard.store.versions import ANY_CHAMPION, ChampionChanged, VersionRecords
 
 
-class Store(VersionRecords, GovernanceRecords, DeliveryRecords, MonitoringRecords, MirrorRecords, LeaseRecords, AuditRecords):
+class Store(
+    VersionRecords,
+    GovernanceRecords,
+    DeliveryRecords,
+    MonitoringRecords,
+    MirrorRecords,
+    LeaseRecords,
+    CheckpointRecords,
+    AuditRecords,
+):
     """Shipyard's source of truth on SQLite or PostgreSQL."""
 
     def __init__(self, engine: Engine, url: str) -> None:
