@@ -127,11 +127,11 @@ def test_bad_public_key_files_are_refused(signed: Path, tmp_path: Path) -> None:
     assert refused.exit_code == 2 and "holds no Ed25519 public key in PEM form" in refused.stderr
 
 
-def test_rotating_the_key_is_for_admins_on_the_server(signed: Path) -> None:
-    here = run(signed, "audit", "rotate-key", actor="ada")
-    assert here.exit_code == 5 and "the Shipyard server holds the audit signing key" in " ".join(here.stderr.split())
-    refused = run(signed, "audit", "rotate-key", actor="rui")
-    assert refused.exit_code == 5 and "rui may not rotate the audit signing key" in " ".join(refused.stderr.split())
+def test_rotating_the_key_happens_on_the_server(signed: Path) -> None:
+    for actor in ("ada", "rui"):
+        here = run(signed, "audit", "rotate-key", actor=actor)
+        err = " ".join(here.stderr.split())
+        assert here.exit_code == 5 and "cannot rotate the audit signing key here: the Shipyard server holds" in err
 
 
 def test_no_public_key_before_the_server_made_one(project: Path) -> None:

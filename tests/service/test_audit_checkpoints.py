@@ -323,6 +323,7 @@ def test_only_an_admin_on_the_server_rotates_the_key(team: tuple[Shipyard, Shipy
     with pytest.raises(PermissionDenied, match="the Shipyard server holds the audit signing key"):
         reader.as_actor("ada").rotate_audit_key()
     assert reader.audit_keys() == []
+    assert [e.action for e in reader.audit_log() if e.action.endswith(".denied")] == ["audit.rotate_key.denied"]
 
 
 def test_a_retired_key_file_is_refused(team: tuple[Shipyard, Shipyard], project: Path) -> None:
@@ -358,11 +359,10 @@ def test_the_server_signs_at_every_promotion_to_production(trained_project: Path
         [checkpoint] = store.audit_checkpoints()
         last = store.audit_events()[-1]
         assert (checkpoint.seq, checkpoint.head_hash) == (last.seq, last.hash)
-        # Not on the server: the promotion happens, nothing is signed.
-        reader.as_actor("rui").promote("churn", 2, "staging", reason="next")
-        reader.as_actor("vera").approve("churn", 2, "production", comment="reviewed")
-        reader.as_actor("rui").promote("churn", 2, "production", reason="better")
-        assert store.audit_checkpoints() == [checkpoint]
+        deployer.promote("churn", 2, "staging", reason="next")
+        server.as_actor("vera").approve("churn", 2, "production", comment="reviewed")
+        deployer.promote("churn", 2, "production", reason="better")
+        assert [c.seq for c in store.audit_checkpoints()] == [checkpoint.seq, store.audit_events()[-1].seq]
         assert reader.audit_verify().ok
     finally:
         store.close()

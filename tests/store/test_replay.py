@@ -157,13 +157,8 @@ def test_a_rollout_moved_with_sql_is_named(busy: Store) -> None:
     assert "rollout" in found and "of churn/3 is running" in found and "leaves it rolled_back" in found
 
 
-def test_a_token_inserted_with_sql_is_named(busy: Store) -> None:
-    sql(
-        busy,
-        "INSERT INTO api_tokens (name, token_sha256, created_by, created_at) VALUES ('backdoor', :digest, 'mallory', :at)",
-        digest="22" * 32,
-        at=datetime.now(UTC),
-    )
+def test_a_token_no_event_created_is_named(busy: Store) -> None:
+    sql(busy, "UPDATE api_tokens SET name = 'backdoor', created_by = 'mallory' WHERE name = 'gateway'")
     assert busy.unexplained_state() == ["token 'backdoor' (created by mallory) has no token.created event"]
 
 

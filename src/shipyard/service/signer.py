@@ -105,8 +105,8 @@ def checkpoint_promotion(service: ServiceBase, target: Stage) -> None:
 
 def rotate_key(service: ServiceBase) -> AuditKey:
     """Start a new signing key; the old private key is replaced (gone), its public key stays listed, retired."""
+    server = require_server(service, "rotate the audit signing key")  # first: elsewhere no role would help
     service.authorize_role("admin", what="rotate the audit signing key", subject="audit", action="audit.rotate_key")
-    server = require_server(service, "rotate the audit signing key")
     current = [k for k in service.store.audit_keys() if k.retired_at is None]
     key = signing.new_key()
     # The file first: should the store then fail, the next checkpoint lists this key (retiring the old) itself.

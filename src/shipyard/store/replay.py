@@ -348,7 +348,9 @@ def _rollouts(session: Session, replay: _Replay) -> list[str]:
 def _tokens(session: Session, replay: _Replay) -> list[str]:
     found = []
     for row in session.scalars(select(ApiTokenRow).order_by(ApiTokenRow.name)):
-        if (row.created_by, as_utc(row.created_at)) not in replay.tokens.get(row.name, []):
+        # A token's event names it plainly, or as ``token:NAME`` where tokens belong to principals.
+        created = replay.tokens.get(row.name, []) + replay.tokens.get(f"token:{row.name}", [])
+        if (row.created_by, as_utc(row.created_at)) not in created:
             found.append(f"token {row.name!r} (created by {row.created_by}) has no token.created event")
     return found
 
