@@ -122,10 +122,26 @@ class Deployment:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditVerification:
+    """What `audit verify` found. ``problem`` and ``first_bad_seq`` name the earliest problem; the rest say what was checked.
+
+    The chain alone catches an edit whose later hashes were left as they were; signed checkpoints catch a
+    history rewritten with every hash recomputed; the replay catches state rows written around the audit log.
+    """
+
     ok: bool
     events: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    problems: tuple[str, ...] = ()  # every problem with the chain and its checkpoints, earliest first
+    unexplained: tuple[str, ...] = ()  # state rows (stages, approvals, deployments, rollouts, tokens) no event explains
+    checkpoints: int = 0  # distinct signed checkpoints checked (from the store and the checkpoint file)
+    key_source: str | None = None  # "given" (--public-key) or "store" (listed there: weaker), None when nothing was signed
+    checkpoint_file: str | None = None  # the checkpoint file read, when it exists here
+    signed_through: int | None = None  # the last event a valid checkpoint vouches for
+    unsigned_tail: int = 0  # events after it that no checkpoint signs yet
+    replayed: bool = False  # the state tables were replayed against the events
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["problems"], data["unexplained"] = list(self.problems), list(self.unexplained)
+        return data

@@ -3,21 +3,21 @@
 The CLI, the HTTP API, the UI and the worker all call this; no face holds a business rule,
 and nothing but the service writes the store. The object is split by concern across this
 package's modules, each a layer of one class (base → mirror → versions → training → delivery →
-loop → insight, and identity beside them), so each module stays small while callers see one `Shipyard`.
-Notifications (notify.py) stand beside that chain, on the base alone, and are mixed in here.
+loop → insight → audit, and identity beside them), so each module stays small while callers see one
+`Shipyard`. Notifications (notify.py) stand beside that chain, on the base alone, and are mixed in here.
 """
 
 from __future__ import annotations
 
+from shipyard.service.audit import Audit
 from shipyard.service.identity import Identity
-from shipyard.service.insight import Insight
 from shipyard.service.loop import MonitorOutcome, RetrainingData
 from shipyard.service.mirror import Reconciled
 from shipyard.service.notify import Notifications, NotifyPass
 from shipyard.service.versions import GATED, PromotionOutcome, VersionDetail
 
 
-class Shipyard(Insight, Identity, Notifications):
+class Shipyard(Audit, Identity, Notifications):
     """Everything a user (or an automated principal) can do with a project, in one place."""
 
 

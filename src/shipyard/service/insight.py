@@ -1,13 +1,13 @@
-"""Looking back: a prediction's trace, the KPIs, the audit log."""
+"""Looking back: a prediction's trace and the KPIs (the audit log is in audit.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
-from shipyard.domain.entities import AuditEvent, AuditVerification
-from shipyard.domain.errors import InvalidSpec, NotFound
+from shipyard.domain.entities import AuditVerification
+from shipyard.domain.errors import NotFound
 from shipyard.domain.stages import Stage
 from shipyard.service.loop import Loop
 
@@ -144,34 +144,3 @@ class Insight(Loop):
             return datetime.fromisoformat(text) if done.returncode == 0 and text else None
         except ValueError:
             return None
-
-    # -- audit ----------------------------------------------------------------------
-
-    def audit_log(self, model: str | None = None) -> list[AuditEvent]:
-        if model is not None:
-            self.store.get_model(model)
-        return self.store.audit_events(model=model)
-
-    def audit_verify(self) -> AuditVerification:
-        return self.store.verify_audit()
-
-    def audit_verify_from(self, checkpoint: tuple[int, str] | None) -> tuple[AuditVerification, tuple[int, str] | None]:
-        """Verify only the events after ``checkpoint`` (a verified event's seq and hash) and the head; returns the
-        verification of the whole chain so far and the checkpoint to start from next time."""
-        return self.store.verify_audit_from(checkpoint)
-
-    def audit_export(self, out: IO[str], *, fmt: str = "jsonl") -> int:
-        if fmt != "jsonl":
-            raise InvalidSpec(f"unknown export format {fmt!r}; expected jsonl")
-        count = 0
-        for line in _jsonl(self.store.audit_events()):
-            out.write(line)
-            count += 1
-        return count
-
-
-def _jsonl(events: list[AuditEvent]) -> Iterator[str]:
-    import json
-
-    for event in events:
-        yield json.dumps(event.to_dict(), sort_keys=True, default=str) + "\n"

@@ -10,6 +10,7 @@ from shipyard.domain.errors import Conflict, GateBlocked, InvalidSpec, NotFound,
 from shipyard.domain.governance import Approval, GateReport
 from shipyard.domain.stages import STAGE_ALIASES, Stage, check_transition
 from shipyard.service.mirror import Mirroring
+from shipyard.service.signer import checkpoint_promotion
 from shipyard.store.repository import ANY_CHAMPION, ChampionChanged
 
 if TYPE_CHECKING:
@@ -240,6 +241,7 @@ class Versions(Mirroring):
                     raise
                 current = self.store.get_version(model, version)
                 check_transition(current.subject, current.stage, target)
+        checkpoint_promotion(self, target)  # the server signs the history at every move into production
         changed = [promotion.version.version, *(v.version for v in promotion.archived)]
         error = self.mirror(model, changed=changed)
         return PromotionOutcome(promotion=promotion, mirrored=error is None, mirror_error=error, gate=report)

@@ -16,6 +16,7 @@ from shipyard.domain.errors import InvalidSpec
 from shipyard.store import database
 from shipyard.store.audit import holds, verify_chain
 from shipyard.store.base import StoreBase
+from shipyard.store.replay import unexplained_rows
 from shipyard.store.tables import AuditHeadRow, AuditRow
 
 
@@ -63,6 +64,12 @@ class AuditRecords(StoreBase):
                 return verify_chain((row.to_entity() for row in rows), (head.seq, head.hash) if head is not None else None)
             finally:
                 rows.close()  # verification may stop early; release the server-side cursor now
+
+    def unexplained_state(self) -> list[str]:
+        """State rows (stages, approvals, deployments, rollouts, tokens, audit keys) that no audit event explains,
+        read with the events in one snapshot, so a change committing meanwhile is not taken for one."""
+        with self._snapshot() as session:
+            return unexplained_rows(session)
 
     def verify_audit_from(self, checkpoint: tuple[int, str] | None) -> tuple[AuditVerification, tuple[int, str] | None]:
         """Verify only the events after ``checkpoint``, the (seq, hash) an earlier call returned.

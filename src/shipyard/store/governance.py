@@ -10,6 +10,7 @@ from shipyard.domain.errors import InvalidSpec
 from shipyard.domain.governance import Approval, GateReport
 from shipyard.store.audit import canonical_sha256
 from shipyard.store.base import StoreBase, Tx, version_row
+from shipyard.store.replay import audited_approvals
 from shipyard.store.tables import ApprovalRow, DataSchemaRow, EvidenceRow, GateReportRow
 
 
@@ -157,7 +158,8 @@ class GovernanceRecords(StoreBase):
             )
             if stage is not None:
                 query = query.where(ApprovalRow.stage == stage)
-            return [row.to_entity() for row in session.scalars(query)]
+            # A row no audit event records never counts, whoever wrote it (store/replay.py says why).
+            return audited_approvals(session, f"{model}/{version}", session.scalars(query).all())
 
 
 __all__ = ["GovernanceRecords", "put_evidence", "put_gate"]

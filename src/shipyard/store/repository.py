@@ -2,7 +2,7 @@
 
 ``Store`` opens the connection and the transactions; what it records lives in one
 module per concern (versions, governance, delivery, identity, monitoring, the
-MLflow mirror's backlog, leases, notification cursors, the audit log).
+MLflow mirror's backlog, leases, notification cursors, audit checkpoints, the audit log).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from shipyard.store import database
 from shipyard.store.audit_log import AuditRecords
 from shipyard.store.base import Tx
+from shipyard.store.checkpoints import CheckpointRecords
 from shipyard.store.delivery import DeliveryRecords
 from shipyard.store.governance import GovernanceRecords
 from shipyard.store.identity import IdentityRecords
@@ -36,6 +37,7 @@ class Store(
     MirrorRecords,
     LeaseRecords,
     NotifyRecords,
+    CheckpointRecords,
     AuditRecords,
 ):
     """Shipyard's source of truth on SQLite or PostgreSQL."""

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shipyard.domain.checkpoints import AuditKey, Checkpoint
 from shipyard.domain.entities import AuditEvent, Model, ModelVersion, StageChange
 from shipyard.domain.governance import Approval
 from shipyard.domain.identity import Principal, Token
@@ -154,6 +155,51 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditKeyRow(Base):
+    """A public key of the server's audit signing key; retired keys stay to verify what they signed."""
+
+    __tablename__ = "audit_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def to_entity(self) -> AuditKey:
+        return AuditKey(
+            key_id=self.key_id,
+            public_key=self.public_key,
+            created_at=as_utc(self.created_at),
+            created_by=self.created_by,
+            retired_at=as_utc(self.retired_at) if self.retired_at else None,
+        )
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint of the chain's head; the server also appends it to its checkpoint file."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(200))
+    seq: Mapped[int] = mapped_column(Integer, index=True)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(128), unique=True)
+
+    def to_entity(self) -> Checkpoint:
+        return Checkpoint(
+            project=self.project,
+            seq=self.seq,
+            head_hash=self.head_hash,
+            signed_at=as_utc(self.signed_at),
+            key_id=self.key_id,
+            signature=self.signature,
+        )
 
 
 class EvidenceRow(Base):
