@@ -32,6 +32,7 @@ MATRIX: list[tuple[str, str, str, dict[str, object] | None, set[str]]] = [
     ("reconcile", "POST", "/mirror/reconcile", {"model": "churn"}, {"deployer", "admin"}),
     ("monitor", "POST", "/monitor", {"model": "churn", "act": False}, {"scientist", "deployer", "admin"}),
     ("ingest_labels", "POST", "/models/churn/labels?filename=labels.csv", None, {"scientist", "deployer", "admin"}),
+    ("rotate_audit_key", "POST", "/audit/rotate-key", {}, {"admin"}),
     ("create_token", "POST", "/tokens", {"name": "for-walt-{role}", "principal": "walt"}, {"admin"}),
     ("revoke_token", "DELETE", "/tokens/walt-victim", None, {"admin"}),
     ("set_principal", "PUT", "/principals/newcomer", {"roles": ["viewer"]}, {"admin"}),

@@ -102,6 +102,15 @@ class RemoteShipyard:
             result = self.call("register", model, run_id)
         return dataclasses.replace(result, train_seconds=train_seconds)
 
+    def audit_verify(self, public_keys: list[bytes] | None = None) -> Any:
+        keys = [key.decode() for key in public_keys] if public_keys else None
+        return self.call("audit_verify", public_keys=keys)
+
+    def export_checkpoints(self, out: IO[str]) -> tuple[int, int]:
+        exported = self.call("export_checkpoints")
+        out.write(exported.jsonl)
+        return int(exported.checkpoints), int(exported.keys)
+
     def ingest_labels(self, path: Path, *, model: str, entity_key: str | None = None, label_column: str | None = None) -> Any:
         try:
             body = path.read_bytes()

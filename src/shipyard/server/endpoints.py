@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shipyard.domain.checkpoints import AuditKey
 from shipyard.domain.entities import AuditEvent, AuditVerification, Model, ModelVersion
 from shipyard.domain.errors import InvalidSpec
 from shipyard.domain.governance import Approval, GateReport
@@ -147,6 +148,10 @@ class LabelParams(ModelParam):
     file: str | None = Field(default=None, exclude=True)  # set by the server to where it stored the body; never by a caller
 
 
+class VerifyParams(Params):
+    public_keys: list[str] | None = Field(default=None, description="PEM public keys the caller holds")
+
+
 class Created(BaseModel):
     """A token, with its secret: shown this once."""
 
@@ -177,6 +182,18 @@ def _export(service: Shipyard, _: NoParams) -> Exported:
     out = io.StringIO()
     count = service.audit_export(out)
     return Exported(events=count, jsonl=out.getvalue())
+
+
+class ExportedCheckpoints(BaseModel):
+    checkpoints: int
+    keys: int
+    jsonl: str
+
+
+def _export_checkpoints(service: Shipyard, _: NoParams) -> ExportedCheckpoints:
+    out = io.StringIO()
+    checkpoints, keys = service.export_checkpoints(out)
+    return ExportedCheckpoints(checkpoints=checkpoints, keys=keys, jsonl=out.getvalue())
 
 
 def _created(service: Shipyard, p: TokenCreateParams) -> Created:
@@ -250,8 +267,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              params=KpiParams, returns="shipyard.kpis:Kpis", call=lambda s, p: s.kpis(p.since)),
     Endpoint(method="GET", path="/audit/events", name="audit_log", summary="The audit log, oldest first.",
              params=OptionalModel, returns=list[AuditEvent], call=lambda s, p: s.audit_log(p.model), paged=True),
-    Endpoint(method="GET", path="/audit/verify", name="audit_verify", summary="Verify the audit chain.",
-             params=NoParams, returns=AuditVerification, call=lambda s, p: s.audit_verify()),
+    Endpoint(method="POST", path="/audit/verify", name="audit_verify",
+             summary="Verify the chain, every signed checkpoint (with the public keys given, else the listed ones) "
+                     "and the state rows against the events. Changes nothing.",
+             params=VerifyParams, returns=AuditVerification,
+             call=lambda s, p: s.audit_verify([k.encode() for k in p.public_keys] if p.public_keys else None)),
+    Endpoint(method="GET", path="/audit/public-key", name="audit_public_key",
+             summary="The current audit signing key's public key (PEM).",
+             params=NoParams, returns=str, call=lambda s, p: s.audit_public_key()),
+    Endpoint(method="GET", path="/audit/keys", name="audit_keys", summary="Every audit signing key, current and retired.",
+             params=NoParams, returns=list[AuditKey], call=lambda s, p: s.audit_keys()),
+    Endpoint(method="GET", path="/audit/checkpoints", name="export_checkpoints",
+             summary="Every public key, then every signed checkpoint, as JSON lines.",
+             params=NoParams, returns=ExportedCheckpoints, call=_export_checkpoints),
     Endpoint(method="GET", path="/audit/export", name="audit_export", summary="The audit log as JSON lines.",
              params=NoParams, returns=Exported, call=_export),
     Endpoint(method="GET", path="/tokens", name="tokens", summary="Tokens (admins: all; others: their own).",
@@ -300,6 +328,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(method="POST", path="/models/{model}/labels", name="ingest_labels", mutating=True, body="raw",
              summary="Upload outcomes (CSV or Parquet, as the body) and join them to logged predictions.",
              params=LabelParams, returns="shipyard.labels:Ingested", call=_ingest),
+    Endpoint(method="POST", path="/audit/rotate-key", name="rotate_audit_key", mutating=True,
+             summary="Start a new audit signing key (admins); old public keys stay listed.",
+             params=NoParams, returns=AuditKey, call=lambda s, p: s.rotate_audit_key()),
     Endpoint(method="POST", path="/tokens", name="create_token", mutating=True,
              summary="Create a bearer token; its secret is in this answer only.",
              params=TokenCreateParams, returns=Created, call=_created),
