@@ -52,10 +52,13 @@ class Checkpointer:
 
 
 def serve_control_plane(service: Shipyard, *, host: str, port: int, worker: bool = True) -> None:
-    """Serve until SIGINT or SIGTERM; the worker and the checkpointer stop with it."""
+    """Serve until SIGINT or SIGTERM (exit status 0); the worker and the checkpointer stop with it."""
+    import contextlib
+
     import uvicorn
 
     from shipyard.server.app import create_app
+    from shipyard.serving.server import DrainingServer
 
     hosted = None
     if worker:
@@ -64,7 +67,12 @@ def serve_control_plane(service: Shipyard, *, host: str, port: int, worker: bool
         hosted = Worker(service).start()  # acting as its own service principal (worker.actor)
     checkpoints = Checkpointer(service).start()
     try:
-        uvicorn.run(create_app(service), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+        config = uvicorn.Config(create_app(service), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+        server = DrainingServer(config, drain_seconds=0, on_drain=lambda: None)  # a stop is a stop: nothing to drain
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        if not server.started:  # uvicorn said why (the port is taken)
+            raise SystemExit(3)
     finally:
         if hosted is not None:
             hosted.stop()
