@@ -7,6 +7,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ SHIFTED = 800  # predictions of the shifted population before the monitor judges
 SCIENTIST = "dana.scientist"
 REVIEWER = "rui.reviewer"
 DEPLOYER = "ops.deployer"
+MONITOR = "shipyard.monitor"  # the monitor's service principal (monitoring.actor)
 
 
 class DemoFailed(ShipyardError):
@@ -31,9 +33,22 @@ class DemoFailed(ShipyardError):
     exit_code = 1
 
 
-def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
-    """Run the demo; return whether the audit chain verified at the end."""
-    from shipyard.scaffold import commit_all, init_project
+@dataclass(frozen=True, slots=True)
+class People:
+    """Who acts in the story: three people and the monitor's service principal (each a service, local or remote),
+    and ``local``, the project on this machine for what only its files hold (paths, MLflow for a plain client)."""
+
+    scientist: Shipyard
+    reviewer: Shipyard
+    deployer: Shipyard
+    monitor: Shipyard
+    local: Shipyard
+
+
+def run_demo(directory: Path | None, *, force: bool, console: Console, team: bool = False) -> bool:
+    """Run the demo; return whether the audit chain verified at the end. ``team``: every person acts through a real
+    `shipyard server` with their own token, as in team mode."""
+    from shipyard.scaffold import init_project
     from shipyard.service import Shipyard
 
     started = time.perf_counter()
@@ -42,10 +57,38 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
     console.rule("[bold]Shipyard demo[/]: churn model, candidate → staging → production, through gates")
     console.print(f"Project: [bold]{esc(root)}[/] (shipyard.yaml, train.py, policies/churn.yaml, data/churn.parquet)")
     console.print(f"People: {SCIENTIST} (scientist), {REVIEWER} (approver), {DEPLOYER} (deployer)")
+    if team:
+        from shipyard.cli.demo_team import TeamServer
 
-    scientist = Shipyard.open(root, actor=SCIENTIST)
-    reviewer = Shipyard.open(root, actor=REVIEWER)
-    deployer = Shipyard.open(root, actor=DEPLOYER)
+        with TeamServer(root, console, people=(SCIENTIST, REVIEWER, DEPLOYER, MONITOR)) as server:
+            people = People(
+                scientist=server.person(SCIENTIST),
+                reviewer=server.person(REVIEWER),
+                deployer=server.person(DEPLOYER),
+                monitor=server.person(MONITOR),
+                local=Shipyard.open(root, actor=DEPLOYER),
+            )
+            ok = _story(console, root, people)
+    else:
+        scientist = Shipyard.open(root, actor=SCIENTIST)
+        people = People(
+            scientist=scientist,
+            reviewer=Shipyard.open(root, actor=REVIEWER),
+            deployer=Shipyard.open(root, actor=DEPLOYER),
+            monitor=scientist.as_actor(MONITOR),
+            local=scientist,
+        )
+        ok = _story(console, root, people)
+    console.print(
+        f"\nDemo finished in {time.perf_counter() - started:.1f} s. Explore it: [bold]cd {esc(root)} && shipyard models list[/]"
+    )
+    return ok
+
+
+def _story(console: Console, root: Path, people: People) -> bool:
+    from shipyard.scaffold import commit_all
+
+    scientist, reviewer, deployer = people.scientist, people.reviewer, people.deployer
     try:
         first = _train(console, scientist, "1. Train on the first 30 months of customers")
         _promote(console, scientist, first, Stage.STAGING, "holdout metrics reviewed")
@@ -62,7 +105,7 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
         _promote(console, scientist, second, Stage.STAGING, "retrained on fresher data")
         _approve(console, reviewer, second)
 
-        with Traffic(deployer) as traffic:
+        with Traffic(people.local) as traffic:
             console.print(f"\n[bold]3. Live traffic[/] from {traffic.clients} clients through the gateway `shipyard serve` runs")
             _rollout(console, deployer, traffic, second, "canary v%d: 25%% → 50%% → 100%% of traffic, judged at each step")
             console.print("\n[bold]4. A version that ranks as well but scores differently[/] (churners weighted 6 to 1)")
@@ -76,20 +119,16 @@ def run_demo(directory: Path | None, *, force: bool, console: Console) -> bool:
             _rollout(console, deployer, traffic, third, "canary v%d: the live analysis decides")
             train_file.write_text(plain)  # the team drops the weighting the canary turned down
             commit_all(root, "Drop the churner weighting")
-            _closed_loop(console, root, scientist, reviewer, deployer, traffic)
+            _closed_loop(console, root, people, traffic)
         traffic.report(console)
 
         _summary(console, scientist)
-        _champion_answers(console, scientist)
+        _champion_answers(console, people.local)
         _kpis(console, scientist)
-        ok = _verify(console, scientist)
+        return _verify(console, scientist)
     finally:
-        for service in (scientist, reviewer, deployer):
+        for service in {id(s): s for s in (scientist, reviewer, deployer, people.monitor, people.local)}.values():
             service.close()
-    console.print(
-        f"\nDemo finished in {time.perf_counter() - started:.1f} s. Explore it: [bold]cd {esc(root)} && shipyard models list[/]"
-    )
-    return ok
 
 
 def _train(console: Console, service: Shipyard, title: str) -> int:
@@ -394,9 +433,7 @@ def _rollout(
         time.sleep(0.3)
 
 
-def _closed_loop(
-    console: Console, root: Path, scientist: Shipyard, reviewer: Shipyard, deployer: Shipyard, traffic: Traffic
-) -> None:
+def _closed_loop(console: Console, root: Path, people: People, traffic: Traffic) -> None:
     """Drift in live traffic → an alert → a governed retrain → gates → a rollout; then the shift ends and the alert resolves."""
     import csv
 
@@ -409,11 +446,11 @@ def _closed_loop(
         writer = csv.writer(handle)
         writer.writerow(["request_id", "churned"])
         writer.writerows(traffic.outcomes)
+    scientist, reviewer, deployer, monitor = people.scientist, people.reviewer, people.deployer, people.monitor
     ingested = scientist.ingest_labels(labels, model="churn")
     console.print(
         f"   labels ingest: {ingested.matched} outcomes of shifted customers joined to the prediction log by request id"
     )
-    monitor = scientist.as_actor("shipyard.monitor")
     first = _monitor(console, monitor, "monitor run (what a scheduler or `shipyard serve` calls)", last=SHIFTED)
     retrained = next((a for a in first.actions if a["action"] == "retrain" and a["state"] == "done"), None)
     if retrained is None:
@@ -504,8 +541,15 @@ def _verify(console: Console, service: Shipyard) -> bool:
     events = service.audit_log("churn")
     if result.ok:
         last = events[-1]
+        signed = (
+            f"; {result.checkpoints} signed checkpoints, the last vouching for events 1–{result.signed_through}"
+            f" ({result.unsigned_tail} after it await the next)"
+            if result.checkpoints
+            else ""
+        )
         console.print(
-            f"[green]audit verify: chain intact[/] ({result.events} events, e.g. #{last.seq} {last.action} by {last.actor})"
+            f"[green]audit verify: chain intact[/] ({result.events} events, e.g. #{last.seq} {last.action} by {last.actor}"
+            f"{signed})"
         )
     else:
         console.print(f"[red]audit verify failed at event {result.first_bad_seq}[/]: {result.problem}")

@@ -77,11 +77,14 @@ def demo(
         Path | None, typer.Option("--dir", help="Folder for the demo project (default: a new temporary folder).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Reuse --dir even if it is not empty.")] = False,
+    team: Annotated[
+        bool, typer.Option("--team", help="Run it in team mode: every person acts through a real `shipyard server`.")
+    ] = False,
 ) -> None:
     """Make a fresh project and run the governed loop on the churn example."""
     from shipyard.cli.demo import run_demo
 
-    ok = run_demo(directory, force=force, console=out_console())
+    ok = run_demo(directory, force=force, console=out_console(), team=team)
     if not ok:
         raise typer.Exit(1)
 
