@@ -8,12 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
 
 
-def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["embedded", "team"])
+def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path, mode: str) -> None:
+    """The same story both ways; in team mode every person acts through a real `shipyard server` with a token."""
     root = tmp_path / "demo"
-    done = subprocess.run([SHIPYARD, "demo", "--dir", str(root)], capture_output=True, text=True, timeout=600)
+    team = ["--team"] if mode == "team" else []
+    done = subprocess.run([SHIPYARD, "demo", "--dir", str(root), *team], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     out = " ".join(done.stdout.split())
     assert "churn v1 candidate → staging" in out
@@ -39,6 +44,10 @@ def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path) -> 
     assert answered is not None and answered.group(1) == answered.group(2) and int(answered.group(1)) > 100
     assert "not answered 200" not in out and "stopped early" not in out
     assert "Traceback" not in done.stderr
+    if mode == "team":
+        assert "Team mode: `shipyard server` on http://127.0.0.1:" in out and "gave 4 principals their own tokens" in out
+        assert "register (on the server)" in out  # the client trains; the server adopts and measures
+        assert re.search(r"\d+ signed checkpoints, the last vouching for events 1–\d+", out)
 
     listing = subprocess.run([SHIPYARD, "-C", str(root), "models", "list", "--json"], capture_output=True, text=True, check=True)
     stages = {v["version"]: v["stage"] for v in json.loads(listing.stdout)["models"][0]["versions"]}
@@ -46,5 +55,7 @@ def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path) -> 
     fingerprints = {v["data_fingerprint"] for v in json.loads(listing.stdout)["models"][0]["versions"]}
     assert len(fingerprints) == 3  # new data arrived before v3, and v5 learned from labelled traffic
 
+    if mode == "team":
+        return
     again = subprocess.run([SHIPYARD, "demo", "--dir", str(root)], capture_output=True, text=True, timeout=60)
     assert again.returncode == 4 and "--force" in again.stderr
