@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.domain.entities import Deployment
 from shipyard.domain.errors import InvalidSpec
 from shipyard.domain.stages import Stage
+from shipyard.service.signer import checkpoint_promotion
 from shipyard.service.training import Training
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ class Delivery(Training):
             applied.append(Decision(rollout=rollout, action=decision.action, analysis=decision.analysis))
             if rollout.state == "promoted":
                 self.mirror(rollout.model)
+                checkpoint_promotion(self, Stage.PRODUCTION)  # as for a promote: the server signs the history now
             elif rollout.state == "rolled_back":
                 self._rolled_back(rollout)
         return applied
