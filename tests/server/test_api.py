@@ -149,3 +149,20 @@ def test_bad_values_found_by_fuzzing_are_422(team: Team) -> None:
     service = team.service.as_actor("ada")  # shares the server's store: not closed here
     with pytest.raises(InvalidSpec, match="ten years"):  # the service refuses it too, for every face
         service.create_token("y", principal="bob", expires_seconds=7.7e307)
+
+
+def test_a_bug_is_a_500_with_the_same_body_and_a_logged_traceback(
+    team: Team, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug cannot be produced on purpose, so one is planted: the service's model listing raises."""
+    from shipyard.service import Shipyard
+
+    def broken(self: Shipyard) -> list[object]:
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(Shipyard, "models", broken)
+    with team.client("val") as val:
+        response = val.get(f"{API}/models")
+    assert response.status_code == 500 and response.json()["error"] == "internal"
+    assert set(response.json()) == {"status", "error", "message", "hint"} and "planted" not in response.text
+    assert any("planted" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)

@@ -220,3 +220,22 @@ def test_team_commands_through_the_server(team: Team) -> None:
     assert team.service.audit_public_key() != before and len(team.service.audit_keys()) == 2
     viewer = run("principals", "set", "nina", "--role", "admin", env=team.cli_env("val"))
     assert viewer.exit_code == 5 and "admin" in viewer.stderr
+
+
+def test_login_keeps_the_token_for_the_user_alone(team: Team, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    env = {"XDG_CONFIG_HOME": str(config)}
+    refused = CliRunner().invoke(app, ["login", team.url, "--token-stdin"], input="shp_wrong\n", env=env)
+    assert refused.exit_code == 7 and "malformed token" in refused.stderr
+    assert not (config / "shipyard" / "credentials.json").exists()
+    done = CliRunner().invoke(app, ["login", team.url, "--token-stdin"], input=team.tokens["vera"] + "\n", env=env)
+    assert done.exit_code == 0 and "as vera (approver)" in done.stdout, done.output
+    stored = config / "shipyard" / "credentials.json"
+    assert stored.stat().st_mode & 0o777 == 0o600
+    listing = run("models", "list", "--json", env={**env, "SHIPYARD_URL": team.url, "SHIPYARD_TOKEN": ""})
+    assert listing.exit_code == 0 and json.loads(listing.stdout)["models"][0]["name"] == "churn"
+
+
+def test_a_local_only_command_through_the_server_says_so(team: Team) -> None:
+    served = run("serve", env=team.cli_env("rui"))
+    assert served.exit_code == 2 and "not sent to a server" in served.stderr and "Unset SHIPYARD_URL" in served.stderr

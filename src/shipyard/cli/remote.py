@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from shipyard.pipeline import StepReporter
     from shipyard.server.endpoints import Endpoint
 
-LOCAL_ONLY = "runs where the project's files are, not through the server"
+LOCAL_ONLY = "runs on the machine that holds the project's files; it is not sent to a server"
 PAGE = 1000
 
 
@@ -68,7 +68,7 @@ class RemoteShipyard:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         endpoint = _endpoints().get(name)
         if endpoint is None:
-            raise InvalidSpec(f"`{name}` {LOCAL_ONLY}", hint="Unset SHIPYARD_URL to run it on this machine.")
+            raise InvalidSpec(f"this command {LOCAL_ONLY}", hint="Unset SHIPYARD_URL to run it on this machine.")
         return lambda *args, **kwargs: self.call(name, *args, **kwargs)
 
     # -- the methods whose arguments are not plain values ---------------------------------------

@@ -47,7 +47,8 @@ def create_app(service: Shipyard) -> Starlette:
         Route("/openapi.json", openapi, methods=["GET"]),
         Route(f"{API}/openapi.json", openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={ShipyardError: refused, 404: not_found, 405: not_allowed})
+    handlers = {ShipyardError: refused, 404: not_found, 405: not_allowed, Exception: failed}
+    app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.service = service
     app.state.trusted_proxies = frozenset(server.trusted_proxies if server else ())
     limit = server.max_body_bytes if server else 64 * 1024 * 1024
@@ -64,6 +65,18 @@ async def refused(_request: Request, exc: Exception) -> Response:
     if isinstance(error, Unauthenticated):
         response.headers["www-authenticate"] = 'Bearer realm="shipyard"'
     return response
+
+
+async def failed(request: Request, exc: Exception) -> Response:
+    """A bug, not a refusal: logged with its traceback, answered with the same body shape as every error."""
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    body = {
+        "status": 500,
+        "error": "internal",
+        "message": f"the server failed on {request.method} {request.url.path}: {type(exc).__name__}",
+        "hint": "This is a bug in Shipyard, not in the request; the server's log has the details.",
+    }
+    return _json(500, body)
 
 
 async def not_found(request: Request, _exc: Exception) -> Response:
