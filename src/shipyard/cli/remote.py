@@ -33,9 +33,7 @@ PAGE = 1000
 class RemoteShipyard:
     """The service's methods over HTTP, acting as the token's principal."""
 
-    def __init__(
-        self, url: str, token: str | None, *, project: Path | None = None, timeout: float = 300.0, transport: Any = None
-    ) -> None:
+    def __init__(self, url: str, token: str | None, *, project: Path | None = None, timeout: float = 300.0) -> None:
         import httpx
 
         if not token:
@@ -46,7 +44,7 @@ class RemoteShipyard:
             )
         self.url = url.rstrip("/")
         headers = {"authorization": f"Bearer {token}", "user-agent": "shipyard-cli"}
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
         self._actor: str | None = None
         self.project = project  # where `pipeline run` finds train.py and the data it trains on
 
