@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import timedelta
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import PRINCIPALS, declare_principals
+from shipyard.config import load_settings
 from shipyard.domain.errors import Conflict, InvalidSpec, NotFound, PermissionDenied, Unauthenticated
 from shipyard.service import Shipyard
 from shipyard.store.repository import Store
@@ -34,7 +36,9 @@ def team(project: Path, store_url: str) -> dict[str, str]:
 
 
 def open_as(team: dict[str, str], actor: str) -> Shipyard:
-    return Shipyard.open(Path(team["root"]), actor=actor, env={"SHIPYARD_STORE_URL": team["SHIPYARD_STORE_URL"]})
+    """The project as its server opens it (only the server changes a team store), acting as ``actor``."""
+    settings = load_settings(Path(team["root"]), actor=actor, env={"SHIPYARD_STORE_URL": team["SHIPYARD_STORE_URL"]})
+    return Shipyard(dataclasses.replace(settings, hosted=True))
 
 
 def events(service: Shipyard, prefix: str) -> list[tuple[str, str, str]]:

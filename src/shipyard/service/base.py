@@ -144,9 +144,13 @@ class ServiceBase:
 
     # -- authorization ---------------------------------------------------------------
 
-    def authorize(self, action: str, *, what: str, subject: str) -> frozenset[str]:
-        """The actor's roles when they may perform ``action``; a refusal is audited, then raised."""
-        self._only_through_server(what)
+    def authorize(self, action: str, *, what: str, subject: str, change: bool = True) -> frozenset[str]:
+        """The actor's roles when they may perform ``action``; a refusal is audited, then raised.
+
+        ``change=False``: a read that needs a role (who holds which tokens); in team mode it may run here too.
+        """
+        if change:
+            self._only_through_server(what)
         try:
             return self.access.require(self.actor, action, what=what)
         except PermissionDenied as exc:

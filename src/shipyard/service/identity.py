@@ -79,7 +79,7 @@ class Identity(ServiceBase):
         if not self.settings.team:
             declared = self.settings.spec.principals or {}
             return [Principal(name=name, roles=tuple(roles)) for name, roles in sorted(declared.items())]
-        self.authorize("principal", what="list principals", subject="principals")
+        self.authorize("principal", what="list principals", subject="principals", change=False)
         return self.store.principals()
 
     def principals_drift(self) -> list[str]:
@@ -88,7 +88,7 @@ class Identity(ServiceBase):
 
         if not self.settings.team:
             return []
-        self.authorize("principal", what="compare principals with shipyard.yaml", subject="principals")
+        self.authorize("principal", what="compare principals with shipyard.yaml", subject="principals", change=False)
         return principals_drift(self.settings.spec.principals, self.team_roles(), self._service_principals())
 
     def set_principal(self, name: str, roles: list[str]) -> Principal:
@@ -168,7 +168,9 @@ class Identity(ServiceBase):
     def tokens(self, *, principal: str | None = None) -> list[Token]:
         """Token records (never secrets): an admin sees everyone's, anyone else their own."""
         if principal is not None and principal != self.actor:
-            self.authorize("token:others", what=f"list the tokens of {principal}", subject=principal_subject(principal))
+            self.authorize(
+                "token:others", what=f"list the tokens of {principal}", subject=principal_subject(principal), change=False
+            )
             return self.store.tokens(principal)
         if principal is None and ADMIN in self.access.roles(self.actor):
             return self.store.tokens()
