@@ -18,13 +18,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shipyard import __version__
 from shipyard.domain.errors import ModelFailed, NotServed, ShipyardError, Unauthenticated, http_status, oip_body
-from shipyard.serving.inputs import Decoded, InvalidInput, decode_v1, decode_v2, encode_v2_response
+from shipyard.serving import binary
+from shipyard.serving.gateway import Usage
+from shipyard.serving.inputs import Decoded, InvalidInput, decode_v1, decode_v2, encode_v2_response, load_json, show
 from shipyard.serving.openapi import openapi_document
 
 if TYPE_CHECKING:
@@ -37,26 +41,37 @@ if TYPE_CHECKING:
 REQUEST_ID = "x-request-id"
 _REQUEST_ID_KEY = "shipyard.request_id"  # where a handler leaves the request id for the error handler
 UNKNOWN = "<unknown>"  # the metric label of every model name or version the gateway does not serve
+OUTPUTS = ("predict", "probability")  # every model's output tensors, in the order a response lists them
+# The Open Inference Protocol extensions answered in full (GET /v2 lists them, as Triton does). The repository
+# index is answered too, but not claimed: the model_repository extension also loads and unloads models.
+EXTENSIONS = ("binary_tensor_data", "statistics")
 
 
 def create_app(gateway: Gateway) -> Starlette:
     # Only the routes that serve or describe models need a token; probes and the OpenAPI document stay open.
     guard = [Middleware(BearerAuth)] if gateway.config.auth else None
-    # The router tries routes in order and no two match the same path: predictions first, they are the traffic.
+    # The router tries routes in order: predictions first, they are the traffic. Only /v2/models/stats also
+    # matches another route (the metadata of a model named "stats"), and comes before it, as in Triton.
     routes = [
         Route("/v2/models/{name}/infer", infer_v2, methods=["POST"], middleware=guard),
         Route("/v1/models/{name}:predict", infer_v1, methods=["POST"], middleware=guard),
         Route("/v2/models/{name}/versions/{version}/infer", infer_v2, methods=["POST"], middleware=guard),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/models/stats", statistics, methods=["GET"], middleware=guard),
         Route("/v2/models/{name}", model_metadata, methods=["GET"], middleware=guard),
         Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
         Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"], middleware=guard),
         Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/stats", statistics, methods=["GET"], middleware=guard),
+        Route("/v2/models/{name}/versions/{version}/stats", statistics, methods=["GET"], middleware=guard),
+        Route("/v2/repository/index", repository_index, methods=["POST"], middleware=guard),
         Route("/metrics", metrics_endpoint, methods=["GET"], middleware=guard),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=_lifespan, exception_handlers={ShipyardError: refused})
+    handlers = {ShipyardError: refused, HTTPException: no_route}
+    app = Starlette(routes=routes, lifespan=_lifespan, exception_handlers=handlers)
     app.state.gateway = gateway
     return app
 
@@ -74,7 +89,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
 # -- rendering ---------------------------------------------------------------------------------
 
 
-def _json(status: int, body: dict[str, Any], request_id: str | None = None) -> Response:
+def _json(status: int, body: dict[str, Any] | list[Any], request_id: str | None = None) -> Response:
     headers = {REQUEST_ID: request_id} if request_id else None
     return Response(json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json", headers=headers)
 
@@ -85,6 +100,22 @@ async def refused(request: Request, exc: Exception) -> Response:
         raise exc
     body = oip_body(exc, **exc.details()) if isinstance(exc, InvalidInput) else oip_body(exc)
     return _json(http_status(exc), body, request.scope.get(_REQUEST_ID_KEY))
+
+
+async def no_route(request: Request, exc: Exception) -> Response:
+    """The router's refusals (no such path, or not with that method) in the same error body as every other."""
+    if not isinstance(exc, HTTPException):
+        raise exc
+    if exc.status_code == 404:
+        message = f"no route {request.url.path!r}: see /openapi.json for the gateway's routes"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path!r} (allowed: {(exc.headers or {}).get('Allow', '')})"
+    else:
+        message = exc.detail
+    body = {"error": message, "code": "not_found" if exc.status_code == 404 else "http_error"}
+    response = _json(exc.status_code, body)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def _header_safe(request_id: str) -> str:
@@ -158,8 +189,15 @@ async def _infer(request: Request, protocol: str) -> Response:
         route = gateway.route(name)
         schema = _served(route, name, version).loaded.schema
         body = await _read_body(request, config.max_body_bytes)
+        chosen = None
         if protocol == "v2":
-            decoded = decode_v2(body, schema, max_rows=config.max_rows)
+            header_length = request.headers.get(binary.HEADER)
+            if header_length is None:
+                decoded = decode_v2(body, schema, max_rows=config.max_rows)
+            else:
+                decoded = binary.decode_v2_binary(body, header_length, schema, max_rows=config.max_rows)
+            if decoded.outputs is not None or "binary_data_output" in decoded.parameters:
+                chosen = binary.chosen_outputs(decoded, OUTPUTS)
             if decoded.request_id and REQUEST_ID not in request.headers:
                 request_id = decoded.request_id
                 request.scope[_REQUEST_ID_KEY] = _header_safe(request_id)
@@ -172,13 +210,21 @@ async def _infer(request: Request, protocol: str) -> Response:
         raise
     metrics = gateway.metrics
     version_label = str(answer.version)
+    elapsed = time.perf_counter() - started
     metrics.requests.labels(name, version_label, "200").inc()
-    metrics.latency.labels(name, version_label).observe(time.perf_counter() - started)
+    metrics.latency.labels(name, version_label).observe(elapsed)
+    gateway.answered(name, answer.version, elapsed)
     if protocol == "v2":
-        body_bytes = encode_v2_response(
-            name, version_label, request_id, {"predict": answer.predictions, "probability": answer.scores}
-        )
-        return Response(body_bytes, media_type="application/json", headers={REQUEST_ID: _header_safe(request_id)})
+        outputs: dict[str, list[Any]] = {"predict": answer.predictions, "probability": answer.scores}
+        headers = {REQUEST_ID: _header_safe(request_id)}
+        if chosen is None:
+            body_bytes = encode_v2_response(name, version_label, request_id, outputs)
+            return Response(body_bytes, media_type="application/json", headers=headers)
+        body_bytes, json_length = binary.encode_response(name, version_label, request_id, outputs, chosen)
+        if json_length is None:
+            return Response(body_bytes, media_type="application/json", headers=headers)
+        headers["Inference-Header-Content-Length"] = str(json_length)
+        return Response(body_bytes, media_type="application/octet-stream", headers=headers)
     return _json(200, _v1_body(answer, request_id), request_id)
 
 
@@ -300,6 +346,50 @@ async def model_metadata(request: Request) -> Response:
         },
         request_id,
     )
+
+
+async def server_metadata(request: Request) -> Response:
+    return _json(200, {"name": "shipyard", "version": __version__, "extensions": list(EXTENSIONS)})
+
+
+async def statistics(request: Request) -> Response:
+    """Triton's statistics extension, with the figures the gateway keeps: requests answered and their time,
+    predict calls, rows and their CPU time, per served version (all of them, one model's, or one version)."""
+    gateway: Gateway = request.app.state.gateway
+    request_id = _request_id(request)
+    name = request.path_params.get("name")
+    version = _parse_version(request.path_params.get("version"))
+    if name is None:
+        keys = sorted((model, v) for model, route in gateway.routes.items() for v in route.versions)
+    else:
+        route = gateway.route(name)
+        keys = [(name, _served(route, name, version).loaded.version)] if version is not None else []
+        keys = keys or [(name, v) for v in sorted(route.versions)]
+    stats = [gateway.usage.get(key, Usage()).to_dict(*key) for key in keys]
+    return _json(200, {"model_stats": stats}, request_id)
+
+
+async def repository_index(request: Request) -> Response:
+    """The models the gateway serves or should: each served version READY, a deployed champion it could not
+    load UNAVAILABLE with the reason. ``{"ready": true}`` lists only the ready ones."""
+    gateway: Gateway = request.app.state.gateway
+    request_id = _request_id(request)
+    body = await _read_body(request, gateway.config.max_body_bytes)
+    only_ready = False
+    if body.strip():
+        doc = load_json(body)
+        only_ready = doc.get("ready", False)
+        if type(only_ready) is not bool:
+            raise InvalidInput(400, f'"ready" must be true or false, got {show(only_ready)}', field="ready")
+    index: list[dict[str, Any]] = []
+    for name, route in sorted(gateway.routes.items()):
+        index.extend({"name": name, "version": str(v), "state": "READY"} for v in sorted(route.versions))
+    if not only_ready:
+        for name, stale in sorted(gateway.stale.items()):
+            index.append({"name": name, "version": str(stale.deployed), "state": "UNAVAILABLE", "reason": stale.error})
+        for name in sorted(gateway.expected - gateway.routes.keys() - gateway.stale.keys()):
+            index.append({"name": name, "state": "UNAVAILABLE", "reason": "deployed but not loaded yet"})
+    return _json(200, index, request_id)
 
 
 async def model_ready(request: Request) -> Response:

@@ -92,6 +92,31 @@ class Stale:
         return {"served": self.served, "deployed": self.deployed, "error": self.error}
 
 
+@dataclass(slots=True)
+class Usage:
+    """What one version has done since this gateway started: the figures of the statistics extension."""
+
+    success: int = 0  # requests answered
+    success_ns: int = 0  # their summed time from request to response
+    executions: int = 0  # predict calls that answered (a micro-batch is one)
+    inferences: int = 0  # rows those calls predicted
+    compute_ns: int = 0  # CPU time of those calls on their thread
+    last_inference_ms: int = 0  # when the last of them finished, in milliseconds since the epoch
+
+    def to_dict(self, name: str, version: int) -> dict[str, object]:
+        return {
+            "name": name,
+            "version": str(version),
+            "last_inference": self.last_inference_ms,
+            "inference_count": self.inferences,
+            "execution_count": self.executions,
+            "inference_stats": {
+                "success": {"count": self.success, "ns": self.success_ns},
+                "compute_infer": {"count": self.executions, "ns": self.compute_ns},
+            },
+        }
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Answer:
     model: str
@@ -131,6 +156,7 @@ class Gateway:
         self._token_reader: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self.usage: dict[tuple[str, int], Usage] = {}  # per version, for the statistics route
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -355,6 +381,14 @@ class Gateway:
         except ModelFailed:
             self.metrics.challenger_failures.labels(challenger.loaded.name, str(challenger.loaded.version)).inc()
 
+    def answered(self, name: str, version: int, seconds: float) -> None:
+        """Count a request answered by ``version``, with its time from request to response."""
+        usage = self.usage.get((name, version))
+        if usage is None:
+            usage = self.usage[(name, version)] = Usage()
+        usage.success += 1
+        usage.success_ns += int(seconds * 1e9)
+
     def _log_failures(self, done: BatchDone) -> None:
         """Requests the model raised on are logged too (status 500), so rollouts see error rates."""
         if self.predlog is None:
@@ -384,6 +418,13 @@ class Gateway:
         if not done.jobs or done.predictions is None or done.scores is None or done.columns is None:
             return
         rows = len(done.predictions)
+        usage = self.usage.get(done.loaded.key)
+        if usage is None:
+            usage = self.usage[done.loaded.key] = Usage()
+        usage.executions += 1
+        usage.inferences += rows
+        usage.compute_ns += int(done.model_seconds * 1e9)
+        usage.last_inference_ms = int(time.time() * 1000)
         self.metrics.batch_size.labels(name, version).observe(rows)
         histogram = self.metrics.scores.labels(name, version)
         for score in done.scores.tolist():

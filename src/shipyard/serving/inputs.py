@@ -140,6 +140,7 @@ class Decoded:
     rows: int
     request_id: str | None = None  # the Open Inference Protocol "id"
     parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    outputs: object = None  # the Open Inference Protocol "outputs" as sent, read by ``binary.chosen_outputs``
 
 
 # --- decoding ---------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ _V1_FORMS = ("instances", "dataframe_records", "inputs", "dataframe_split")
 
 def decode_v1(body: bytes, schema: InputSchema, *, max_rows: int = 10_000) -> Decoded:
     """Decode an MLflow scoring request: records, columns or ``dataframe_split``."""
-    doc = _load(body)
+    doc = load_json(body)
     forms = [key for key in _V1_FORMS if key in doc]
     if len(forms) != 1:
         found = f"got {', '.join(forms)}" if forms else f"got keys: {', '.join(map(repr, doc)) or 'none'}"
@@ -188,14 +189,18 @@ _V2_EXPECTED = {"double": "FP64", "float": "FP32", "long": "INT64", "integer": "
 
 def decode_v2(body: bytes, schema: InputSchema, *, max_rows: int = 10_000) -> Decoded:
     """Decode an Open Inference Protocol (KServe V2) request: one input tensor per column."""
-    doc = _load(body)
+    return decode_v2_doc(load_json(body), schema, max_rows=max_rows)
+
+
+def decode_v2_doc(doc: dict[str, Any], schema: InputSchema, *, max_rows: int = 10_000) -> Decoded:
+    """Decode a parsed Open Inference Protocol request (its binary tensors, if any, already attached as data)."""
     _refuse_extra_keys(doc, {"id", "parameters", "inputs", "outputs"}, "the body")
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
-        raise InvalidInput(400, f'"id" must be a string, got {_show(request_id)}')
+        raise InvalidInput(400, f'"id" must be a string, got {show(request_id)}')
     if request_id and (len(request_id) > MAX_ID or not request_id.isprintable()):
         # It goes into a response header and the prediction log: no line breaks, no lone surrogates, no megabytes.
-        raise InvalidInput(400, f'"id" must be printable text of at most {MAX_ID} characters, got {_show(request_id)}')
+        raise InvalidInput(400, f'"id" must be printable text of at most {MAX_ID} characters, got {show(request_id)}')
     parameters = _parameters(doc, "parameters")
     tensors = doc.get("inputs")
     if not isinstance(tensors, list):
@@ -222,22 +227,29 @@ def decode_v2(body: bytes, schema: InputSchema, *, max_rows: int = 10_000) -> De
             expected = _V2_EXPECTED.get(field.type, "BYTES")
             reason = f"tensor {name!r} has datatype {datatype}, which does not fit a {field.type} column (send {expected})"
             raise InvalidInput(422, reason, field=name)
-    return Decoded(_validate(columns, rows, schema), rows, request_id, parameters)
+    return Decoded(_validate(columns, rows, schema), rows, request_id, parameters, doc.get("outputs"))
 
 
 def _tensor(tensor: object) -> tuple[str, str, list[Any]]:
     if not isinstance(tensor, dict):
-        raise InvalidInput(400, f"each input tensor must be an object, got {_show(tensor)}")
+        raise InvalidInput(400, f"each input tensor must be an object, got {show(tensor)}")
     name = tensor.get("name")
     if not isinstance(name, str):
-        raise InvalidInput(400, f'an input tensor has no "name" (got {_show(name)})')
+        raise InvalidInput(400, f'an input tensor has no "name" (got {show(name)})')
     _refuse_extra_keys(tensor, {"name", "shape", "datatype", "data", "parameters"}, f"tensor {name!r}")
     shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
     if not isinstance(datatype, str) or datatype not in _V2_KINDS:
         raise InvalidInput(
-            400, f"tensor {name!r} has datatype {_show(datatype)}; expected one of {', '.join(_V2_KINDS)}", field=name
+            400, f"tensor {name!r} has datatype {show(datatype)}; expected one of {', '.join(_V2_KINDS)}", field=name
         )
     if not isinstance(data, list):
+        parameters = tensor.get("parameters")
+        if data is None and isinstance(parameters, dict) and "binary_data_size" in parameters:
+            reason = (
+                f"tensor {name!r} is sent as binary data, but the request has no Inference-Header-Content-Length "
+                "header saying where its JSON ends"
+            )
+            raise InvalidInput(400, reason, field=name)
         raise InvalidInput(400, f'tensor {name!r} needs a "data" list', field=name)
     if (
         not isinstance(shape, list)
@@ -245,7 +257,7 @@ def _tensor(tensor: object) -> tuple[str, str, list[Any]]:
         or any(type(n) is not int or n < 0 for n in shape)
         or (len(shape) == 2 and shape[1] != 1)
     ):
-        raise InvalidInput(400, f"tensor {name!r} has shape {_show(shape)}; a column is [n] or [n, 1]", field=name)
+        raise InvalidInput(400, f"tensor {name!r} has shape {show(shape)}; a column is [n] or [n, 1]", field=name)
     if data and type(data[0]) is list:
         try:
             if set(map(type, data)) != _LISTS:
@@ -255,18 +267,25 @@ def _tensor(tensor: object) -> tuple[str, str, list[Any]]:
             reason = f"tensor {name!r}: nested data must hold exactly one value per row, like [[1], [2]]"
             raise InvalidInput(400, reason, field=name) from None
     if len(data) != shape[0]:
-        raise InvalidInput(400, f"tensor {name!r} has shape {_show(shape)} but {len(data)} values", field=name)
+        raise InvalidInput(400, f"tensor {name!r} has shape {show(shape)} but {len(data)} values", field=name)
     return name, datatype, data
 
 
-def _load(body: bytes) -> dict[str, Any]:
+_BINARY_HINT = (
+    "; if binary tensor data follows the JSON, send the Inference-Header-Content-Length header saying where the JSON ends"
+)
+
+
+def load_json(body: bytes) -> dict[str, Any]:
+    """A request body's JSON object; InvalidInput (400) saying where it is malformed."""
     try:
         doc = json.loads(body)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno} (char {exc.pos})"
-        raise InvalidInput(400, f"malformed JSON: {exc.msg} at {where}") from None
+        hint = _BINARY_HINT if exc.msg == "Extra data" else ""
+        raise InvalidInput(400, f"malformed JSON: {exc.msg} at {where}{hint}") from None
     except UnicodeDecodeError as exc:
-        raise InvalidInput(400, f"the body is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+        raise InvalidInput(400, f"the body is not UTF-8 text: {exc.reason} at byte {exc.start}{_BINARY_HINT}") from None
     except RecursionError:
         raise InvalidInput(400, "malformed JSON: nested too deeply") from None
     except ValueError as exc:
@@ -291,7 +310,7 @@ def _parameters(doc: dict[str, Any], key: str) -> dict[str, Any]:
     if value is None:
         return {}
     if type(value) is not dict:
-        raise InvalidInput(400, f'"{key}" must be an object, got {_show(value)}')
+        raise InvalidInput(400, f'"{key}" must be an object, got {show(value)}')
     return value
 
 
@@ -322,7 +341,7 @@ def _from_records(records: object, form: str, schema: InputSchema, max_rows: int
     _check_rows(len(records), max_rows)
     if set(map(type, records)) != _DICTS:
         row = next(i for i, r in enumerate(records) if type(r) is not dict)
-        raise InvalidInput(400, f'"{form}" row {row} must be an object of column values, got {_show(records[row])}')
+        raise InvalidInput(400, f'"{form}" row {row} must be an object of column values, got {show(records[row])}')
     if set(map(len, records)) == {len(schema.fields)}:
         # Same size as the schema and holding every field means exactly the schema's keys.
         try:
@@ -343,7 +362,7 @@ def _from_columns(columns: object, schema: InputSchema, max_rows: int) -> tuple[
     first = ""
     for name, values in columns.items():
         if type(values) is not list:
-            raise InvalidInput(400, f"column {name!r} must be a list of values, got {_show(values)}", field=name)
+            raise InvalidInput(400, f"column {name!r} must be a list of values, got {show(values)}", field=name)
         if rows < 0:
             rows, first = len(values), name
         elif len(values) != rows:
@@ -369,7 +388,7 @@ def _from_split(split: object, schema: InputSchema, max_rows: int) -> tuple[dict
     width = len(names)
     for row, values in enumerate(data):
         if type(values) is not list or len(values) != width:
-            raise InvalidInput(400, f'"dataframe_split" row {row} must be a list of {width} values, got {_show(values)}')
+            raise InvalidInput(400, f'"dataframe_split" row {row} must be a list of {width} values, got {show(values)}')
     _check_names(names, schema)
     return {name: list(values) for name, values in zip(names, zip(*data, strict=True), strict=True)}, len(data)
 
@@ -445,14 +464,14 @@ def _to_double(field: Field, value: Any) -> float:
     kind = type(value)
     if kind is float:
         if math.isinf(value):
-            raise _Refused(f"{_show(value)} is not allowed")
+            raise _Refused(f"{show(value)} is not allowed")
         return float(value)
     if kind is int:
         try:
             return float(value)
         except OverflowError:
-            raise _Refused(f"{_show(value)} is too large for a {field.type}") from None
-    raise _Refused(f"expected a number, got {_show(value)}")
+            raise _Refused(f"{show(value)} is too large for a {field.type}") from None
+    raise _Refused(f"expected a number, got {show(value)}")
 
 
 def _to_int(field: Field, value: Any) -> int:
@@ -460,7 +479,7 @@ def _to_int(field: Field, value: Any) -> int:
     if kind is float and value.is_integer():
         value = int(value)
     elif kind is not int:
-        raise _Refused(f"expected an integer, got {_show(value)}")
+        raise _Refused(f"expected an integer, got {show(value)}")
     lo, hi = _INT_RANGE[field.type]
     if not lo <= value <= hi:
         raise _Refused(f"{value} is outside the {field.type} range ({lo} to {hi})")
@@ -469,13 +488,13 @@ def _to_int(field: Field, value: Any) -> int:
 
 def _to_bool(field: Field, value: Any) -> bool:
     if type(value) is not bool:
-        raise _Refused(f"expected true or false, got {_show(value)}")
+        raise _Refused(f"expected true or false, got {show(value)}")
     return value
 
 
 def _to_string(field: Field, value: Any) -> str:
     if type(value) is not str:
-        raise _Refused(f"expected a string, got {_show(value)}")
+        raise _Refused(f"expected a string, got {show(value)}")
     if field.allowed is not None and value not in field.allowed:
         raise _Refused(f"unknown category {value!r} (allowed: {_listing(field.allowed)})")
     return value
@@ -489,7 +508,7 @@ def _to_datetime(field: Field, value: Any) -> datetime:
             return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
         except (ValueError, OverflowError):
             pass
-    raise _Refused(f"expected an ISO-8601 date-time string, got {_show(value)}")
+    raise _Refused(f"expected an ISO-8601 date-time string, got {show(value)}")
 
 
 _FAST: dict[str, Callable[[Field, list[Any]], list[Any]]] = {
@@ -503,7 +522,7 @@ _FAST: dict[str, Callable[[Field, list[Any]], list[Any]]] = {
 }
 
 
-def _show(value: object) -> str:
+def show(value: object) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
@@ -583,26 +602,29 @@ def _string_dtype() -> Any:
 
 def encode_v2_response(model: str, version: str, request_id: str | None, outputs: Mapping[str, Iterable[Any]]) -> bytes:
     """An Open Inference Protocol response body; a 2-D output (like class probabilities) keeps its shape."""
-    tensors = []
-    for name, values in outputs.items():
-        # numpy arrays and pandas series turn into native Python values, which json can write.
-        data = values.tolist() if hasattr(values, "tolist") else list(values)
-        shape = [len(data)]
-        if data and type(data[0]) in (list, tuple):
-            width = len(data[0])
-            if any(type(v) not in (list, tuple) or len(v) != width for v in data):
-                raise TypeError(f"output {name!r} mixes rows of different lengths")
-            shape.append(width)
-            data = [v for row in data for v in row]
-        datatype = _datatype(name, data)
-        if datatype == "FP64":
-            data = _finite_or_null(data)
-        tensors.append({"name": name, "shape": shape, "datatype": datatype, "data": data})
+    tensors = [v2_tensor(name, values) for name, values in outputs.items()]
     response: dict[str, Any] = {"model_name": model, "model_version": version}
     if request_id is not None:
         response["id"] = request_id
     response["outputs"] = tensors
     return json.dumps(response, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def v2_tensor(name: str, values: Iterable[Any]) -> dict[str, Any]:
+    """One output tensor of a response, its data flat in row-major order."""
+    # numpy arrays and pandas series turn into native Python values, which json can write.
+    data = values.tolist() if hasattr(values, "tolist") else list(values)
+    shape = [len(data)]
+    if data and type(data[0]) in (list, tuple):
+        width = len(data[0])
+        if any(type(v) not in (list, tuple) or len(v) != width for v in data):
+            raise TypeError(f"output {name!r} mixes rows of different lengths")
+        shape.append(width)
+        data = [v for row in data for v in row]
+    datatype = _datatype(name, data)
+    if datatype == "FP64":
+        data = _finite_or_null(data)
+    return {"name": name, "shape": shape, "datatype": datatype, "data": data}
 
 
 def _datatype(name: str, data: list[Any]) -> str:
