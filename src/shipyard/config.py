@@ -144,6 +144,12 @@ class WorkerSpec(_Spec):
     )
 
 
+class GatewaySpec(_Spec):
+    """`shipyard serve`'s settings that belong to the project (its command-line options override them)."""
+
+    max_body_mb: float = Field(default=1.0, gt=0.0, description="larger request bodies get 413 (counted chunk by chunk)")
+
+
 class ServerSpec(_Spec):
     """Team mode: declaring a server makes it the only writer of the shared store."""
 
@@ -183,6 +189,7 @@ class ProjectSpec(_Spec):
     mlflow: MlflowSpec = MlflowSpec()
     lineage: LineageSpec = LineageSpec()
     worker: WorkerSpec = WorkerSpec()
+    gateway: GatewaySpec = GatewaySpec()
     server: ServerSpec | None = Field(default=None, description="declare it for team mode (see README: Team mode)")
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     principals: dict[str, PrincipalRoles] | None = Field(

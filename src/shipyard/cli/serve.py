@@ -36,6 +36,12 @@ def serve(
             "training still runs in a child process (default: on, except in team mode, where the server runs it).",
         ),
     ] = None,
+    max_body_mb: Annotated[
+        float | None,
+        typer.Option(
+            "--max-body-mb", min=0.001, help="Refuse request bodies larger than this with 413 (default: gateway.max_body_mb, 1)."
+        ),
+    ] = None,
     drain_seconds: Annotated[
         float,
         typer.Option("--drain-seconds", min=0.0, help="On SIGTERM: answer, but report not ready, this long; then stop."),
@@ -56,12 +62,14 @@ def serve(
     if not 0.0 <= log_sample <= 1.0:
         raise typer.BadParameter(f"--log-sample must be within [0, 1], got {log_sample}")
     service = svc(ctx)
+    body_mb = service.settings.spec.gateway.max_body_mb if max_body_mb is None else max_body_mb
     config = GatewayConfig(
         models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         predict_in_thread=predict_in_thread,
         log_sample=log_sample,
+        max_body_bytes=round(body_mb * (1 << 20)),
         auth=auth_by_default(host) if auth is None else auth,
     )
     gateway = service.gateway(config)
