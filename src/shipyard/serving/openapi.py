@@ -87,16 +87,41 @@ def openapi_document(models: list[str] | None = None) -> dict[str, Any]:
 
     v1 = {"type": "object", "properties": {"predictions": {"type": "array"}, "probabilities": {"type": "array"}}}
     v2 = {"type": "object", "properties": {"model_name": {"type": "string"}, "outputs": {"type": "array"}}}
+    # Triton's binary tensor data extension: the JSON, then raw tensor bytes (Inference-Header-Content-Length says where).
+    binary_body = {
+        "type": "string",
+        "format": "binary",
+        "description": "The JSON request followed by binary tensor data; send Inference-Header-Content-Length.",
+    }
     infer = {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _V2_REQUEST}}},
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _V2_REQUEST}, "application/octet-stream": {"schema": binary_body}},
+        },
         "responses": _responses(v2),
     }
+    infer["responses"]["200"]["content"]["application/octet-stream"] = {"schema": binary_body}
     meta = {"responses": _responses({"type": "object"})}
+    stats = {"type": "object", "required": ["model_stats"], "properties": {"model_stats": {"type": "array"}}}
+    index_request = {"type": "object", "properties": {"ready": {"type": "boolean"}}}
+    index = {
+        "requestBody": {"required": False, "content": {"application/json": {"schema": index_request}}},
+        "responses": _responses({"type": "array", "items": {"type": "object"}}),
+    }
+    server = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "extensions": {"type": "array"}},
+    }
     health = {"responses": {"200": {"description": "OK"}, "503": {"description": "Not ready"}}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "Shipyard gateway", "version": "1"},
         "paths": {
+            "/v2": {
+                "get": {
+                    "responses": {"200": {"description": "Server metadata", "content": {"application/json": {"schema": server}}}}
+                }
+            },
             "/v2/health/live": {"get": health},
             "/v2/health/ready": {"get": health},
             "/v2/models/{name}": {"get": {**meta, "parameters": _name()}},
@@ -104,6 +129,10 @@ def openapi_document(models: list[str] | None = None) -> dict[str, Any]:
             "/v2/models/{name}/infer": {"post": {**infer, "parameters": _name()}},
             "/v2/models/{name}/versions/{version}": {"get": {**meta, "parameters": _name(True)}},
             "/v2/models/{name}/versions/{version}/infer": {"post": {**infer, "parameters": _name(True)}},
+            "/v2/models/stats": {"get": {"responses": _responses(stats)}},
+            "/v2/models/{name}/stats": {"get": {"responses": _responses(stats), "parameters": _name()}},
+            "/v2/models/{name}/versions/{version}/stats": {"get": {"responses": _responses(stats), "parameters": _name(True)}},
+            "/v2/repository/index": {"post": index},
             "/v1/models/{name}:predict": {
                 "post": {
                     "parameters": _name(),
