@@ -363,8 +363,11 @@ async def statistics(request: Request) -> Response:
         keys = sorted((model, v) for model, route in gateway.routes.items() for v in route.versions)
     else:
         route = gateway.route(name)
-        keys = [(name, _served(route, name, version).loaded.version)] if version is not None else []
-        keys = keys or [(name, v) for v in sorted(route.versions)]
+        if version is not None:
+            _served(route, name, version)  # NotServed names the versions there are
+            keys = [(name, version)]
+        else:
+            keys = [(name, v) for v in sorted(route.versions)]
     stats = [gateway.usage.get(key, Usage()).to_dict(*key) for key in keys]
     return _json(200, {"model_stats": stats}, request_id)
 
