@@ -12,10 +12,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from shipyard.domain.errors import ShipyardError, http_status
+from shipyard.server.ui import login, pages
+from shipyard.server.ui.sessions import KEY_FILE, Sessions, load_or_create_key
 from shipyard.server.ui.web import SecurityHeaders, render
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ log = logging.getLogger("shipyard.server")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UiState:
     service: Shipyard  # the server's own; every request acts through ``acting`` as the signed-in principal
+    sessions: Sessions
     identify: Callable[[Request], str]  # the API's: a trusted proxy's header, or a bearer token
     acting: Callable[[Shipyard, str, str], Shipyard]  # the API's: the service acting as a known principal
     identity_headers: tuple[str, ...]  # headers that carry identity on each request (``identify`` judges them)
@@ -41,18 +44,30 @@ def ui_app(
     acting: Callable[[Shipyard, str, str], Shipyard],
     identity_headers: tuple[str, ...],
 ) -> Starlette:
+    settings = service.settings
+    server = settings.spec.server
+    folder = settings.resolve(server.key_file).parent if server is not None else settings.state_dir / "server"
+    secure = server is not None and server.url.startswith("https://")
     state = UiState(
         service=service,
+        sessions=Sessions(load_or_create_key(folder / KEY_FILE), secure=secure),
         identify=identify,
         acting=acting,
         identity_headers=identity_headers,
     )
     routes = [
+        Route("/", pages.overview, methods=["GET"], name="overview"),
+        Route("/login", login.page, methods=["GET"], name="login"),
+        Route("/login", login.submit, methods=["POST"]),
+        Route("/logout", login.logout, methods=["POST"], name="logout"),
         Mount("/static", StaticFiles(packages=[("shipyard.server.ui", "static")]), name="static"),
     ]
-    handlers: dict[Any, Any] = {ShipyardError: refused, HTTPException: http_error}
+    handlers: dict[Any, Any] = {login.SignedOut: login.signed_out, ShipyardError: refused, HTTPException: http_error}
     app = Starlette(routes=routes, exception_handlers=handlers, middleware=[Middleware(SecurityHeaders), Middleware(Failsafe)])
     app.state.ui = state
+    # What the API's ``identify`` reads from the app it is called in, the same here as there.
+    app.state.service = service
+    app.state.trusted_proxies = frozenset(server.trusted_proxies if server is not None else ())
     return app
 
 
