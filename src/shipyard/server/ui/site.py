@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from shipyard.domain.errors import ShipyardError, http_status
-from shipyard.server.ui import login, pages
+from shipyard.server.ui import forms, login, pages
 from shipyard.server.ui.sessions import KEY_FILE, Sessions, load_or_create_key
 from shipyard.server.ui.web import SecurityHeaders, render
 
@@ -55,11 +55,20 @@ def ui_app(
         acting=acting,
         identity_headers=identity_headers,
     )
+    model = "/models/{model}"
+    version = model + "/versions/{version:int}"
     routes = [
         Route("/", pages.overview, methods=["GET"], name="overview"),
         Route("/login", login.page, methods=["GET"], name="login"),
         Route("/login", login.submit, methods=["POST"]),
         Route("/logout", login.logout, methods=["POST"], name="logout"),
+        Route(model, pages.model, methods=["GET"], name="model"),
+        Route(version, pages.version, methods=["GET"], name="version"),
+        Route(version + "/approvals", forms.approve, methods=["POST"]),
+        Route(version + "/promote", forms.promote, methods=["POST"]),
+        Route(version + "/rollout", forms.start_rollout, methods=["POST"]),
+        Route("/audit", pages.audit, methods=["GET"], name="audit"),
+        Route("/trace", pages.trace, methods=["GET"], name="trace"),
         Mount("/static", StaticFiles(packages=[("shipyard.server.ui", "static")]), name="static"),
     ]
     handlers: dict[Any, Any] = {login.SignedOut: login.signed_out, ShipyardError: refused, HTTPException: http_error}

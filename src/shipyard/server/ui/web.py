@@ -6,6 +6,7 @@ import math
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -34,7 +35,7 @@ def templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=num, when=when, short=short, pct=pct, plain=plain)
+    env.filters.update(num=num, when=when, short=short, pct=pct, plain=plain, seg=seg, duration=duration)
     env.globals["prefix"] = PREFIX
     return env
 
@@ -100,6 +101,20 @@ def when(value: Any) -> str:
         return plain(value)
     moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def seg(value: Any) -> str:
+    """One segment of a path (a model's name): every reserved character quoted, a slash too."""
+    return quote(str(value), safe="")
+
+
+def duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return plain(seconds)
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def short(value: Any, length: int = 12) -> str:
