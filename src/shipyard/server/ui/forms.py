@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from shipyard.domain.errors import ShipyardError, Unauthenticated
 from shipyard.server.ui.login import checked_form, viewer
-from shipyard.server.ui.pages import version_number, version_page
+from shipyard.server.ui.pages import ROLLOUT_DONE, rollout_page, version_number, version_page
 from shipyard.server.ui.web import PREFIX, redirect, seg
 
 if TYPE_CHECKING:
@@ -49,9 +49,24 @@ async def start_rollout(request: Request) -> Response:
 
     def call(acting: Shipyard, model: str, number: int, fields: dict[str, str]) -> dict[str, str]:
         acting.start_rollout(model, number)
-        return {"done": "rollout"}
+        return {"done": "rollout"}  # the version's page says so, and links to the rollout's
 
     return await _submit(request, call)
+
+
+async def steer_rollout(request: Request) -> Response:
+    """Pause, resume or abort the model's rollout, with a reason (``Shipyard.rollout_action``)."""
+    seen, acting = await viewer(request)
+    fields = await checked_form(request, seen, acting)
+    model, action = request.path_params["model"], request.path_params["action"]
+    try:
+        await run_in_threadpool(lambda: acting.rollout_action(model, action, reason=fields.get("reason", "").strip() or None))
+    except Unauthenticated:
+        raise
+    except ShipyardError as exc:
+        return await rollout_page(request, seen, acting, error=exc)
+    shown = action if action in ROLLOUT_DONE else ""
+    return redirect(f"{PREFIX}/models/{seg(model)}/rollout?{urlencode({'done': shown})}")
 
 
 async def _submit(request: Request, call: Callable[[Shipyard, str, int, dict[str, str]], dict[str, str]]) -> Response:

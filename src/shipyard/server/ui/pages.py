@@ -19,6 +19,7 @@ from shipyard.server.ui.web import render
 
 if TYPE_CHECKING:
     from shipyard.domain.entities import ModelVersion
+    from shipyard.domain.rollouts import Rollout
     from shipyard.service import Shipyard
 
 PAGE_SIZE = 50
@@ -30,6 +31,9 @@ DONE = {
     "reject": "Your rejection for {stage} is recorded.",
     "promote": "The version moved to {stage}.",
     "rollout": "The rollout started.",
+    "pause": "The rollout is paused.",
+    "resume": "The rollout resumed.",
+    "abort": "The rollout was aborted: all traffic is back on the champion.",
 }
 
 
@@ -165,6 +169,44 @@ def _version(acting: Shipyard, name: str, number: int, gate: str | None) -> dict
         "reports": list(reversed(detail.gate_reports)),
         "url": acting.version_url(name, number),
     }
+
+
+# -- a model's rollout ------------------------------------------------------------------------------
+
+
+async def rollout(request: Request) -> Response:
+    """The latest rollout, judged live; its live part asks for itself again every 2 s while the rollout is active."""
+    seen, acting = await viewer(request)
+    done = request.query_params.get("done")
+    return await rollout_page(request, seen, acting, done=DONE.get(done or "") if done in ROLLOUT_DONE else None)
+
+
+ROLLOUT_DONE = ("pause", "resume", "abort")
+
+
+async def rollout_page(
+    request: Request, seen: Viewer, acting: Shipyard, *, done: str | None = None, error: ShipyardError | None = None
+) -> Response:
+    name = request.path_params["model"]
+
+    def gather() -> dict[str, Any]:
+        latest, analysis = acting.rollout_status(name, judge=True)
+        allowed = acting.allowed_actions(name, latest.version) if latest is not None else {}
+        return {"name": name, "rollout": latest, "analysis": analysis, "allowed": allowed, "share": _share(acting, latest)}
+
+    context = await run_in_threadpool(gather)
+    status = http_status(error) if error is not None else 200
+    return render("rollout.html", {"viewer": seen, "done": done, "error": error, **context}, status=status)
+
+
+def _share(acting: Shipyard, rollout: Rollout | None) -> float | None:
+    """The share of traffic the rollout's version gets now, from the deployment the gateways follow."""
+    if rollout is None:
+        return None
+    deployment = next((d for d in acting.deployments() if d.model == rollout.model), None)
+    if deployment is not None and deployment.challenger == rollout.version:
+        return deployment.challenger_weight
+    return 1.0 if deployment is not None and deployment.champion == rollout.version else 0.0
 
 
 # -- the audit log ---------------------------------------------------------------------------------

@@ -67,6 +67,8 @@ def ui_app(
         Route(version + "/approvals", forms.approve, methods=["POST"]),
         Route(version + "/promote", forms.promote, methods=["POST"]),
         Route(version + "/rollout", forms.start_rollout, methods=["POST"]),
+        Route(model + "/rollout", pages.rollout, methods=["GET"], name="rollout"),
+        Route(model + "/rollout/{action}", forms.steer_rollout, methods=["POST"]),
         Route("/audit", pages.audit, methods=["GET"], name="audit"),
         Route("/trace", pages.trace, methods=["GET"], name="trace"),
         Mount("/static", StaticFiles(packages=[("shipyard.server.ui", "static")]), name="static"),
