@@ -21,9 +21,10 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from shipyard.domain.errors import InvalidSpec, PermissionDenied, ShipyardError, Unauthenticated, control_plane_body, http_status
+from shipyard.server import ui
 from shipyard.server.endpoints import API, ENDPOINTS, Endpoint, Params, result_type
 from shipyard.server.limits import BodyLimit
 from shipyard.server.openapi import openapi_document
@@ -41,12 +42,14 @@ PROXY_IDENTITY = ("x-forwarded-email", "x-forwarded-user")
 def create_app(service: Shipyard) -> Starlette:
     """The app over a service opened by the server (``settings.hosted``): the store's one writer."""
     server = service.settings.spec.server
-    routes = [Route(f"{API}{e.path}", _handler(e), methods=[e.method], name=e.name) for e in ENDPOINTS]
+    routes: list[BaseRoute] = [Route(f"{API}{e.path}", _handler(e), methods=[e.method], name=e.name) for e in ENDPOINTS]
     routes += [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route(f"{API}/openapi.json", openapi, methods=["GET"]),
     ]
+    headers = (*CLAIMED_IDENTITY, *PROXY_IDENTITY, "authorization")
+    routes += ui.routes(service, identify=identify, acting=acting, identity_headers=headers)  # the web UI, under /ui
     handlers = {ShipyardError: refused, 404: not_found, 405: not_allowed, Exception: failed}
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.service = service
@@ -160,13 +163,18 @@ def _handler(endpoint: Endpoint) -> Any:
     return handle
 
 
-def _call(service: Shipyard, name: str, endpoint: Endpoint, params: Params) -> Any:
-    acting = service.as_actor(name)
-    if not acting.access.roles(name):
+def acting(service: Shipyard, name: str, asked: str) -> Shipyard:
+    """The service acting as an authenticated name; one that is not a principal here is refused (audited)."""
+    as_name = service.as_actor(name)
+    if not as_name.access.roles(name):
         reason = f"{name} is not a principal of this server"
-        acting.audit_denial(endpoint.name, name, PermissionDenied(reason), asked=endpoint.name)
+        as_name.audit_denial(asked, name, PermissionDenied(reason), asked=asked)
         raise PermissionDenied(reason, hint="An admin adds principals with `shipyard principals set NAME --role ROLE`.")
-    return endpoint.call(acting, params)
+    return as_name
+
+
+def _call(service: Shipyard, name: str, endpoint: Endpoint, params: Params) -> Any:
+    return endpoint.call(acting(service, name, endpoint.name), params)
 
 
 async def _raw_params(request: Request, endpoint: Endpoint) -> dict[str, Any]:

@@ -222,15 +222,18 @@ def _whoami(service: Shipyard, _: NoParams) -> Principal:
 
 
 def result_type(endpoint: Endpoint) -> Any:
-    """The endpoint's result type, importing it when named by a string (it lives above the domain)."""
+    """The endpoint's result type, importing it when named by a string (it lives above the domain):
+    "module:Name", or "list:module:Name" / "dict:module:Name" for a list of them or a mapping from str to them."""
     import importlib
 
     if not isinstance(endpoint.returns, str):
         return endpoint.returns
-    many = endpoint.returns.startswith("list:")
-    module, _, name = endpoint.returns.removeprefix("list:").partition(":")
+    container, named = "", endpoint.returns
+    if named.startswith(("list:", "dict:")):
+        container, _, named = named.partition(":")
+    module, _, name = named.partition(":")
     found: Any = getattr(importlib.import_module(module), name)
-    return list[found] if many else found
+    return list[found] if container == "list" else dict[str, found] if container == "dict" else found
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -251,6 +254,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(method="GET", path="/models/{model}/versions/{version}/gate/{stage}", name="gate",
              summary="Evaluate the gate of a stage on a version, changing nothing.",
              params=GateParams, returns=GateReport, call=lambda s, p: s.gate(p.model, p.version, p.stage)),
+    Endpoint(method="GET", path="/models/{model}/versions/{version}/allowed", name="allowed_actions",
+             summary="What the caller may do with a version now (approve, reject, promote, roll out), and why not.",
+             params=VersionParams, returns="dict:shipyard.service.allowed:Allowance",
+             call=lambda s, p: s.allowed_actions(p.model, p.version)),
     Endpoint(method="GET", path="/mirror/backlog", name="mirror_backlog",
              summary="What MLflow may not show yet.", params=OptionalModel, returns=list[PendingMirror],
              call=lambda s, p: s.mirror_backlog(p.model)),

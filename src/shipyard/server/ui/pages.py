@@ -1,0 +1,262 @@
+"""The UI's pages: each reads through the service acting as the viewer, and renders one template.
+
+Reading runs on a worker thread (the service blocks); nothing here decides what anyone may do — the
+version page shows ``allowed_actions``, and the forms (forms.py) call the service methods themselves.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shipyard.domain.errors import InvalidSpec, ShipyardError, http_status
+from shipyard.domain.stages import Stage
+from shipyard.server.ui.login import Viewer, viewer
+from shipyard.server.ui.web import render
+
+if TYPE_CHECKING:
+    from shipyard.domain.entities import ModelVersion
+    from shipyard.domain.rollouts import Rollout
+    from shipyard.service import Shipyard
+
+PAGE_SIZE = 50
+MAX_VERSION = 2**31 - 1
+# Which gated stages a version still has ahead of it, and so may be signed off for.
+AHEAD = {Stage.CANDIDATE: ("staging", "production"), Stage.STAGING: ("production",)}
+DONE = {
+    "approve": "Your approval for {stage} is recorded.",
+    "reject": "Your rejection for {stage} is recorded.",
+    "promote": "The version moved to {stage}.",
+    "rollout": "The rollout started.",
+    "pause": "The rollout is paused.",
+    "resume": "The rollout resumed.",
+    "abort": "The rollout was aborted: all traffic is back on the champion.",
+}
+
+
+def version_number(request: Request) -> int:
+    number = int(request.path_params["version"])
+    if not 1 <= number <= MAX_VERSION:
+        raise InvalidSpec(f"version {number} is out of range; versions are numbered from 1")
+    return number
+
+
+def stage_param(value: str | None) -> str | None:
+    return Stage.parse(value).value if value else None
+
+
+# -- overview -------------------------------------------------------------------------------------
+
+
+async def overview(request: Request) -> Response:
+    seen, acting = await viewer(request)
+    return render("overview.html", {"viewer": seen, **await run_in_threadpool(_overview, acting)})
+
+
+def _overview(acting: Shipyard) -> dict[str, Any]:
+    rows = []
+    for model in acting.models():
+        versions = acting.versions(model.name)
+        champion = next((v for v in versions if v.stage is Stage.PRODUCTION), None)
+        latest, _ = acting.rollout_status(model.name, judge=False)
+        deployed = None
+        if champion is not None:
+            moves = [c for c in acting.describe(model.name, champion.version).history if c.to_stage is Stage.PRODUCTION]
+            deployed = moves[-1] if moves else None
+        rows.append(
+            {
+                "model": model,
+                "champion": champion,
+                "primary": _primary(acting, model.name),
+                "rollout": latest if latest is not None and latest.active else None,
+                "alerts": acting.alerts(model.name, state="open"),
+                "deployed": deployed,
+                "versions": len(versions),
+            }
+        )
+    return {"rows": rows, "kpis": acting.kpis("30d")}
+
+
+def _primary(acting: Shipyard, model: str) -> str | None:
+    try:
+        return acting.settings.model(model).primary_metric
+    except ShipyardError:  # a model the store knows and shipyard.yaml no longer declares
+        return None
+
+
+# -- a model ---------------------------------------------------------------------------------------
+
+
+async def model(request: Request) -> Response:
+    seen, acting = await viewer(request)
+    name = request.path_params["model"]
+    stage = stage_param(request.query_params.get("stage"))
+
+    def gather() -> dict[str, Any]:
+        found = next((m for m in acting.models() if m.name == name), None)
+        versions = acting.versions(name)  # an unknown model is NotFound, naming it
+        latest, _ = acting.rollout_status(name, judge=False)
+        shown = [v for v in reversed(versions) if stage is None or v.stage.value == stage]
+        counts = {s.value: sum(1 for v in versions if v.stage is s) for s in Stage}
+        return {
+            "name": name,
+            "model": found,
+            "versions": shown,
+            "total": len(versions),
+            "counts": counts,
+            "stage": stage,
+            "stages": [s.value for s in Stage],
+            "primary": _primary(acting, name),
+            "rollout": latest if latest is not None and latest.active else None,
+        }
+
+    return render("model.html", {"viewer": seen, **await run_in_threadpool(gather)})
+
+
+# -- a version -------------------------------------------------------------------------------------
+
+
+async def version(request: Request) -> Response:
+    seen, acting = await viewer(request)
+    gate = stage_param(request.query_params.get("gate"))
+    done = request.query_params.get("done")
+    done_stage = stage_param(request.query_params.get("stage"))
+    message = DONE[done].format(stage=done_stage or "") if done in DONE else None
+    return await version_page(request, seen, acting, gate=gate, done=message)
+
+
+async def version_page(
+    request: Request,
+    seen: Viewer,
+    acting: Shipyard,
+    *,
+    gate: str | None = None,
+    done: str | None = None,
+    error: ShipyardError | None = None,
+) -> Response:
+    """The version's page; a refused form renders it again with the refusal on top (and its status)."""
+    name, number = request.path_params["model"], version_number(request)
+    context = await run_in_threadpool(_version, acting, name, number, gate)
+    status = http_status(error) if error is not None else 200
+    return render("version.html", {"viewer": seen, "done": done, "error": error, **context}, status=status)
+
+
+def _version(acting: Shipyard, name: str, number: int, gate: str | None) -> dict[str, Any]:
+    detail = acting.describe(name, number)
+    live, live_error = None, None
+    if gate is not None:
+        try:
+            live = acting.gate(name, number, gate)
+        except ShipyardError as exc:  # e.g. the model files changed since registration: say so where the gate would be
+            live_error = exc
+    found: ModelVersion = detail.version
+    champion = acting.champion(name)
+    return {
+        "name": name,
+        "detail": detail,
+        "v": found,
+        "evidence": detail.evidence or {},
+        "allowed": acting.allowed_actions(name, number),
+        "sign_off": AHEAD.get(found.stage, ()),
+        "champion": champion,
+        "primary": _primary(acting, name),
+        "gate": gate,
+        "live": live,
+        "live_error": live_error,
+        "reports": list(reversed(detail.gate_reports)),
+        "url": acting.version_url(name, number),
+    }
+
+
+# -- a model's rollout ------------------------------------------------------------------------------
+
+
+async def rollout(request: Request) -> Response:
+    """The latest rollout, judged live; its live part asks for itself again every 2 s while the rollout is active."""
+    seen, acting = await viewer(request)
+    done = request.query_params.get("done")
+    return await rollout_page(request, seen, acting, done=DONE.get(done or "") if done in ROLLOUT_DONE else None)
+
+
+ROLLOUT_DONE = ("pause", "resume", "abort")
+
+
+async def rollout_page(
+    request: Request, seen: Viewer, acting: Shipyard, *, done: str | None = None, error: ShipyardError | None = None
+) -> Response:
+    name = request.path_params["model"]
+
+    def gather() -> dict[str, Any]:
+        latest, analysis = acting.rollout_status(name, judge=True)
+        allowed = acting.allowed_actions(name, latest.version) if latest is not None else {}
+        return {"name": name, "rollout": latest, "analysis": analysis, "allowed": allowed, "share": _share(acting, latest)}
+
+    context = await run_in_threadpool(gather)
+    status = http_status(error) if error is not None else 200
+    return render("rollout.html", {"viewer": seen, "done": done, "error": error, **context}, status=status)
+
+
+def _share(acting: Shipyard, rollout: Rollout | None) -> float | None:
+    """The share of traffic the rollout's version gets now, from the deployment the gateways follow."""
+    if rollout is None:
+        return None
+    deployment = next((d for d in acting.deployments() if d.model == rollout.model), None)
+    if deployment is not None and deployment.challenger == rollout.version:
+        return deployment.challenger_weight
+    return 1.0 if deployment is not None and deployment.champion == rollout.version else 0.0
+
+
+# -- the audit log ---------------------------------------------------------------------------------
+
+
+async def audit(request: Request) -> Response:
+    seen, acting = await viewer(request)
+    query = request.query_params
+    model_name = query.get("model") or None
+    actor = (query.get("actor") or "").strip()
+    action = (query.get("action") or "").strip()
+    try:
+        page = max(1, int(query.get("page", "1")))
+    except ValueError:
+        raise InvalidSpec(f"page must be a whole number, got {query.get('page')!r}") from None
+
+    def gather() -> dict[str, Any]:
+        events = acting.audit_log(model_name)
+        chosen = [
+            e
+            for e in reversed(events)
+            if (not actor or e.actor == actor) and (not action or e.action == action or e.action.startswith(action + "."))
+        ]
+        pages = max(1, -(-len(chosen) // PAGE_SIZE))
+        return {
+            "events": chosen[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
+            "matching": len(chosen),
+            "total": len(events),
+            "page": min(page, pages),
+            "pages": pages,
+            "models": [m.name for m in acting.models()],
+            "filters": {"model": model_name or "", "actor": actor, "action": action},
+            "verification": acting.audit_verify(),
+        }
+
+    return render("audit.html", {"viewer": seen, **await run_in_threadpool(gather)})
+
+
+# -- trace -----------------------------------------------------------------------------------------
+
+
+async def trace(request: Request) -> Response:
+    seen, acting = await viewer(request)
+    request_id = (request.query_params.get("request_id") or "").strip()
+    found, error = None, None
+    if request_id:
+        try:
+            found = await run_in_threadpool(acting.trace, request_id)
+        except ShipyardError as exc:
+            error = exc
+    status = http_status(error) if error is not None else 200
+    context = {"viewer": seen, "request_id": request_id, "found": found, "error": error}
+    return render("trace.html", context, status=status)
