@@ -281,3 +281,10 @@ def test_read_commands_import_neither_mlflow_nor_the_data_stack(trained_project:
     for name, args in READS.items():
         exit_code, heavy = heavy_modules_loaded(trained_project, args)
         assert exit_code in (0, 1) and heavy == set(), f"{name}: exit {exit_code}, imported {sorted(heavy)}"
+
+
+def test_promote_to_candidate_is_refused_not_a_traceback(trained_project: Path) -> None:
+    """It raised KeyError (no permission names a move to candidate): a traceback here, a 500 through the server."""
+    done = run("--project", str(trained_project), "--actor", "rui", "promote", "churn", "1", "--to", "candidate", "--reason", "r")
+    assert done.exit_code == 2 and "no move leads back to candidate" in done.stderr
+    assert "Traceback" not in done.output

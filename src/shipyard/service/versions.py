@@ -214,6 +214,11 @@ class Versions(Mirroring):
     def promote(self, model: str, version: int, to: Stage | str, *, reason: str, break_glass: bool = False) -> PromotionOutcome:
         """Move a version; moves into staging or production pass that stage's gate first."""
         target = _stage(to)
+        if target is Stage.CANDIDATE:  # no move leads there, so no role may make it
+            raise InvalidSpec(
+                "a version is a candidate only from its registration; no move leads back to candidate",
+                hint="Promote to staging, production, archived or rejected.",
+            )
         if not reason or not reason.strip():
             raise InvalidSpec("a promotion needs a reason", hint="Pass --reason TEXT: it is kept in the audit log.")
         current = self.store.get_version(model, version)
