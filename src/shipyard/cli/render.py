@@ -194,13 +194,23 @@ def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
         f"(champion v{rollout.champion}, {esc(rollout.strategy)}): "
         f"[bold]{esc(rollout.state)}[/]; steps {steps}; failed analyses {rollout.failures}/{rollout.failure_limit}"
     )
+    limit = rollout.checks.get("max_latency_ms")
+    if limit is not None:
+        console.print(f"Latency judged on an absolute limit (max_latency_ms): challenger p95 ≤ {float(limit):g} ms")
     if analysis is not None:
         verdict = {True: "[green]passing[/]", False: "[red]failing[/]", None: "[yellow]waiting for traffic[/]"}[analysis.passed]
         table = Table(title=f"Current step: {verdict}", box=box.SIMPLE_HEAD, title_justify="left")
-        for column in ("check", "observed", "threshold", "result"):
+        for column in ("check", "observed", "threshold", "challenger p95", "champion p95", "result"):
             table.add_column(column)
         for check in analysis.checks:
-            table.add_row(text(check.name), free(check.observed), free(check.threshold), "ok" if check.passed else "[red]no[/]")
+            table.add_row(
+                text(check.name),
+                free(check.observed),
+                free(check.threshold),
+                _ms(check.challenger_p95_ms),
+                _ms(check.champion_p95_ms),
+                "ok" if check.passed else "[red]no[/]",
+            )
         print_table(console, table)
     history = Table(title="History", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("at", "event", "weight"):
@@ -208,6 +218,10 @@ def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
     for event in rollout.history:
         history.add_row(ident(str(event.get("at", ""))[:19]), text(event.get("event")), free(event.get("weight", "")))
     print_table(console, history)
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g} ms"
 
 
 def print_monitor(console: Console, outcome: Any) -> None:
