@@ -94,13 +94,14 @@ def test_figures_for_metrics_come_from_an_incrementally_verified_chain(deployed:
         worker.refresh_figures()
         first = generate_latest(registry).decode()
         events = len(service.audit_log())
-        assert "shipyard_kpi_audit_chain_valid 1.0" in first and f"shipyard_kpi_audit_events {float(events)}" in first
+        assert "shipyard_kpi_audit_chain_valid 1.0" in first and f"shipyard_kpi_audit_events_total {float(events)}" in first
         assert 'shipyard_kpi_deployments{model="churn"} 1.0' in first
         with Shipyard.open(deployed, actor="vera", env={}) as approver:
             approver.approve("churn", 2, "production", comment="one more event")
         worker.refresh_figures()
         second = generate_latest(registry).decode()
-        assert f"shipyard_kpi_audit_events {float(len(service.audit_log()))}" in second
+        assert f"shipyard_kpi_audit_events_total {float(len(service.audit_log()))}" in second
+        assert "# TYPE shipyard_kpi_audit_events_total counter" in second and "quantile=" not in second
         # An edit among the events verified since the last refresh is caught by the next one.
         with service.store.engine.begin() as conn:
             from sqlalchemy import text

@@ -224,6 +224,20 @@ class Decision:
     action: str
     analysis: Analysis | None
 
+    def describe(self) -> str:
+        """The decision on one line, for the worker's log: what was done, where it left the rollout, and why."""
+        r = self.rollout
+        where = f"{r.state} at {r.steps[r.step_index]:g}%" if r.active else r.state.replace("_", " ")
+        if self.analysis is None:
+            why = "no analysis"
+        else:
+            failed = [c for c in self.analysis.checks if not c.passed]
+            why = "failed " + ", ".join(f"{c.name} ({c.observed} vs {c.threshold})" for c in failed) if failed else "passed"
+        return (
+            f"rollout {r.id} of {r.model}/{r.version} (champion v{r.champion}): {self.action} → {where}; "
+            f"analysis {why}; failed analyses {r.failures}/{r.failure_limit}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "rollout": self.rollout.to_dict(),
