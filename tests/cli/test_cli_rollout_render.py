@@ -58,9 +58,9 @@ def test_status_shows_both_versions_p95_beside_the_factor() -> None:
         champion_requests=400,
     )
     out = shown(rollout(), analysis)
-    assert "challenger p95" in out and "champion p95" in out
+    assert "p95 challenger / champion" in out
     [row] = [line for line in out.splitlines() if "p95 model time factor" in line]
-    assert "43.333" in row and "15.6 ms" in row and "0.36 ms" in row
+    assert "43.333" in row and "15.6 / 0.36 ms" in row
     [other] = [line for line in out.splitlines() if "error rate increase" in line]
     assert " ms" not in other  # checks without times leave those columns empty
     assert "absolute limit" not in out
@@ -83,4 +83,15 @@ def test_status_says_when_an_absolute_limit_judges_latency() -> None:
         champion_requests=400,
     )
     out = shown(rollout(max_latency_ms=25.0), analysis)
-    assert "challenger p95 ≤ 25 ms" in out and "18 ms" in out and "2 ms" in out
+    assert "challenger p95 ≤ 25 ms" in out and "18 / 2 ms" in out
+
+
+def test_a_waiting_step_has_no_times_column() -> None:
+    waiting = Analysis(
+        passed=None,
+        checks=(Check(name="challenger requests", passed=False, observed=3, threshold="≥ 50"),),
+        challenger_requests=3,
+        champion_requests=10,
+    )
+    out = shown(rollout(), waiting)
+    assert "waiting for traffic" in out and "p95" not in out

@@ -200,16 +200,14 @@ def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
     if analysis is not None:
         verdict = {True: "[green]passing[/]", False: "[red]failing[/]", None: "[yellow]waiting for traffic[/]"}[analysis.passed]
         table = Table(title=f"Current step: {verdict}", box=box.SIMPLE_HEAD, title_justify="left")
-        for column in ("check", "observed", "threshold", "challenger p95", "champion p95", "result"):
+        # Both versions' p95 beside each latency factor; the column only when a check has times to show.
+        timed = any(c.challenger_p95_ms is not None or c.champion_p95_ms is not None for c in analysis.checks)
+        for column in ("check", "observed", "threshold", *(["p95 challenger / champion"] if timed else []), "result"):
             table.add_column(column)
         for check in analysis.checks:
+            times = [_p95s(check.challenger_p95_ms, check.champion_p95_ms)] if timed else []
             table.add_row(
-                text(check.name),
-                free(check.observed),
-                free(check.threshold),
-                _ms(check.challenger_p95_ms),
-                _ms(check.champion_p95_ms),
-                "ok" if check.passed else "[red]no[/]",
+                text(check.name), free(check.observed), free(check.threshold), *times, "ok" if check.passed else "[red]no[/]"
             )
         print_table(console, table)
     history = Table(title="History", box=box.SIMPLE_HEAD, title_justify="left")
@@ -220,8 +218,10 @@ def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
     print_table(console, history)
 
 
-def _ms(value: float | None) -> str:
-    return "" if value is None else f"{value:.3g} ms"
+def _p95s(challenger: float | None, champion: float | None) -> str:
+    if challenger is None and champion is None:
+        return ""
+    return " / ".join("–" if v is None else f"{v:.3g}" for v in (challenger, champion)) + " ms"
 
 
 def print_monitor(console: Console, outcome: Any) -> None:
