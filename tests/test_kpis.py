@@ -148,11 +148,13 @@ def test_an_empty_store_leaves_undefined_figures_out(store: Store) -> None:
     assert data["delivery"]["change_failure_rate"] is None and data["since"] == T0.isoformat()
     assert data["window_seconds"] == 30 * DAY
     present = names(found)
-    assert {"shipyard_kpi_audit_chain_valid", "shipyard_kpi_deployment_frequency_per_day", "shipyard_kpi_open_alerts"} <= present
+    assert {"shipyard_kpi_audit_chain_valid", "shipyard_kpi_deployments_per_second", "shipyard_kpi_open_alerts"} <= present
     undefined = {
-        "shipyard_kpi_lead_time_seconds",
+        "shipyard_kpi_lead_time_median_seconds",
+        "shipyard_kpi_lead_time_p90_seconds",
         "shipyard_kpi_change_failure_rate",
-        "shipyard_kpi_time_to_restore_seconds",
+        "shipyard_kpi_time_to_restore_median_seconds",
+        "shipyard_kpi_time_to_restore_p90_seconds",
         "shipyard_kpi_production_evidence_complete_ratio",
         "shipyard_kpi_production_lineage_ratio",
         "shipyard_kpi_production_approved_ratio",
@@ -219,8 +221,12 @@ def test_deployments_lead_times_and_governance_shares(store: Store, clock: Clock
 
     series = gauges(found)
     assert series[("shipyard_kpi_deployments", (("model", "churn"),))] == 2
-    assert series[("shipyard_kpi_lead_time_seconds", (("from", "registration"), ("quantile", "0.5")))] == pytest.approx(2 * DAY)
-    assert series[("shipyard_kpi_lead_time_seconds", (("from", "commit"), ("quantile", "0.9")))] == pytest.approx(5.7 * DAY)
+    assert series[("shipyard_kpi_lead_time_median_seconds", (("from", "registration"),))] == pytest.approx(2 * DAY)
+    assert series[("shipyard_kpi_lead_time_p90_seconds", (("from", "commit"),))] == pytest.approx(5.7 * DAY)
+    # base units: a frequency per second, not per day; no `quantile` label on a gauge
+    assert series[("shipyard_kpi_deployments_per_second", ())] == pytest.approx(found.deployment_frequency_per_day / DAY)
+    assert not any("quantile" in labels for _, _, labels, _ in found.gauges())
+    assert series[("shipyard_kpi_audit_events_total", ())] == found.audit_events
     assert series[("shipyard_kpi_production_approved_ratio", ())] == 0.5
     assert series[("shipyard_kpi_break_glass_promotions", ())] == 1
     helps = {name: help_text for name, help_text, _, _ in found.gauges()}
@@ -230,7 +236,7 @@ def test_deployments_lead_times_and_governance_shares(store: Store, clock: Clock
     # A later window leaves out churn/1's deployment, and without a commit lookup there is no commit lead time.
     later = kpis.compute(store, since=T0 + timedelta(days=3), now=T0 + timedelta(days=10))
     assert later.deployments_by_model == {"churn": 1, "fraud": 1} and later.commit_lead_time.count == 0
-    assert ("shipyard_kpi_lead_time_seconds", (("from", "commit"), ("quantile", "0.5"))) not in gauges(later)
+    assert ("shipyard_kpi_lead_time_median_seconds", (("from", "commit"),)) not in gauges(later)
     # A window that ends before the break-glass move does not see it, nor churn/2's deployment.
     earlier = kpis.compute(store, since=T0, now=T0 + timedelta(days=6))
     assert earlier.deployments == 2 and earlier.break_glass_promotions == 0
@@ -325,7 +331,7 @@ def test_time_to_restore_counts_only_restores(store: Store, clock: Clock) -> Non
     found = kpis.compute(store, since=T0, now=T0 + timedelta(days=1))
     assert found.restore_time.count == 1 and found.restore_time.median == found.restore_time.p90 == 3 * 3600
     series = gauges(found)
-    assert series[("shipyard_kpi_time_to_restore_seconds", (("quantile", "0.5"),))] == 3 * 3600
+    assert series[("shipyard_kpi_time_to_restore_median_seconds", ())] == 3 * 3600
     assert found.to_dict()["delivery"]["time_to_restore"] == {"count": 1, "median_seconds": 10800.0, "p90_seconds": 10800.0}
     # The restore happened after this window ended: not counted.
     assert kpis.compute(store, since=T0, now=T0 + timedelta(hours=4)).restore_time.count == 0

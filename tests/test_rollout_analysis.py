@@ -148,6 +148,47 @@ def test_a_fraction_of_a_millisecond_is_never_a_latency_failure(tmp_path: Path) 
     assert result.passed is True and checks["p95 latency factor"].threshold == "≤ 3.0× or under 1 ms slower"
 
 
+def test_latency_checks_show_both_versions_p95_in_milliseconds(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    write(tmp_path, 1, "champion", rng.beta(2, 5, 400), latency=3.0, model_ms=0.36)
+    write(tmp_path, 2, "challenger", rng.beta(2, 5, 400), latency=18.0, model_ms=15.6)
+    result = analyze(tmp_path, rollout())
+    checks = {c.name: c for c in result.checks}
+    latency, model = checks["p95 latency factor"], checks["p95 model time factor"]
+    assert (latency.challenger_p95_ms, latency.champion_p95_ms, latency.observed) == (18.0, 3.0, 6.0)
+    assert (model.challenger_p95_ms, model.champion_p95_ms) == (15.6, 0.36) and not model.passed
+    # the audit events carry the analysis as a dict: the times travel with it
+    recorded = {c["name"]: c for c in result.to_dict()["checks"]}
+    assert recorded["p95 model time factor"]["challenger_p95_ms"] == 15.6
+    assert recorded["error rate increase"]["challenger_p95_ms"] is None
+
+
+@pytest.mark.parametrize(("limit", "passes"), [(20.0, True), (17.0, False)])
+def test_max_latency_ms_judges_the_challengers_p95_latency_instead_of_the_factor(
+    tmp_path: Path, limit: float, passes: bool
+) -> None:
+    """A model without a fast path (15.6 ms of model time against 0.36) passes when it answers within the limit."""
+    rng = np.random.default_rng(7)
+    write(tmp_path, 1, "champion", rng.beta(2, 5, 400), latency=2.0, model_ms=0.36)
+    write(tmp_path, 2, "challenger", rng.beta(2, 5, 400), latency=18.0, model_ms=15.6)
+    assert analyze(tmp_path, rollout()).passed is False  # the factor (9×, 43×) fails it by default
+    result = analyze(tmp_path, rollout(max_latency_ms=limit))
+    checks = {c.name: c for c in result.checks}
+    latency, model = checks["p95 latency"], checks["p95 model time"]
+    assert latency.passed is passes and model.passed is True  # 15.6 ms of model time is within both limits
+    assert latency.threshold == f"challenger p95 ≤ {limit:g} ms (max_latency_ms)"
+    assert latency.observed == 9.0 and latency.challenger_p95_ms == 18.0 and latency.champion_p95_ms == 2.0
+    assert result.passed is passes
+
+
+def test_max_latency_ms_holds_model_time_to_the_same_limit(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    write(tmp_path, 1, "champion", rng.beta(2, 5, 400), latency=1.0, model_ms=0.5)
+    write(tmp_path, 2, "challenger", rng.beta(2, 5, 400), latency=9.0, model_ms=12.0)  # CPU time across threads
+    result = analyze(tmp_path, rollout(max_latency_ms=10.0))
+    assert [c.name for c in result.checks if not c.passed] == ["p95 model time"]
+
+
 def test_a_log_written_without_model_times_is_judged_without_that_check(tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
     write(tmp_path, 1, "champion", rng.beta(2, 5, 400), model_ms=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -94,13 +95,14 @@ def test_figures_for_metrics_come_from_an_incrementally_verified_chain(deployed:
         worker.refresh_figures()
         first = generate_latest(registry).decode()
         events = len(service.audit_log())
-        assert "shipyard_kpi_audit_chain_valid 1.0" in first and f"shipyard_kpi_audit_events {float(events)}" in first
+        assert "shipyard_kpi_audit_chain_valid 1.0" in first and f"shipyard_kpi_audit_events_total {float(events)}" in first
         assert 'shipyard_kpi_deployments{model="churn"} 1.0' in first
         with Shipyard.open(deployed, actor="vera", env={}) as approver:
             approver.approve("churn", 2, "production", comment="one more event")
         worker.refresh_figures()
         second = generate_latest(registry).decode()
-        assert f"shipyard_kpi_audit_events {float(len(service.audit_log()))}" in second
+        assert f"shipyard_kpi_audit_events_total {float(len(service.audit_log()))}" in second
+        assert "# TYPE shipyard_kpi_audit_events_total counter" in second and "quantile=" not in second
         # An edit among the events verified since the last refresh is caught by the next one.
         with service.store.engine.begin() as conn:
             from sqlalchemy import text
@@ -110,6 +112,31 @@ def test_figures_for_metrics_come_from_an_incrementally_verified_chain(deployed:
             approver.approve("churn", 2, "staging", comment="after the edit")
         worker.refresh_figures()
         assert "shipyard_kpi_audit_chain_valid 0.0" in generate_latest(registry).decode()
+
+
+def test_each_rollout_decision_the_worker_applies_is_one_line_of_its_log(
+    deployed: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No gateway runs, so the challenger gets no traffic: each step starves, fails, and the second failure rolls back."""
+    with Shipyard.open(deployed, actor="alice", env={}) as service:
+        service.promote("churn", 2, "staging", reason="ready")
+    with Shipyard.open(deployed, actor="vera", env={}) as service:
+        service.approve("churn", 2, "production", comment="ok")
+    with Shipyard.open(deployed, actor="rui", env={}) as service:
+        rollout = service.start_rollout("churn", 2, steps=[50, 100], interval=0.01, checks={"max_wait": 0.01})
+    caplog.set_level(logging.INFO, logger="shipyard.worker")
+    with Shipyard.open(deployed, actor="ada", env={}) as service:
+        worker = Worker(service)
+        for _ in range(2):
+            time.sleep(0.05)
+            assert [d.action for d in worker.drive_rollouts()] == ["fail"]
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "shipyard.worker" and "rollout" in r.getMessage()]
+    assert [level for level, _ in lines] == [logging.INFO, logging.WARNING]
+    first, second = (message for _, message in lines)
+    assert all("\n" not in message for _, message in lines)
+    assert first.startswith(f"rollout {rollout.id} of churn/2 (champion v1): fail → running at 50%; analysis failed ")
+    assert "challenger requests (0 vs ≥ 100" in first and first.endswith("failed analyses 1/2")
+    assert second.startswith(f"rollout {rollout.id} of churn/2 (champion v1): fail → rolled back;")
 
 
 def test_a_retrain_from_the_gateways_worker_never_imports_training_code_into_the_gateway(trained_project: Path) -> None:

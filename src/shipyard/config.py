@@ -66,9 +66,20 @@ class DataSpec(_Spec):
 class RolloutChecks(_Spec):
     min_requests: int = Field(default=50, ge=1, description="challenger requests before a step is judged")
     max_error_increase: float = Field(default=0.02, ge=0.0, description="challenger error rate minus the champion's")
-    max_latency_factor: float = Field(default=3.0, gt=0.0, description="challenger p95 latency, model time over the champion's")
+    max_latency_factor: float = Field(
+        default=3.0,
+        gt=0.0,
+        description="challenger p95 latency, model time over the champion's (judges unless max_latency_ms is set)",
+    )
     latency_slack_ms: float = Field(
         default=1.0, ge=0.0, description="a challenger slower than the champion by less than this never fails on latency"
+    )
+    max_latency_ms: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="when set, an absolute limit instead of max_latency_factor: the challenger's p95 end-to-end latency "
+        "(request received to answer ready, in milliseconds, as its clients see it) must be at most this; its p95 model "
+        "time, a part of that latency, is held to the same limit",
     )
     max_divergence: float = Field(default=0.25, ge=0.0, description="PSI between the two score distributions")
     max_wait: float = Field(

@@ -179,7 +179,11 @@ class Kpis:
         }
 
     def gauges(self) -> list[tuple[str, str, dict[str, str], float]]:
-        """(metric name, help, labels, value) for a Prometheus collector; undefined figures are left out."""
+        """(metric name, help, labels, value) for a Prometheus collector; undefined figures are left out.
+
+        Base units (seconds; a frequency per second), no ``quantile`` label (that belongs to summaries:
+        a median and a p90 are gauges of their own), and a name ending ``_total`` for what only grows.
+        """
         out: list[tuple[str, str, dict[str, str], float]] = []
 
         def add(name: str, help_text: str, value: float | None, labels: dict[str, str] | None = None) -> None:
@@ -187,32 +191,36 @@ class Kpis:
                 out.append((f"shipyard_kpi_{name}", help_text, labels or {}, float(value)))
 
         def durations(name: str, help_text: str, found: Durations, labels: dict[str, str]) -> None:
-            add(name, help_text, found.median, {**labels, "quantile": "0.5"})
-            add(name, help_text, found.p90, {**labels, "quantile": "0.9"})
+            add(f"{name}_median_seconds", f"{help_text} Median.", found.median, labels)
+            add(f"{name}_p90_seconds", f"{help_text} 90th percentile.", found.p90, labels)
 
         add("window_seconds", "Length of the window the KPIs cover.", self.window_seconds)
         deployed = "Moves of a version to production in the window."
         for model, count in sorted(self.deployments_by_model.items()):
             add("deployments", deployed, count, {"model": model})
-        add("deployment_frequency_per_day", "Deployments to production per day of the window.", self.deployment_frequency_per_day)
+        add(
+            "deployments_per_second",
+            "Deployments to production per second of the window (times 86400 for per day).",
+            self.deployment_frequency_per_day / 86400.0,
+        )
         add("rollbacks", "Deployments in the window that returned an earlier version.", self.rollbacks)
         lead = "Lead time to production over the window's deployments, by start point."
-        durations("lead_time_seconds", lead, self.lead_time, {"from": "registration"})
-        durations("lead_time_seconds", lead, self.commit_lead_time, {"from": "commit"})
+        durations("lead_time", lead, self.lead_time, {"from": "registration"})
+        durations("lead_time", lead, self.commit_lead_time, {"from": "commit"})
         add("changes", "Production deployments and failed rollouts in the window.", self.changes)
         add("failed_changes", "Changes in the window that were rolled back or aborted.", self.failed_changes)
         add("change_failure_rate", "Failed changes divided by changes in the window.", self.change_failure_rate)
         durations(
-            "rollout_seconds",
+            "rollout",
             "Time from a rollout's start to full traffic, for rollouts promoted in the window.",
             self.rollout_time,
             {},
         )
         restore = "Time from an alert opening to the rollback that restored service, for restores in the window."
-        durations("time_to_restore_seconds", restore, self.restore_time, {})
+        durations("time_to_restore", restore, self.restore_time, {})
         add("open_alerts", "Alerts open now.", self.open_alerts)
         add("audit_chain_valid", "1 when the audit chain verifies, else 0.", 1.0 if self.audit_chain_valid else 0.0)
-        add("audit_events", "Events in the audit chain.", self.audit_events)
+        add("audit_events_total", "Events in the audit chain (it only grows).", self.audit_events)
         add("production_versions", "Versions in production now.", self.production_versions)
         add(
             "production_evidence_complete_ratio",

@@ -140,22 +140,32 @@ def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> 
 
 
 def slower(name: str, challenger: np.ndarray, champion: np.ndarray, checks: RolloutChecks) -> Check:
-    """The challenger's p95 (milliseconds) over the champion's, within ``max_latency_factor``.
+    """The challenger's p95 (milliseconds) over the champion's, within ``max_latency_factor``; or, when
+    ``max_latency_ms`` is set, the challenger's p95 within that absolute limit (the factor is still shown).
 
     A factor alone would fail a challenger answering in 0.6 ms against 0.2: slower by less than
     ``latency_slack_ms`` passes whatever the factor (noise, a cold first call, nothing a client notices).
+    An absolute limit lets a model without a fast path win a rollout against one that has it, as long
+    as it answers fast enough for its clients.
     """
     import numpy as np
 
-    limit, slack = checks.max_latency_factor, checks.latency_slack_ms
+    limit, slack, absolute = checks.max_latency_factor, checks.latency_slack_ms, checks.max_latency_ms
     slow = float(np.percentile(challenger, 95)) if len(challenger) else float("inf")
     fast = float(np.percentile(champion, 95)) if len(champion) else float("inf")
     factor = slow / max(fast, 1e-6)
+    if absolute is not None:
+        passed, threshold = slow <= absolute, f"challenger p95 ≤ {absolute:g} ms (max_latency_ms)"
+        name = name.removesuffix(" factor")
+    else:
+        passed, threshold = factor <= limit or slow - fast < slack, f"≤ {limit}× or under {slack:g} ms slower"
     return Check(
         name=name,
-        passed=factor <= limit or slow - fast < slack,
+        passed=passed,
         observed=round(factor, 3) if np.isfinite(factor) else "no successful request",
-        threshold=f"≤ {limit}× or under {slack:g} ms slower",
+        threshold=threshold,
+        challenger_p95_ms=round(slow, 3) if np.isfinite(slow) else None,
+        champion_p95_ms=round(fast, 3) if np.isfinite(fast) else None,
     )
 
 
@@ -213,6 +223,20 @@ class Decision:
     rollout: Rollout
     action: str
     analysis: Analysis | None
+
+    def describe(self) -> str:
+        """The decision on one line, for the worker's log: what was done, where it left the rollout, and why."""
+        r = self.rollout
+        where = f"{r.state} at {r.steps[r.step_index]:g}%" if r.active else r.state.replace("_", " ")
+        if self.analysis is None:
+            why = "no analysis"
+        else:
+            failed = [c for c in self.analysis.checks if not c.passed]
+            why = "failed " + ", ".join(f"{c.name} ({c.observed} vs {c.threshold})" for c in failed) if failed else "passed"
+        return (
+            f"rollout {r.id} of {r.model}/{r.version} (champion v{r.champion}): {self.action} → {where}; "
+            f"analysis {why}; failed analyses {r.failures}/{r.failure_limit}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

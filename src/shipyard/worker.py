@@ -28,7 +28,8 @@ from shipyard.domain.errors import PermissionDenied, ShipyardError
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
-    from shipyard.service import NotifyPass, Shipyard
+    from shipyard.rollout import Decision
+    from shipyard.service import MonitorOutcome, NotifyPass, Shipyard
 
 log = logging.getLogger("shipyard.worker")
 LEASE = "worker"
@@ -39,12 +40,12 @@ NOTIFY_ATTEMPTS = 6
 NOTIFY_BACKOFF = 5.0
 NOTIFY_BACKOFF_CAP = 300.0
 
-# name, help, labels, value: a gauge read from the store
+# name, help, labels, value: a figure read from the store; a counter when its name ends in _total, else a gauge
 Figure = tuple[str, str, dict[str, str], float]
 
 
 class StoreFigures:
-    """Gauges read from the store, for a Prometheus registry.
+    """Figures read from the store, for a Prometheus registry: gauges, and counters for what only grows.
 
     The worker refreshes them on its own thread; ``collect`` (called while /metrics renders, maybe on
     an event loop) only hands out the last figures.
@@ -57,13 +58,14 @@ class StoreFigures:
         self._figures = figures  # one assignment: a scrape sees the old list or the new one
 
     def collect(self) -> Iterator[Metric]:
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        families: dict[str, GaugeMetricFamily] = {}
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
         for name, help_text, labels, value in self._figures:
             family = families.get(name)
             if family is None:
-                family = families[name] = GaugeMetricFamily(name, help_text, labels=sorted(labels))
+                kind = CounterMetricFamily if name.endswith("_total") else GaugeMetricFamily
+                family = families[name] = kind(name, help_text, labels=sorted(labels))
             family.add_metric([labels[key] for key in sorted(labels)], value)
         yield from families.values()
 
@@ -129,16 +131,44 @@ class Worker:
             return Pass(held=False)
         done = Pass(held=True)
         if self.controller.ready(now):
-            self._run("rollout controller pass", self.service.reconcile_rollouts, done)
+            self._run("rollout controller pass", self.drive_rollouts, done)
         for name in self._monitors_due(now):
-            spec = self.service.settings.model(name)
-            robot = self.service.as_actor(spec.monitoring.actor)
-            self._run(f"monitor run of {name}", functools.partial(robot.monitor, name), done)
+            self._run(f"monitor run of {name}", functools.partial(self.monitor, name), done)
         if self.figures_timer.ready(now):
             self._run("store figures", self.refresh_figures, done)
         if self.notifying and self.notify_timer.ready(now):
             self._run("notifications", self.notify, done)
         return done
+
+    def drive_rollouts(self) -> list[Decision]:
+        """One controller pass; each decision it applied (a step, a failed analysis, a promotion, a rollback)
+        also goes to the log, one line each."""
+        decisions = self.service.reconcile_rollouts()
+        for decision in decisions:
+            rolled_back = decision.rollout.state == "rolled_back"
+            log.log(logging.WARNING if rolled_back else logging.INFO, "%s", decision.describe())
+        return decisions
+
+    def monitor(self, model: str) -> list[MonitorOutcome]:
+        """One monitor run of a model as its monitoring principal; each alert action taken is logged on one line."""
+        robot = self.service.as_actor(self.service.settings.model(model).monitoring.actor)
+        outcomes = robot.monitor(model)
+        for outcome in outcomes:
+            signals: dict[object, str] = {alert.id: alert.signal for alert in outcome.opened}
+            for action in outcome.actions:
+                failed = action.get("state") == "failed"
+                log.log(
+                    logging.WARNING if failed else logging.INFO,
+                    "monitor of %s/%s: alert %s (%s) → %s %s%s",
+                    outcome.model,
+                    outcome.version,
+                    action.get("alert"),
+                    signals.get(action.get("alert"), "?"),
+                    action.get("action"),
+                    action.get("state"),
+                    f": {action['error']}" if failed and action.get("error") else "",
+                )
+        return outcomes
 
     def _run(self, what: str, work: Callable[[], object], done: Pass) -> None:
         if what in self.refused:

@@ -239,9 +239,21 @@ def test_a_rollout_can_override_its_thresholds_and_keeps_them(champion_and_candi
         assert "Checks: min_requests" in (caught.value.hint or "")
         with pytest.raises(InvalidSpec, match="nonsense"):
             service.start_rollout("churn", 2, checks={"nonsense": 1})
-        rollout = service.start_rollout("churn", 2, checks={"max_divergence": "2.0"})
+        rollout = service.start_rollout("churn", 2, checks={"max_divergence": "2.0", "max_latency_ms": 25})
+        [started] = [e for e in service.audit_log("churn") if e.action == "rollout.started"]
     assert rollout.checks["max_divergence"] == 2.0 and rollout.checks["min_requests"] == 100
-    assert rollout.checks["metric"] == "roc_auc"
+    assert rollout.checks["metric"] == "roc_auc" and rollout.checks["max_latency_ms"] == 25.0
+    # the audit event names every override given, as validated, beside the thresholds that resulted
+    assert started.details["check_overrides"] == {"max_divergence": 2.0, "max_latency_ms": 25.0}
+    assert started.details["checks"] == rollout.checks and started.details["checks"]["max_latency_factor"] == 3.0
+
+
+def test_a_rollout_without_overrides_audits_its_thresholds_and_no_overrides(champion_and_candidate: Path) -> None:
+    with svc(champion_and_candidate, "rui") as service:
+        rollout = service.start_rollout("churn", 2)
+        [started] = [e for e in service.audit_log("churn") if e.action == "rollout.started"]
+    assert started.details["check_overrides"] == {} and started.details["checks"] == rollout.checks
+    assert rollout.checks["max_latency_ms"] is None
 
 
 def test_a_step_starved_of_traffic_fails_and_rolls_back_after_max_wait(champion_and_candidate: Path) -> None:

@@ -194,13 +194,21 @@ def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
         f"(champion v{rollout.champion}, {esc(rollout.strategy)}): "
         f"[bold]{esc(rollout.state)}[/]; steps {steps}; failed analyses {rollout.failures}/{rollout.failure_limit}"
     )
+    limit = rollout.checks.get("max_latency_ms")
+    if limit is not None:
+        console.print(f"Latency judged on an absolute limit (max_latency_ms): challenger p95 ≤ {float(limit):g} ms")
     if analysis is not None:
         verdict = {True: "[green]passing[/]", False: "[red]failing[/]", None: "[yellow]waiting for traffic[/]"}[analysis.passed]
         table = Table(title=f"Current step: {verdict}", box=box.SIMPLE_HEAD, title_justify="left")
-        for column in ("check", "observed", "threshold", "result"):
+        # Both versions' p95 beside each latency factor; the column only when a check has times to show.
+        timed = any(c.challenger_p95_ms is not None or c.champion_p95_ms is not None for c in analysis.checks)
+        for column in ("check", "observed", "threshold", *(["p95 challenger / champion"] if timed else []), "result"):
             table.add_column(column)
         for check in analysis.checks:
-            table.add_row(text(check.name), free(check.observed), free(check.threshold), "ok" if check.passed else "[red]no[/]")
+            times = [_p95s(check.challenger_p95_ms, check.champion_p95_ms)] if timed else []
+            table.add_row(
+                text(check.name), free(check.observed), free(check.threshold), *times, "ok" if check.passed else "[red]no[/]"
+            )
         print_table(console, table)
     history = Table(title="History", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("at", "event", "weight"):
@@ -208,6 +216,12 @@ def print_rollout(console: Console, rollout: Any, analysis: Any) -> None:
     for event in rollout.history:
         history.add_row(ident(str(event.get("at", ""))[:19]), text(event.get("event")), free(event.get("weight", "")))
     print_table(console, history)
+
+
+def _p95s(challenger: float | None, champion: float | None) -> str:
+    if challenger is None and champion is None:
+        return ""
+    return " / ".join("–" if v is None else f"{v:.3g}" for v in (challenger, champion)) + " ms"
 
 
 def print_monitor(console: Console, outcome: Any) -> None:

@@ -58,6 +58,9 @@ class Check:
     passed: bool
     observed: Any
     threshold: Any
+    # Latency checks: each version's p95 in milliseconds, so a factor comes with the times behind it.
+    challenger_p95_ms: float | None = None
+    champion_p95_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -61,7 +61,8 @@ class Delivery(Training):
     ) -> Rollout:
         """Start moving traffic to a version that passes its production gate (approvals included).
 
-        ``checks`` overrides analysis thresholds for this rollout only (recorded with it, so audited).
+        ``checks`` overrides analysis thresholds for this rollout only: recorded with it, and the
+        ``rollout.started`` audit event names each override beside the thresholds that result.
         """
         spec = self.settings.model(model).rollout
         strategy = strategy or spec.strategy
@@ -73,6 +74,7 @@ class Delivery(Training):
         found = self.store.get_version(model, version)
         self.authorize("promote:production", what=f"roll out {found.subject}", subject=found.subject)
         report = self.enforce_gate(found, Stage.PRODUCTION)
+        merged = self._rollout_checks(model, checks)
         return self.store.start_rollout(
             actor=self.actor,
             model=model,
@@ -80,7 +82,9 @@ class Delivery(Training):
             strategy=strategy,
             steps=[float(s) for s in steps],
             interval_seconds=interval if interval is not None else spec.interval,
-            checks={**self._rollout_checks(model, checks), "metric": self.settings.model(model).primary_metric},
+            checks={**merged, "metric": self.settings.model(model).primary_metric},
+            # Each threshold this rollout was given, as validated: the audit shows what was chosen, not only the result.
+            overrides={key: merged[key] for key in checks or {}},
             failure_limit=spec.failure_limit,
             gate=report,
         )

@@ -206,13 +206,13 @@ async def _infer(request: Request, protocol: str) -> Response:
         key = _routing_key(request, decoded, route.routing_key)
         answer = await gateway.predict(name, decoded, request_id=request_id, key=key, version=version)
     except ShipyardError as exc:
-        _count_refusal(gateway, name, raw_version, exc)
+        _count_refusal(gateway, name, raw_version, exc, time.perf_counter() - started)
         raise
     metrics = gateway.metrics
     version_label = str(answer.version)
     elapsed = time.perf_counter() - started
     metrics.requests.labels(name, version_label, "200").inc()
-    metrics.latency.labels(name, version_label).observe(elapsed)
+    metrics.latency.labels(name, version_label, "200").observe(elapsed)
     gateway.answered(name, answer.version, elapsed)
     if protocol == "v2":
         outputs: dict[str, list[Any]] = {"predict": answer.predictions, "probability": answer.scores}
@@ -228,7 +228,7 @@ async def _infer(request: Request, protocol: str) -> Response:
     return _json(200, _v1_body(answer, request_id), request_id)
 
 
-def _count_refusal(gateway: Gateway, name: str, raw_version: str | None, exc: ShipyardError) -> None:
+def _count_refusal(gateway: Gateway, name: str, raw_version: str | None, exc: ShipyardError, seconds: float) -> None:
     """Count a refused request under labels the store bounds: names and versions a client made up become UNKNOWN."""
     route = gateway.routes.get(name)
     if route is None and name not in gateway.expected:
@@ -242,6 +242,7 @@ def _count_refusal(gateway: Gateway, name: str, raw_version: str | None, exc: Sh
     if not isinstance(exc, ModelFailed):  # the batch's bookkeeping counts model failures once per batch
         metrics.errors.labels(model, "invalid_input" if isinstance(exc, InvalidInput) else type(exc).__name__).inc()
     metrics.requests.labels(model, version, str(http_status(exc))).inc()
+    metrics.latency.labels(model, version, str(http_status(exc))).observe(seconds)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

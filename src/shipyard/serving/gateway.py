@@ -228,7 +228,26 @@ class Gateway:
             await self._apply(deployments)
             self.generation = generation
             self.metrics.generation.set(generation)
+            log.info("deployment generation %s applied: %s", generation, self.describe_routes())
             return True
+
+    def describe_routes(self) -> str:
+        """What is served now, on one line: each model's champion, challenger (mode, weight) and any stale version."""
+        parts = []
+        for name in sorted(self.expected | set(self.routes)):
+            route = self.routes.get(name)
+            if route is None:
+                part = f"{name} not served"
+            else:
+                part = f"{name} v{route.champion.loaded.version}"
+                if route.challenger is not None:
+                    share = "" if route.mode == "shadow" else f" {route.weight:.0%}"
+                    part += f" + challenger v{route.challenger.loaded.version} ({route.mode}{share})"
+            stale = self.stale.get(name)
+            if stale is not None:
+                part += f" (deployed v{stale.deployed} failed to load: {stale.error})"
+            parts.append(part)
+        return "; ".join(parts) or "nothing deployed"
 
     async def _apply(self, deployments: list[Deployment]) -> None:
         wanted = {(d.model, v) for d in deployments for v in (d.champion, d.challenger) if v is not None}
@@ -426,6 +445,7 @@ class Gateway:
         usage.compute_ns += int(done.model_seconds * 1e9)
         usage.last_inference_ms = int(time.time() * 1000)
         self.metrics.batch_size.labels(name, version).observe(rows)
+        self.metrics.model_time.labels(name, version).observe(done.model_seconds)
         histogram = self.metrics.scores.labels(name, version)
         for score in done.scores.tolist():
             histogram.observe(score)
@@ -455,7 +475,7 @@ class Gateway:
             status=[200] * rows,
             model_ms=[done.model_seconds * 1000.0] * rows,
         )
-        self.metrics.log_dropped.set(self.predlog.dropped_rows)
+        self.metrics.dropped_rows(self.predlog.dropped_rows)
 
 
 def _consume(task: asyncio.Future[tuple[list[int], list[float]]]) -> None:

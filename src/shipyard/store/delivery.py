@@ -126,8 +126,12 @@ class DeliveryRecords(StoreBase):
         checks: dict[str, Any],
         failure_limit: int,
         gate: GateReport | None,
+        overrides: dict[str, Any] | None = None,
     ) -> Rollout:
-        """Begin a rollout and point the deployment at its first step, in one transaction."""
+        """Begin a rollout and point the deployment at its first step, in one transaction.
+
+        ``overrides``: the thresholds given for this rollout alone (``checks`` holds the result).
+        """
         with self.write(actor) as tx:
             row = version_row(tx.session, model, version)
             active = active_rollout_row(tx.session, model)
@@ -174,7 +178,15 @@ class DeliveryRecords(StoreBase):
             tx.audit(
                 "rollout.started",
                 f"{model}/{version}",
-                {"rollout": rollout.id, "strategy": strategy, "steps": steps, "champion": champion},
+                {
+                    "rollout": rollout.id,
+                    "strategy": strategy,
+                    "steps": steps,
+                    "champion": champion,
+                    "interval_seconds": interval_seconds,
+                    "checks": checks,
+                    "check_overrides": overrides or {},
+                },
             )
             return rollout.to_entity()
 
