@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import threading
 from pathlib import Path
@@ -473,6 +474,8 @@ def test_sigterm_drains_and_flushes_the_log(served: Path) -> None:
             answered.append(f"term-{i}")
         status, errors = server.terminate()  # a requested stop: drained, then exit status 0
         assert status == 0, errors
+        # Its decisions are narrated at INFO on stderr, one line each (they were written but never shown).
+        assert re.search(r"INFO shipyard\S*: deployment generation \d+ applied: churn v1", errors), errors[-2000:]
     logged = read_log(served / ".shipyard" / "predictions", model="churn").column("request_id").to_pylist()
     assert sorted(logged) == sorted(answered)
 

@@ -141,6 +141,15 @@ def _root(
     ctx.call_on_close(state.close)
 
 
+def log_decisions() -> None:
+    """Long-running commands (serve, worker, server) print Shipyard's own one-line decisions (promotions,
+    rollbacks, reloads, alert actions) at INFO on stderr; other libraries stay at WARNING."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("shipyard").setLevel(logging.INFO)
+
+
 def svc(ctx: typer.Context) -> Shipyard:
     """The service the command acts through, opened on first use."""
     state: State = ctx.obj

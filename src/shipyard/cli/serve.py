@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.render import esc
-from shipyard.cli.root import err_console, svc
+from shipyard.cli.root import err_console, log_decisions, svc
 
 
 def serve(
@@ -59,6 +59,7 @@ def serve(
     from shipyard.serving.gateway import GatewayConfig, auth_by_default
     from shipyard.serving.server import serve_gateway
 
+    log_decisions()
     if not 0.0 <= log_sample <= 1.0:
         raise typer.BadParameter(f"--log-sample must be within [0, 1], got {log_sample}")
     service = svc(ctx)
@@ -111,6 +112,7 @@ def worker(
 
     from shipyard.worker import Worker
 
+    log_decisions()
     service = svc(ctx)
     running = Worker(service)
     if metrics_port is not None:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from shipyard.cli.render import esc
-from shipyard.cli.root import State, err_console, out_console
+from shipyard.cli.root import State, err_console, log_decisions, out_console
 
 
 def server(
@@ -29,6 +29,7 @@ def server(
     """
     from shipyard.server.runner import bind_address, serve_control_plane
 
+    log_decisions()
     state: State = ctx.obj
     service = state.hosted_service()
     url = service.settings.server_url or ""  # open_hosted refused a project that declares no server
