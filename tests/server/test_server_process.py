@@ -79,3 +79,32 @@ def test_the_server_process_from_bootstrap_to_a_verified_audit(trained_project: 
     again = start(trained_project, "--bootstrap-admin", "root2")
     _, refused = again.communicate(timeout=60)
     assert again.returncode == 4 and "admin" in refused and "Traceback" not in refused
+
+
+def test_shipyard_ui_opens_a_local_project_for_its_actor(trained_project: Path) -> None:
+    """Embedded mode: `shipyard ui` serves this machine's project on loopback with a token for the actor,
+    revoked when it stops."""
+    from shipyard.service import Shipyard
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
+    command = [sys.executable, "-m", "shipyard", "-C", str(trained_project), "--actor", "vera", "ui", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        printed = "".join(process.stdout.readline() for _ in range(3))
+        assert f"http://127.0.0.1:{port}/ui/" in printed and "Log in as vera" in printed, printed
+        match = re.search(r"(shp_[A-Za-z0-9_-]+)", printed)
+        assert match, printed
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, process)
+        who = httpx.get(f"{url}/api/v1/whoami", headers={"authorization": f"Bearer {match.group(1)}"}).json()["result"]
+        assert who == {**who, "name": "vera", "roles": ["approver"]}
+        assert httpx.get(f"{url}/ui/login").status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=60)
+    assert process.returncode == 0 and "Traceback" not in errors, errors[-3000:]
+    with Shipyard.open(trained_project, actor="vera", env={}) as vera:
+        (token,) = [t for t in vera.tokens() if t.name.startswith("ui-vera-")]
+    assert token.revoked_at is not None and token.expires_at is not None

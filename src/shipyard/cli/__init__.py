@@ -23,6 +23,7 @@ for command in (
     serve.worker,
     server.server,
     server.login,
+    server.ui,
     monitor.trace,
     monitor.kpis,
 ):

@@ -82,6 +82,8 @@ def run_demo(directory: Path | None, *, force: bool, console: Console, team: boo
     console.print(
         f"\nDemo finished in {time.perf_counter() - started:.1f} s. Explore it: [bold]cd {esc(root)} && shipyard models list[/]"
     )
+    if not team:  # a team project's UI is its server's, which stopped with the demo
+        console.print(f"In the browser, as the reviewer: [bold]shipyard -C {esc(root)} --actor {REVIEWER} ui[/]")
     return ok
 
 

@@ -69,3 +69,39 @@ def login(
         soft_wrap=True,
     )
     err_console().print(f"Use it with: export SHIPYARD_URL={esc(url)}", highlight=False)
+
+
+def ui(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8700,
+    hours: Annotated[float, typer.Option("--hours", min=0.1, help="How long the session's token lasts.")] = 12.0,
+) -> None:
+    """Open this machine's project in the web UI (embedded mode), on 127.0.0.1, acting as you (or --actor).
+
+    It prints the address and a token for the login form, valid for --hours; the token is revoked when the command
+    stops. A team-mode project's UI is its server's, at SERVER_URL/ui/.
+    """
+    import time
+
+    from shipyard.domain.errors import InvalidSpec
+    from shipyard.server.runner import serve_control_plane
+
+    log_decisions()
+    service = ctx.obj.service()
+    if service.settings.team:
+        raise InvalidSpec(
+            f"this project is in team mode: its UI is its server's, at {service.settings.server_url}/ui/",
+            hint="Log in there with your token.",
+        )
+    name = f"ui-{service.actor}-{time.strftime('%Y%m%dT%H%M%S')}"
+    _, secret = service.create_token(name, expires_seconds=hours * 3600)
+    out_console().print(
+        f"Web UI for {esc(service.settings.root)}: [bold]http://127.0.0.1:{port}/ui/[/]\n"
+        f"Log in as {esc(service.actor)} with this token (valid {hours:g} h, revoked when this command stops):\n"
+        f"[bold]{esc(secret)}[/]",
+        soft_wrap=True,
+    )
+    try:
+        serve_control_plane(service, host="127.0.0.1", port=port, worker=False, checkpoints=False)
+    finally:
+        service.revoke_token(name)

@@ -51,7 +51,7 @@ class Checkpointer:
             log.warning("signing the last audit checkpoint failed: %s", exc)
 
 
-def serve_control_plane(service: Shipyard, *, host: str, port: int, worker: bool = True) -> None:
+def serve_control_plane(service: Shipyard, *, host: str, port: int, worker: bool = True, checkpoints: bool = True) -> None:
     """Serve until SIGINT or SIGTERM (exit status 0); the worker and the checkpointer stop with it."""
     import contextlib
 
@@ -65,7 +65,7 @@ def serve_control_plane(service: Shipyard, *, host: str, port: int, worker: bool
         from shipyard.worker import Worker
 
         hosted = Worker(service).start()  # acting as its own service principal (worker.actor)
-    checkpoints = Checkpointer(service).start()
+    signer = Checkpointer(service).start() if checkpoints else None  # only a team server holds an audit key
     try:
         config = uvicorn.Config(create_app(service), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
         server = DrainingServer(config, drain_seconds=0, on_drain=lambda: None)  # a stop is a stop: nothing to drain
@@ -76,4 +76,5 @@ def serve_control_plane(service: Shipyard, *, host: str, port: int, worker: bool
     finally:
         if hosted is not None:
             hosted.stop()
-        checkpoints.stop()
+        if signer is not None:
+            signer.stop()
