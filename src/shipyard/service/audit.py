@@ -21,6 +21,23 @@ class Audit(Insight):
             self.store.get_model(model)
         return self.store.audit_events(model=model)
 
+    def audit_page(
+        self,
+        *,
+        model: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[AuditEvent], int, int]:
+        """A page of the log, newest first, filtered by the store: (events, matching, total)."""
+        if model is not None:
+            self.store.get_model(model)
+        page: tuple[list[AuditEvent], int, int] = self.store.audit_page(
+            model=model, actor=actor, action=action, offset=offset, limit=limit
+        )
+        return page
+
     def audit_export(self, out: IO[str], *, fmt: str = "jsonl") -> int:
         if fmt != "jsonl":
             raise InvalidSpec(f"unknown export format {fmt!r}; expected jsonl")

@@ -32,6 +32,34 @@ class AuditRecords(StoreBase):
                 query = query.where(AuditRow.at >= since)
             return [row.to_entity() for row in session.scalars(query)]
 
+    def audit_page(
+        self,
+        *,
+        model: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[AuditEvent], int, int]:
+        """One page of events, newest first, filtered in the database: (events, how many match, how many in all).
+
+        ``action`` matches an action or its family (``approval`` matches ``approval.denied``).
+        """
+        from sqlalchemy import func
+
+        with self.read() as session:
+            query = select(AuditRow)
+            if model is not None:
+                query = query.where((AuditRow.subject == model) | AuditRow.subject.startswith(f"{model}/", autoescape=True))
+            if actor:
+                query = query.where(AuditRow.actor == actor)
+            if action:
+                query = query.where((AuditRow.action == action) | AuditRow.action.startswith(f"{action}.", autoescape=True))
+            matching = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            total = session.scalar(select(func.count()).select_from(AuditRow)) or 0
+            rows = session.scalars(query.order_by(AuditRow.seq.desc()).offset(max(0, offset)).limit(max(1, limit)))
+            return [row.to_entity() for row in rows], matching, total
+
     def record_denial(self, *, actor: str, action: str, subject: str, details: dict[str, Any] | None = None) -> AuditEvent:
         """Leave the trace of a refused action: a ``<action>.denied`` event, in its own transaction."""
         if not action.strip() or action.endswith(".denied"):
