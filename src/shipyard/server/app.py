@@ -12,6 +12,8 @@ import hashlib
 import json
 import logging
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,7 @@ from shipyard.server import ui
 from shipyard.server.endpoints import API, ENDPOINTS, Endpoint, Params, result_type
 from shipyard.server.limits import BodyLimit
 from shipyard.server.openapi import openapi_document
+from shipyard.server.verification import Verifier
 
 if TYPE_CHECKING:
     from shipyard.service import Shipyard
@@ -51,8 +54,19 @@ def create_app(service: Shipyard) -> Starlette:
     headers = (*CLAIMED_IDENTITY, *PROXY_IDENTITY, "authorization")
     routes += ui.routes(service, identify=identify, acting=acting, identity_headers=headers)  # the web UI, under /ui
     handlers = {ShipyardError: refused, 404: not_found, 405: not_allowed, Exception: failed}
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    verifier = Verifier(service)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        verifier.start()
+        try:
+            yield
+        finally:
+            verifier.stop()
+
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.service = service
+    app.state.verifier = verifier
     app.state.trusted_proxies = frozenset(server.trusted_proxies if server else ())
     limit = server.max_body_bytes if server else 64 * 1024 * 1024
     return BodyLimit(app, limit)  # type: ignore[return-value]  # an ASGI app around the Starlette one

@@ -21,6 +21,11 @@ class Audit(Insight):
             self.store.get_model(model)
         return self.store.audit_events(model=model)
 
+    def audit_head(self) -> int:
+        """The audit log's last sequence number: whether anything happened since a caller last looked."""
+        head: int = self.store.audit_head_seq()
+        return head
+
     def audit_page(
         self,
         *,

@@ -32,6 +32,12 @@ class AuditRecords(StoreBase):
                 query = query.where(AuditRow.at >= since)
             return [row.to_entity() for row in session.scalars(query)]
 
+    def audit_head_seq(self) -> int:
+        """The last event's sequence number (0 for an empty log): one row read."""
+        with self.read() as session:
+            head = session.get(AuditHeadRow, 1)
+            return head.seq if head is not None else 0
+
     def audit_page(
         self,
         *,
