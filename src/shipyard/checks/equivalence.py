@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TOLERANCE = 1e-4  # the largest class-probability difference from scikit-learn that is still the same model
-BUDGET_SECONDS = 2.0  # conversion and check for a churn-sized model (benchmarks/onnx.py measures it)
+BUDGET_SECONDS = 2.0  # conversion and check for a churn-sized model (benchmarks/onnx_serving.py measures it)
 REASON_CHARS = 400
 
 
