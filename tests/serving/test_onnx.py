@@ -147,3 +147,30 @@ def test_evidence_that_kept_no_onnx_file_keeps_scikit_learn(linear: Path) -> Non
         none = runtime.load(version, service.registry, equivalence=None)
     assert other.runtime == "scikit-learn" and "not the one the equivalence check kept" in other.runtime_reason
     assert none.runtime == "scikit-learn"
+
+
+def test_an_adopted_run_gets_the_same_check_and_never_overwrites_another_versions_file(linear: Path) -> None:
+    """Runtime: onnxruntime for the adopted version too; the file version 1's digests cover is left as it was."""
+    with Shipyard.open(linear, actor="alice", env={}) as service:
+        first = service.store.get_version("churn", 1)
+        adopted = service.register("churn", first.run_id or "").version
+        found = service.store.evidence("churn", adopted.version)["serving_equivalence"]
+        service.registry.verify_version(first)  # still byte for byte what version 1 registered
+        loaded = runtime.load(adopted, service.registry, equivalence=found)
+    assert found["converted"] is True and found["max_probability_difference"] <= TOLERANCE, found
+    assert adopted.files_sha256 is not None and adopted.files_sha256[ONNX_ARTIFACT] == found["onnx_sha256"]
+    assert loaded.runtime == "onnxruntime"
+
+
+def test_adopting_a_run_whose_folder_holds_another_onnx_file_leaves_it_and_keeps_scikit_learn(linear: Path) -> None:
+    """Runtime: scikit-learn. A folder's different model.onnx (another version's digests may cover it) is not replaced."""
+    with Shipyard.open(linear, actor="alice", env={}) as service:
+        first = service.store.get_version("churn", 1)
+        onnx_file = service.registry.local_model_dir(first.source) / ONNX_ARTIFACT
+        other = onnx_file.read_bytes() + b"\x00"
+        onnx_file.write_bytes(other)
+        adopted = service.register("churn", first.run_id or "").version
+        found = service.store.evidence("churn", adopted.version)["serving_equivalence"]
+        loaded = runtime.load(adopted, service.registry, equivalence=found)
+    assert found["converted"] is False and "already holds another model.onnx" in found["reason"]
+    assert onnx_file.read_bytes() == other and loaded.runtime == "scikit-learn"

@@ -85,7 +85,7 @@ def adopt(
         with progress("log evidence to the run"):
             if PROFILE_ARTIFACT not in registry.artifact_names(run_id):
                 log_reference_profile(registry, run_id, model, prepared)
-            equivalence = evidence["serving_equivalence"] = check_serving(registry, source, model, prepared)
+            equivalence = evidence["serving_equivalence"] = check_serving(registry, source, model, prepared, existing=files.onnx)
             digests = dict(files.digests)
             if equivalence["converted"]:  # written beside the model just now: recorded with the files it was checked on
                 digests[ONNX_ARTIFACT] = equivalence["onnx_sha256"]

@@ -110,19 +110,33 @@ def log_reference_profile(registry: Registry, run_id: str, model: Any, prepared:
         registry.log_file(run_id, path)
 
 
-def check_serving(registry: Registry, source: str, model: Any, prepared: Prepared) -> dict[str, Any]:
+def check_serving(
+    registry: Registry, source: str, model: Any, prepared: Prepared, *, existing: bytes | None = None
+) -> dict[str, Any]:
     """The `serving_equivalence` evidence; when the ONNX conversion agrees with scikit-learn on the holdout, its file
-    goes into the model's folder at ``source`` (call it before the version's digests are recorded)."""
+    goes into the model's folder at ``source`` (call it before the version's digests are recorded).
+
+    ``existing``: the ONNX file the folder already holds (a run adopted again). Another version's digests may
+    cover it, so a different file is never written over it: the conversion is then not kept, and says why.
+    """
     import tempfile
 
     from shipyard.checks import equivalence
 
     found = equivalence.check(model, prepared.parts.holdout[prepared.features].reset_index(drop=True))
-    if found.onnx is not None:
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / ONNX_ARTIFACT
-            path.write_bytes(found.onnx)
-            registry.add_model_file(source, path)
+    if found.onnx is None or found.onnx == existing:
+        return found.evidence
+    if existing is not None:
+        return {
+            **found.evidence,
+            "converted": False,
+            "runtime": "scikit-learn",
+            "reason": f"the model's folder already holds another {ONNX_ARTIFACT}, which is left as it is",
+        }
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ONNX_ARTIFACT
+        path.write_bytes(found.onnx)
+        registry.add_model_file(source, path)
     return found.evidence
 
 
