@@ -6,7 +6,13 @@ import time
 
 from shipyard.config import Settings
 from shipyard.evidence import Lineage
-from shipyard.pipeline.evidence import PROFILE_ARTIFACT, gather_evidence, log_governance_artifacts, log_reference_profile
+from shipyard.pipeline.evidence import (
+    PROFILE_ARTIFACT,
+    check_serving,
+    gather_evidence,
+    log_governance_artifacts,
+    log_reference_profile,
+)
 from shipyard.pipeline.prepare import prepare, with_model_features
 from shipyard.pipeline.registration import (
     GitInfo,
@@ -20,7 +26,7 @@ from shipyard.pipeline.registration import (
 )
 from shipyard.pipeline.registration import register as register_version
 from shipyard.policy.spec import policy_for
-from shipyard.registry import MODEL_ARTIFACT, Registry
+from shipyard.registry import MODEL_ARTIFACT, ONNX_ARTIFACT, Registry
 from shipyard.store.repository import Store
 
 
@@ -79,6 +85,10 @@ def adopt(
         with progress("log evidence to the run"):
             if PROFILE_ARTIFACT not in registry.artifact_names(run_id):
                 log_reference_profile(registry, run_id, model, prepared)
+            equivalence = evidence["serving_equivalence"] = check_serving(registry, source, model, prepared, existing=files.onnx)
+            digests = dict(files.digests)
+            if equivalence["converted"]:  # written beside the model just now: recorded with the files it was checked on
+                digests[ONNX_ARTIFACT] = equivalence["onnx_sha256"]
             evidence["artifacts"] = log_governance_artifacts(settings, registry, model_name, run_id, evidence, schema)
         with progress("register"), lineage_events.step(f"{model_name}.register", parent=parent, inputs=[data]) as step:
             version = register_version(
@@ -93,7 +103,7 @@ def adopt(
                 git=git,
                 how="adopted",
                 step=step,
-                files_sha256=dict(files.digests),
+                files_sha256=digests,
                 details={"serialization_format": files.serialization_format, "trusted_run": trust_pickle},
             )
     return PipelineResult(

@@ -13,7 +13,7 @@ from shipyard.domain.errors import NotFound
 from shipyard.evidence import Champion, Lineage
 from shipyard.pipeline.prepare import Prepared, prepare, with_model_features
 from shipyard.policy.spec import policy_for
-from shipyard.registry import MODEL_ARTIFACT, Registry
+from shipyard.registry import MODEL_ARTIFACT, ONNX_ARTIFACT, Registry
 from shipyard.store.repository import Store
 
 PROFILE_ARTIFACT = "reference_profile.json"
@@ -110,6 +110,36 @@ def log_reference_profile(registry: Registry, run_id: str, model: Any, prepared:
         registry.log_file(run_id, path)
 
 
+def check_serving(
+    registry: Registry, source: str, model: Any, prepared: Prepared, *, existing: bytes | None = None
+) -> dict[str, Any]:
+    """The `serving_equivalence` evidence; when the ONNX conversion agrees with scikit-learn on the holdout, its file
+    goes into the model's folder at ``source`` (call it before the version's digests are recorded).
+
+    ``existing``: the ONNX file the folder already holds (a run adopted again). Another version's digests may
+    cover it, so a different file is never written over it: the conversion is then not kept, and says why.
+    """
+    import tempfile
+
+    from shipyard.checks import equivalence
+
+    found = equivalence.check(model, prepared.parts.holdout[prepared.features].reset_index(drop=True))
+    if found.onnx is None or found.onnx == existing:
+        return found.evidence
+    if existing is not None:
+        return {
+            **found.evidence,
+            "converted": False,
+            "runtime": "scikit-learn",
+            "reason": f"the model's folder already holds another {ONNX_ARTIFACT}, which is left as it is",
+        }
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ONNX_ARTIFACT
+        path.write_bytes(found.onnx)
+        registry.add_model_file(source, path)
+    return found.evidence
+
+
 def refresh_evidence(settings: Settings, store: Store, registry: Registry, version: ModelVersion) -> dict[str, Any]:
     """A registered version's evidence collected again, on the model's configured data and current champion.
 
@@ -132,6 +162,8 @@ def refresh_evidence(settings: Settings, store: Store, registry: Registry, versi
         settings, store, registry, version.model, model=model, prepared=prepared, lineage=lineage, version=version.version
     )
     evidence["holdout_fingerprint"] = prepared.dataset.fingerprint
+    if "serving_equivalence" in old:  # about the registered files, which do not change
+        evidence["serving_equivalence"] = old["serving_equivalence"]
     evidence["artifacts"] = old.get("artifacts", [])
     if version.run_id:
         evidence["artifacts"] = log_governance_artifacts(settings, registry, version.model, version.run_id, evidence, schema)

@@ -11,11 +11,12 @@ from shipyard.registry.facade import Registry
 from shipyard.registry.integrity import IntegrityRefused, ModelFiles, TamperedModel, UntrustedFormat, UnverifiedModel
 from shipyard.registry.relocation import Relocation, relocate
 from shipyard.registry.requirements import model_requirements
-from shipyard.registry.tracking import MODEL_ARTIFACT, translate_errors
+from shipyard.registry.tracking import MODEL_ARTIFACT, ONNX_ARTIFACT, translate_errors
 from shipyard.registry.view import ORPHANED, STAGE_TAG, MlflowModel, MlflowVersion
 
 __all__ = [
     "MODEL_ARTIFACT",
+    "ONNX_ARTIFACT",
     "ORPHANED",
     "STAGE_ALIASES",
     "STAGE_TAG",

@@ -12,7 +12,7 @@ from shipyard.domain.errors import BackendUnavailable, NotFound
 from shipyard.domain.stages import STAGE_ALIASES, Stage
 from shipyard.registry import integrity, view
 from shipyard.registry.integrity import ModelFiles
-from shipyard.registry.tracking import MODEL_ARTIFACT, Tracking, local_path, translate_errors
+from shipyard.registry.tracking import MODEL_ARTIFACT, ONNX_ARTIFACT, Tracking, local_path, translate_errors
 from shipyard.registry.view import MANAGED_ALIASES, ORPHANED, STAGE_TAG, MlflowModel, MlflowVersion
 
 if TYPE_CHECKING:
@@ -93,6 +93,24 @@ class Registry(Tracking):
         """`verify_files` for a registered version: call it before every promotion."""
         self.verify_files(version.source, version.files_sha256, subject=version.subject)
 
+    def add_model_file(self, source: str, path: Path) -> None:
+        """Put the file at ``path`` into the model's folder at ``source``, beside the model (before it is registered,
+        so its digest is recorded with the others and every load checks it)."""
+        import shutil
+
+        source = self.here(source)
+        folder = local_path(source)
+        if folder is not None:
+            try:
+                shutil.copyfile(path, folder / path.name)
+            except OSError as exc:
+                raise BackendUnavailable(f"cannot write {path.name} into the model folder {source}: {exc}") from exc
+            return
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        with translate_errors(f"logging {path.name} beside the model at {source}", self.tracking_uri), self._as_default():
+            get_artifact_repository(source).log_artifact(str(path))  # type: ignore[no-untyped-call]
+
     def model_format(self, source: str) -> str:
         """How the scikit-learn model at ``source`` is serialised (skops, pickle or cloudpickle), read from its MLmodel alone."""
         source = self.here(source)
@@ -134,6 +152,7 @@ class Registry(Tracking):
                 serialization_format=integrity.serialization_format(flavor),
                 mlmodel=mlmodel,
                 input_example=_input_example(folder),
+                onnx=_onnx(folder),
             )
 
     def load_sklearn(
@@ -220,6 +239,11 @@ class Registry(Tracking):
             for alias in taken:
                 self.client.delete_registered_model_alias(name, alias)
         return taken
+
+
+def _onnx(folder: Path) -> bytes | None:
+    path = folder / ONNX_ARTIFACT
+    return path.read_bytes() if path.is_file() else None
 
 
 def _input_example(folder: Path) -> Any | None:

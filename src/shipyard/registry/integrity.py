@@ -63,6 +63,7 @@ class ModelFiles:
     serialization_format: str
     mlmodel: dict[str, Any]
     input_example: Any | None = None
+    onnx: bytes | None = None  # the model converted to ONNX, read from the same checked copy
 
 
 @dataclass(frozen=True, slots=True)

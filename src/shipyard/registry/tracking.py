@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shipyard")
 MODEL_ARTIFACT = "model"
+# The model converted to ONNX, in the model's folder beside the scikit-learn file (KServe and Triton serve it as it is).
+ONNX_ARTIFACT = "model.onnx"
 
 
 @contextmanager

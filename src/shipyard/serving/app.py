@@ -332,13 +332,15 @@ async def model_metadata(request: Request) -> Response:
     name = request.path_params["name"]
     version = _parse_version(request.path_params.get("version"))
     route = gateway.route(name)
-    schema = _served(route, name, version).loaded.schema
+    loaded = _served(route, name, version).loaded
+    schema = loaded.schema
     return _json(
         200,
         {
             "name": name,
             "versions": [str(v) for v in sorted(route.versions)],
             "platform": "sklearn",
+            "parameters": {"runtime": loaded.runtime},
             "inputs": [{"name": f.name, "datatype": _oip_type(f.type), "shape": [-1]} for f in schema.fields],
             "outputs": [
                 {"name": "predict", "datatype": "INT64", "shape": [-1]},

@@ -323,7 +323,14 @@ class Gateway:
 
         try:
             found = await asyncio.to_thread(self.store.get_version, name, version)
-            loaded = await asyncio.to_thread(runtime.load, found, self.registry, categories=self.categories.get(name))
+            evidence = await asyncio.to_thread(self.store.evidence, name, version) or {}
+            loaded = await asyncio.to_thread(
+                runtime.load,
+                found,
+                self.registry,
+                categories=self.categories.get(name),
+                equivalence=evidence.get("serving_equivalence"),
+            )
         except ShipyardError as exc:
             self.failures[(name, version)] = exc.message
             log.error("cannot load %s/%s: %s", name, version, exc.message)
@@ -333,6 +340,9 @@ class Gateway:
             log.exception("cannot load %s/%s", name, version)
             return None
         self.failures.pop((name, version), None)
+        seconds, runtime_name, why = loaded.load_seconds, loaded.runtime, loaded.runtime_reason
+        log.info("loaded %s/%s in %.2f s, served by %s (%s)", name, version, seconds, runtime_name, why)
+        self.metrics.runtime.labels(name, str(version), runtime_name).set(1)
         self.metrics.load_seconds.labels(name, str(version)).set(loaded.load_seconds)
         self.metrics.loaded.labels(name, str(version)).set(1)
         return loaded

@@ -56,6 +56,12 @@ class GatewayMetrics:
         )
         self.load_seconds = Gauge("shipyard_model_load_seconds", "Time to load a model version", ["model", "version"], registry=r)
         self.loaded = Gauge("shipyard_model_loaded", "1 while a model version is loaded", ["model", "version"], registry=r)
+        self.runtime = Gauge(
+            "shipyard_model_runtime_info",
+            "1 for what serves a loaded version: numpy-trees, onnxruntime or scikit-learn",
+            ["model", "version", "runtime"],
+            registry=r,
+        )
         self.challenger_failures = Counter(
             "shipyard_challenger_failures", "Challenger errors answered by the champion", ["model", "version"], registry=r
         )

@@ -13,8 +13,11 @@ from shipyard.serving.inputs import InputSchema, frame_of
 from shipyard.serving.trees import Forest
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import numpy as np
 
+    from shipyard.checks.equivalence import Session
     from shipyard.registry import Registry
 
 
@@ -27,6 +30,15 @@ class LoadedModel:
     load_seconds: float
     on_arrays: OnArrays | None = None  # how it reads a plain float array (see `array_model`); None: it gets a frame
     encoded: EncodedForest | None = None  # a one-hot pipeline answered without pandas (see `encoded_model`)
+    onnx: Session | None = None  # the ONNX file the registration checked, run by ONNX Runtime (see `shipyard.serving.onnx`)
+    runtime_reason: str = ""  # why the version got its runtime (the gateway logs it at load)
+
+    @property
+    def runtime(self) -> str:
+        """What answers the version's calls: numpy's tree walk, ONNX Runtime or scikit-learn."""
+        if self.encoded is not None or (self.on_arrays is not None and self.on_arrays.forest is not None):
+            return "numpy-trees"
+        return "onnxruntime" if self.onnx is not None else "scikit-learn"
 
     @property
     def key(self) -> tuple[str, int]:
@@ -50,6 +62,8 @@ class LoadedModel:
             proba = np.asarray(self.on_arrays.predict_proba(rows))
         elif self.encoded is not None:
             proba = self.encoded.predict_proba(columns)  # None: a value only scikit-learn may judge
+        elif self.onnx is not None:
+            proba = self.onnx.predict_proba(columns)  # None: a value with no ONNX form (a missing text)
         if proba is None:
             if fast_only:
                 return None
@@ -206,11 +220,21 @@ def _typed(schema: InputSchema, values: dict[str, list[Any]]) -> dict[str, Any]:
     return batch_columns([Decoded(columns=fixed, rows=count)], schema)
 
 
-def load(version: ModelVersion, registry: Registry, *, categories: dict[str, list[str]] | None = None) -> LoadedModel:
+def load(
+    version: ModelVersion,
+    registry: Registry,
+    *,
+    categories: dict[str, list[str]] | None = None,
+    equivalence: Mapping[str, Any] | None = None,
+) -> LoadedModel:
     """Load one version, from files the registry checked against the digests recorded at registration.
 
+    ``equivalence`` is the version's `serving_equivalence` evidence: with an agreeing ONNX file the version is
+    served by ONNX Runtime, unless numpy walks its trees (exact, and faster still).
     Raises the registry's TamperedModel (files changed) or UnverifiedModel (no digests recorded).
     """
+    from shipyard.serving.onnx import onnx_model
+
     started = time.perf_counter()
     files = registry.load_version(version)
     signature = (files.mlmodel.get("signature") or {}).get("inputs")
@@ -223,15 +247,35 @@ def load(version: ModelVersion, registry: Registry, *, categories: dict[str, lis
     if categories:
         schema = schema.with_categories(categories)
     model = files.model
+    example = _example(files.input_example, schema)
+    on_arrays = array_model(model, schema, example)
+    encoded = None if on_arrays is not None else encoded_model(model, schema, example)
+    onnx, reason = None, "the exact tree walk"
+    if encoded is None and (on_arrays is None or on_arrays.forest is None):
+        onnx, reason = onnx_model(files.onnx, equivalence, model, _typed_example(schema, example))
+        if onnx is not None:
+            on_arrays = None
     return LoadedModel(
         name=version.model,
         version=version.version,
         model=model,
         schema=schema,
         load_seconds=time.perf_counter() - started,
-        on_arrays=(on_arrays := array_model(model, schema, example := _example(files.input_example, schema))),
-        encoded=None if on_arrays is not None else encoded_model(model, schema, example),
+        on_arrays=on_arrays,
+        encoded=encoded,
+        onnx=onnx,
+        runtime_reason=reason,
     )
+
+
+def _typed_example(schema: InputSchema, example: dict[str, list[Any]]) -> dict[str, Any] | None:
+    """The example typed as the gateway types a request's columns; None when it does not fit the schema."""
+    from shipyard.serving.inputs import Decoded, batch_columns
+
+    try:
+        return batch_columns([Decoded(columns=example, rows=len(next(iter(example.values()), [])))], schema)
+    except (TypeError, ValueError):
+        return None
 
 
 def _example(logged: Any, schema: InputSchema) -> dict[str, list[Any]]:
