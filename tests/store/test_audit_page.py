@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from factories import register
-
 from shipyard.store.repository import Store
 
 
