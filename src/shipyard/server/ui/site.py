@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from shipyard.domain.errors import ShipyardError, http_status
-from shipyard.server.ui import forms, login, pages
+from shipyard.server.ui import forms, login, monitoring, pages
 from shipyard.server.ui.sessions import KEY_FILE, Sessions, load_or_create_key
 from shipyard.server.ui.web import SecurityHeaders, render
 
@@ -69,6 +69,8 @@ def ui_app(
         Route(version + "/rollout", forms.start_rollout, methods=["POST"]),
         Route(model + "/rollout", pages.rollout, methods=["GET"], name="rollout"),
         Route(model + "/rollout/{action}", forms.steer_rollout, methods=["POST"]),
+        Route(model + "/monitoring", monitoring.page, methods=["GET"], name="monitoring"),
+        Route(model + "/monitoring/chart", monitoring.chart_part, methods=["GET"]),
         Route("/audit", pages.audit, methods=["GET"], name="audit"),
         Route("/trace", pages.trace, methods=["GET"], name="trace"),
         Mount("/static", StaticFiles(packages=[("shipyard.server.ui", "static")]), name="static"),
