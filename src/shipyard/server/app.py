@@ -52,9 +52,10 @@ def create_app(service: Shipyard) -> Starlette:
         Route(f"{API}/openapi.json", openapi, methods=["GET"]),
     ]
     headers = (*CLAIMED_IDENTITY, *PROXY_IDENTITY, "authorization")
-    routes += ui.routes(service, identify=identify, acting=acting, identity_headers=headers)  # the web UI, under /ui
-    handlers = {ShipyardError: refused, 404: not_found, 405: not_allowed, Exception: failed}
     verifier = Verifier(service)
+    # The web UI, under /ui: the API's own identity checks, and the latest full audit verification.
+    routes += ui.routes(service, identify=identify, acting=acting, identity_headers=headers, verified=verifier.latest)
+    handlers = {ShipyardError: refused, 404: not_found, 405: not_allowed, Exception: failed}
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

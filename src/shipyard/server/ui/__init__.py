@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 if TYPE_CHECKING:
+    from shipyard.server.verification import Verified
     from shipyard.service import Shipyard
 
 
@@ -24,11 +25,12 @@ def routes(
     identify: Callable[[Request], str],
     acting: Callable[[Shipyard, str, str], Shipyard],
     identity_headers: tuple[str, ...],
+    verified: Callable[[], Verified | None] | None = None,
 ) -> list[BaseRoute]:
     """/ui and everything under it, and / pointing there. ``identify`` and ``acting`` are the API's own."""
     from shipyard.server.ui.site import ui_app
 
-    app = ui_app(service, identify=identify, acting=acting, identity_headers=identity_headers)
+    app = ui_app(service, identify=identify, acting=acting, identity_headers=identity_headers, verified=verified)
     return [Mount("/ui", app=app, name="ui"), Route("/", _home, methods=["GET"])]
 
 

@@ -18,7 +18,7 @@ from shipyard.server.ui.login import Viewer, viewer
 from shipyard.server.ui.web import render
 
 if TYPE_CHECKING:
-    from shipyard.domain.entities import ModelVersion
+    from shipyard.domain.entities import AuditVerification, ModelVersion
     from shipyard.domain.rollouts import Rollout
     from shipyard.service import Shipyard
 
@@ -53,10 +53,12 @@ def stage_param(value: str | None) -> str | None:
 
 async def overview(request: Request) -> Response:
     seen, acting = await viewer(request)
-    return render("overview.html", {"viewer": seen, **await run_in_threadpool(_overview, acting)})
+    latest = request.app.state.ui.verified()
+    audit = latest.result if latest is not None else None  # else the KPIs verify the chain themselves, once
+    return render("overview.html", {"viewer": seen, **await run_in_threadpool(_overview, acting, audit)})
 
 
-def _overview(acting: Shipyard) -> dict[str, Any]:
+def _overview(acting: Shipyard, audit: AuditVerification | None = None) -> dict[str, Any]:
     rows = []
     for model in acting.models():
         versions = acting.versions(model.name)
@@ -77,7 +79,7 @@ def _overview(acting: Shipyard) -> dict[str, Any]:
                 "versions": len(versions),
             }
         )
-    return {"rows": rows, "kpis": acting.kpis("30d")}
+    return {"rows": rows, "kpis": acting.kpis("30d", audit=audit)}
 
 
 def _primary(acting: Shipyard, model: str) -> str | None:
@@ -223,23 +225,26 @@ async def audit(request: Request) -> Response:
     except ValueError:
         raise InvalidSpec(f"page must be a whole number, got {query.get('page')!r}") from None
 
+    latest = request.app.state.ui.verified()
+
     def gather() -> dict[str, Any]:
-        events = acting.audit_log(model_name)
-        chosen = [
-            e
-            for e in reversed(events)
-            if (not actor or e.actor == actor) and (not action or e.action == action or e.action.startswith(action + "."))
-        ]
-        pages = max(1, -(-len(chosen) // PAGE_SIZE))
+        filters = {"model": model_name, "actor": actor or None, "action": action or None}
+        events, matching, total = acting.audit_page(**filters, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+        pages = max(1, -(-matching // PAGE_SIZE))
+        shown = min(page, pages)
+        if shown != page:  # past the last page: show the last one
+            events, matching, total = acting.audit_page(**filters, offset=(shown - 1) * PAGE_SIZE, limit=PAGE_SIZE)
         return {
-            "events": chosen[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
-            "matching": len(chosen),
-            "total": len(events),
-            "page": min(page, pages),
+            "events": events,
+            "matching": matching,
+            "total": total,
+            "page": shown,
             "pages": pages,
             "models": [m.name for m in acting.models()],
             "filters": {"model": model_name or "", "actor": actor, "action": action},
-            "verification": acting.audit_verify(),
+            # The server re-verifies in the background after new events; a page before its first pass waits once.
+            "verification": latest.result if latest is not None else acting.audit_verify(),
+            "verified_at": latest.at if latest is not None else None,
         }
 
     return render("audit.html", {"viewer": seen, **await run_in_threadpool(gather)})

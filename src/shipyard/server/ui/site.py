@@ -23,6 +23,7 @@ from shipyard.server.ui.web import SecurityHeaders, render
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from shipyard.server.verification import Verified
     from shipyard.service import Shipyard
 
 log = logging.getLogger("shipyard.server")
@@ -35,6 +36,7 @@ class UiState:
     identify: Callable[[Request], str]  # the API's: a trusted proxy's header, or a bearer token
     acting: Callable[[Shipyard, str, str], Shipyard]  # the API's: the service acting as a known principal
     identity_headers: tuple[str, ...]  # headers that carry identity on each request (``identify`` judges them)
+    verified: Callable[[], Verified | None] = lambda: None  # the server's latest full audit verification
 
 
 def ui_app(
@@ -43,6 +45,7 @@ def ui_app(
     identify: Callable[[Request], str],
     acting: Callable[[Shipyard, str, str], Shipyard],
     identity_headers: tuple[str, ...],
+    verified: Callable[[], Verified | None] | None = None,
 ) -> Starlette:
     settings = service.settings
     server = settings.spec.server
@@ -54,6 +57,7 @@ def ui_app(
         identify=identify,
         acting=acting,
         identity_headers=identity_headers,
+        verified=verified or (lambda: None),
     )
     model = "/models/{model}"
     version = model + "/versions/{version:int}"
