@@ -348,11 +348,11 @@ def compute(
         if not approved(store.approvals(version.model, version.version, Stage.PRODUCTION.value)):
             unapproved.append(version.subject)
 
-    # The store filters on ``since``; the end of the window is applied here.
+    # The store filters on the action and ``since`` (not every event of the window); the end is applied here.
     break_glass = sum(
         1
-        for event in store.audit_events(since=start)
-        if event.action == "version.stage_changed" and event.details.get("break_glass") is True and in_window(event.at)
+        for event in store.audit_events(since=start, action="version.stage_changed")
+        if event.details.get("break_glass") is True and in_window(event.at)
     )
     verification = audit if audit is not None else store.verify_audit()
     deployments = sum(by_model.values())

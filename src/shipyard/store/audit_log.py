@@ -23,9 +23,13 @@ from shipyard.store.tables import AuditHeadRow, AuditRow
 class AuditRecords(StoreBase):
     """Mixed into ``Store``: the events every other part wrote, and their verification."""
 
-    def audit_events(self, *, model: str | None = None, since: datetime | None = None) -> list[AuditEvent]:
+    def audit_events(
+        self, *, model: str | None = None, since: datetime | None = None, action: str | None = None
+    ) -> list[AuditEvent]:
         with self.read() as session:
             query = select(AuditRow).order_by(AuditRow.seq)
+            if action is not None:
+                query = query.where(AuditRow.action == action)
             if model is not None:
                 query = query.where((AuditRow.subject == model) | AuditRow.subject.startswith(f"{model}/", autoescape=True))
             if since is not None:
