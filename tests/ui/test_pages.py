@@ -128,3 +128,25 @@ def test_a_bug_is_a_page_naming_no_detail(team: Team, monkeypatch: pytest.Monkey
         log_in(browser, team.tokens["val"])
         page = browser.get("/ui/")
     assert page.status_code == 500 and "planted" not in page.text and "bug in Shipyard" in page.text
+
+
+def test_the_overview_draws_each_figure_over_five_day_windows(team: Team) -> None:
+    """The KPI tiles carry their trend: the windows split the thirty days, so their deployments add up to the tile's."""
+    import json
+    import re
+
+    rui, vera = team.service.as_actor("rui"), team.service.as_actor("vera")
+    rui.promote("churn", 1, "staging", reason="ready")
+    vera.approve("churn", 1, "production", comment="ok")
+    rui.promote("churn", 1, "production", reason="ship")
+    with browser_for(team.url) as browser:
+        log_in(browser, team.tokens["val"])
+        overview = browser.get("/ui/").text
+    found = re.search(r'data-testid="trend-deployments" data-values="([^"]*)"', overview)
+    assert found is not None, overview[:2000]
+    values = json.loads(found.group(1).replace("&#34;", '"'))
+    assert len(values) == 6 and sum(values) == 1 and values[-1] == 1  # the one deployment, in the newest window
+    assert "Deployments in each five-day window of the last 30 days, oldest first: 0, 0, 0, 0, 0, 1" in overview
+    approved = re.search(r'data-testid="trend-approved" data-values="([^"]*)"', overview)
+    assert approved is not None and json.loads(approved.group(1).replace("&#34;", '"'))[-1] == 1.0
+    assert "<polyline" in overview

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shipyard.domain.entities import AuditVerification
-from shipyard.domain.errors import NotFound
+from shipyard.domain.errors import InvalidSpec, NotFound
 from shipyard.domain.stages import Stage
 from shipyard.service.loop import Loop
 
@@ -116,6 +116,32 @@ class Insight(Loop):
             commit_time=commit_time or self.commit_time,
             audit=audit or self.store.verify_audit(),
         )
+
+    def kpi_trend(self, *, days: float = 30.0, points: int = 6, audit: AuditVerification | None = None) -> list[Kpis]:
+        """The figures over ``points`` consecutive windows that together cover the last ``days``, oldest first."""
+        from datetime import UTC, timedelta
+
+        from shipyard import kpis
+
+        if points < 1 or days <= 0:
+            raise InvalidSpec(f"a trend needs at least one window over a positive span; got {points} over {days} days")
+        now = datetime.now(UTC)
+        step = timedelta(days=days / points)
+        commits: dict[str, datetime | None] = {}
+
+        def commit_time(commit: str) -> datetime | None:
+            if commit not in commits:
+                commits[commit] = self.commit_time(commit)
+            return commits[commit]
+
+        verified = audit or self.store.verify_audit()
+        return [
+            kpis.compute(
+                self.store, since=now - (points - i) * step, now=now - (points - i - 1) * step,
+                commit_time=commit_time, audit=verified,
+            )
+            for i in range(points)
+        ]  # fmt: skip
 
     def commit_time(self, commit: str) -> datetime | None:
         """When a commit was made, if the project's git repository has it.

@@ -6,6 +6,7 @@ version page shows ``allowed_actions``, and the forms (forms.py) call the servic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -79,7 +80,61 @@ def _overview(acting: Shipyard, audit: AuditVerification | None = None) -> dict[
                 "versions": len(versions),
             }
         )
-    return {"rows": rows, "kpis": acting.kpis("30d", audit=audit)}
+    trend = acting.kpi_trend(days=30, points=TREND_POINTS, audit=audit)
+    lines: dict[str, tuple[str, list[float | None], Callable[[float], str]]] = {
+        "deployments": ("Deployments", [float(k.deployments) for k in trend], _count),
+        "lead_time": ("Median lead time", [k.lead_time.median for k in trend], _seconds),
+        "change_failure_rate": ("Change failure rate", [k.change_failure_rate for k in trend], _percent),
+        "restore_time": ("Median time to restore", [k.restore_time.median for k in trend], _seconds),
+        "approved_share": ("Approved production versions", [k.approved_share for k in trend], _percent),
+    }
+    trends = {key: sparkline(values, label=label, show=show) for key, (label, values, show) in lines.items()}
+    return {"rows": rows, "kpis": acting.kpis("30d", audit=audit), "trends": trends}
+
+
+TREND_POINTS = 6  # windows of five days across the overview's thirty
+SPARK_WIDTH, SPARK_HEIGHT, SPARK_PAD = 120.0, 24.0, 2.0
+
+
+def _count(value: float) -> str:
+    return f"{value:g}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value / 3600:.1f} h" if value >= 3600 else f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0%}"
+
+
+def sparkline(values: list[float | None], *, label: str, show: Callable[[float], str]) -> dict[str, Any]:
+    """A small line of a figure over consecutive windows, drawn as SVG by the server: a polyline per run of
+    windows that have a value (a window without one, such as no change to fail, leaves a gap), and a text
+    equivalent naming every window's value for screen readers and tests."""
+    known = [v for v in values if v is not None]
+    low, high = (min(known), max(known)) if known else (0.0, 0.0)
+    span = (high - low) or 1.0
+    step = (SPARK_WIDTH - 2 * SPARK_PAD) / max(1, len(values) - 1)
+    segments: list[list[str]] = [[]]
+    dots = []
+    for i, value in enumerate(values):
+        if value is None:
+            segments.append([])
+            continue
+        x = SPARK_PAD + i * step
+        y = SPARK_HEIGHT - SPARK_PAD - (value - low) / span * (SPARK_HEIGHT - 2 * SPARK_PAD)
+        segments[-1].append(f"{x:.1f},{y:.1f}")
+        dots.append((f"{x:.1f}", f"{y:.1f}"))
+    spoken = ", ".join(show(v) if v is not None else "none" for v in values)
+    return {
+        "segments": [" ".join(points) for points in segments if len(points) > 1],
+        "dots": dots,
+        "label": f"{label} in each five-day window of the last 30 days, oldest first: {spoken}",
+        "values": list(values),
+        "width": SPARK_WIDTH,
+        "height": SPARK_HEIGHT,
+    }
 
 
 def _primary(acting: Shipyard, model: str) -> str | None:
