@@ -6,6 +6,7 @@ version page shows ``allowed_actions``, and the forms (forms.py) call the servic
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -56,10 +57,13 @@ async def overview(request: Request) -> Response:
     seen, acting = await viewer(request)
     latest = request.app.state.ui.verified()
     audit = latest.result if latest is not None else None  # else the KPIs verify the chain themselves, once
-    return render("overview.html", {"viewer": seen, **await run_in_threadpool(_overview, acting, audit)})
+    memo = request.app.state.ui.trends
+    return render("overview.html", {"viewer": seen, **await run_in_threadpool(_overview, acting, audit, memo)})
 
 
-def _overview(acting: Shipyard, audit: AuditVerification | None = None) -> dict[str, Any]:
+def _overview(
+    acting: Shipyard, audit: AuditVerification | None = None, memo: dict[tuple[int, int], dict[str, Any]] | None = None
+) -> dict[str, Any]:
     rows = []
     for model in acting.models():
         versions = acting.versions(model.name)
@@ -80,6 +84,9 @@ def _overview(acting: Shipyard, audit: AuditVerification | None = None) -> dict[
                 "versions": len(versions),
             }
         )
+    key = (acting.audit_head(), int(time.time() // 300))
+    if memo is not None and key in memo:
+        return {"rows": rows, "kpis": acting.kpis("30d", audit=audit), "trends": memo[key]}
     trend = acting.kpi_trend(days=30, points=TREND_POINTS, audit=audit)
     lines: dict[str, tuple[str, list[float | None], Callable[[float], str]]] = {
         "deployments": ("Deployments", [float(k.deployments) for k in trend], _count),
@@ -88,7 +95,10 @@ def _overview(acting: Shipyard, audit: AuditVerification | None = None) -> dict[
         "restore_time": ("Median time to restore", [k.restore_time.median for k in trend], _seconds),
         "approved_share": ("Approved production versions", [k.approved_share for k in trend], _percent),
     }
-    trends = {key: sparkline(values, label=label, show=show) for key, (label, values, show) in lines.items()}
+    trends = {name: sparkline(values, label=label, show=show) for name, (label, values, show) in lines.items()}
+    if memo is not None:
+        memo.clear()  # only the newest is ever asked for again
+        memo[key] = trends
     return {"rows": rows, "kpis": acting.kpis("30d", audit=audit), "trends": trends}
 
 

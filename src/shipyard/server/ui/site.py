@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -37,6 +37,9 @@ class UiState:
     acting: Callable[[Shipyard, str, str], Shipyard]  # the API's: the service acting as a known principal
     identity_headers: tuple[str, ...]  # headers that carry identity on each request (``identify`` judges them)
     verified: Callable[[], Verified | None] = lambda: None  # the server's latest full audit verification
+    # The overview's trend lines by (audit head, five-minute slot): the same for everyone, and they only move when
+    # events arrive or the windows slide.
+    trends: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
 
 
 def ui_app(
