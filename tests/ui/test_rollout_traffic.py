@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -120,6 +121,7 @@ def test_the_page_follows_a_canary_to_its_promotion_while_traffic_flows(team: Te
             assert first[:2] == ("running", "0.25") and "25.0%" in first[2] and "step 1 of 3" in first[2]
 
             seen = [first]
+            latencies: set[str] = set()  # the absolute p95 times the page showed beside the factors
             with Traffic(gateway.url, seconds=TRAFFIC_SECONDS) as load:
                 deadline = time.monotonic() + DEADLINE_SECONDS
                 while seen[-1][0] != "promoted":
@@ -127,6 +129,8 @@ def test_the_page_follows_a_canary_to_its_promotion_while_traffic_flows(team: Te
                     now = shown(page)
                     if now != seen[-1]:
                         seen.append(now)
+                    if now[0] == "running":
+                        latencies.update(t for t in page.get_by_test_id("p95").all_inner_texts() if t.strip())
                     page.wait_for_timeout(200)
                 assert page.evaluate("window.shipyardMarker") == 11  # followed by polling, never reloaded
                 wait_for(lambda: load.versions[-20:] == [2] * 20, timeout=30)  # and the gateway serves v2 alone
@@ -144,4 +148,5 @@ def test_the_page_follows_a_canary_to_its_promotion_while_traffic_flows(team: Te
     status, _ = team.service.rollout_status("churn", judge=False)
     assert status is not None and status.state == "promoted"
     assert [e["event"] for e in status.history] == ["started", "next", "next", "promote"]
+    assert any(re.fullmatch(r"[\d.,]+ / [\d.,]+ ms", text.strip()) for text in latencies), latencies
     assert load.statuses and set(load.statuses) == {200} and 1 in load.versions and 2 in load.versions
