@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -165,3 +166,59 @@ async def submit_one(loaded: LoadedModel, executor: ThreadPoolExecutor, decoded:
         return await batcher.submit(decoded, request_id="r", routing="champion", received_at=0.0)
     finally:
         await batcher.stop()
+
+
+def customers(count: int = 500, seed: int = 11) -> list[dict[str, Any]]:
+    """Varied churn rows as a client sends them: score distributions need spread for the divergence check."""
+    from shipyard.examples.churn.generator import generate
+
+    frame = generate(count, seed=seed).drop(columns=["customer_id", "signup_date", "churned"])
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+class Load:
+    """Clients sending single-row predictions until stopped, after ``max_requests``, or once ``seconds`` have
+    passed; every status, and every answering version, is kept."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clients: int = 4,
+        bad_share: float = 0.0,
+        seconds: float | None = None,
+        max_requests: int = 20_000,
+        rows: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.url, self.bad_share, self.max_requests = url, bad_share, max_requests
+        self.until = time.monotonic() + seconds if seconds is not None else float("inf")
+        self.rows = rows if rows is not None else customers()
+        self.statuses: list[int] = []
+        self.versions: list[int] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)]
+
+    def _run(self, seed: int) -> None:
+        import json
+        import random
+
+        rng = random.Random(seed)
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set() and len(self.statuses) < self.max_requests and time.monotonic() < self.until:
+                row = rng.choice(self.rows)
+                if rng.random() < self.bad_share:
+                    row = {**row, "contract_type": "lifetime"}
+                response = client.post(f"{self.url}/v1/models/churn:predict", content=json.dumps({"instances": [row]}))
+                self.statuses.append(response.status_code)
+                if response.status_code == 200:
+                    self.versions.append(response.json()["version"])
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)

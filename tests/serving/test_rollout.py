@@ -4,16 +4,13 @@ a bad challenger is rolled back by itself, and no client request fails either wa
 from __future__ import annotations
 
 import json
-import random
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
-from harness import ServeProcess, wait_for
+from harness import Load, ServeProcess, wait_for
 
 from shipyard.domain.errors import Conflict, GateBlocked, InvalidSpec
 from shipyard.domain.stages import Stage
@@ -73,49 +70,6 @@ def champion_and_candidate(backend: Path) -> Path:
     with svc(trained_project, "vera") as service:
         service.approve("churn", 2, "production", comment="ok")
     return trained_project
-
-
-def _customers() -> list[dict[str, Any]]:
-    from shipyard.examples.churn.generator import generate
-
-    frame = generate(500, seed=11).drop(columns=["customer_id", "signup_date", "churned"])
-    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-
-
-CUSTOMERS = _customers()  # varied rows: score distributions need spread for the divergence check
-
-
-class Load:
-    """Clients sending requests until stopped; every status is kept."""
-
-    def __init__(self, url: str, *, clients: int = 4, bad_share: float = 0.0) -> None:
-        self.url, self.bad_share = url, bad_share
-        self.statuses: list[int] = []
-        self.versions: list[int] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(clients)]
-
-    def _run(self, seed: int) -> None:
-        rng = random.Random(seed)
-        with httpx.Client(timeout=30) as client:
-            while not self.stop.is_set() and len(self.statuses) < 20_000:
-                row = rng.choice(CUSTOMERS)
-                if rng.random() < self.bad_share:
-                    row = {**row, "contract_type": "lifetime"}
-                response = client.post(f"{self.url}/v1/models/churn:predict", content=json.dumps({"instances": [row]}))
-                self.statuses.append(response.status_code)
-                if response.status_code == 200:
-                    self.versions.append(response.json()["version"])
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
 
 
 def rollout_state(root: Path) -> str:

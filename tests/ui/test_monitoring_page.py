@@ -91,8 +91,9 @@ def test_no_monitor_run_yet_is_said_on_the_page(team: Team) -> None:
 
 def drawn(page: Page, chart: str, feature: str) -> list[dict[str, Any]]:
     """The rows the drawn Vega view holds for the chart of ``feature`` (its data set 'drift')."""
-    figure = page.locator(f'figure[data-testid="{chart}"][data-feature="{feature}"]')
-    figure.locator('[data-drawn="yes"]').wait_for()  # this feature's chart, not the one htmx is replacing
+    # This feature's chart, not the one htmx is replacing (which may show the same feature: see `stale`).
+    figure = page.locator(f'figure[data-testid="{chart}"][data-feature="{feature}"]:not([data-stale])')
+    figure.locator('[data-drawn="yes"]').wait_for()
     return list(page.evaluate(f"window.shipyardCharts[{chart!r}].data('drift')"))
 
 
@@ -125,6 +126,9 @@ def test_the_drift_chart_draws_the_reference_and_the_live_window(monitored: Team
     screenshot(page, "monitoring")
 
     page.evaluate("window.shipyardMarker = 3")  # gone if the page were loaded anew
+    # The chart shown may already be contract_type's (the first drifted feature): mark it, so `drawn` waits for
+    # the one the click brings, not the one it replaces.
+    page.evaluate("document.querySelectorAll('figure[data-testid=chart-feature]').forEach(f => f.dataset.stale = 'yes')")
     page.get_by_test_id("show-contract_type").click()
     rows = drawn(page, "chart-feature", "contract_type")
     bars_by_series = {s: {r["bin"]: r["share"] for r in rows if r["series"] == s} for s in ("reference", "live")}

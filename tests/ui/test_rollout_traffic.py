@@ -4,21 +4,17 @@ hosted service, as team mode asks) moves the rollout on."""
 
 from __future__ import annotations
 
-import json
-import random
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 import yaml
 
 from server.conftest import Team, start_team
-from serving.harness import Server, wait_for
+from serving.harness import Load, Server, customers, wait_for
 from shipyard.worker import Worker
 
 if TYPE_CHECKING:
@@ -46,45 +42,6 @@ def team(trained_project: Path) -> Iterator[Team]:
     yield running
     running.server.stop()
     running.service.close()
-
-
-def _customers() -> list[dict[str, Any]]:
-    from shipyard.examples.churn.generator import generate
-
-    frame = generate(300, seed=5).drop(columns=["customer_id", "signup_date", "churned"])
-    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-
-
-class Traffic:
-    """Clients sending varied predictions until stopped, or until ``seconds`` have passed; every answer is kept."""
-
-    def __init__(self, url: str, *, seconds: float, clients: int = 4) -> None:
-        self.url, self.until = url, time.monotonic() + seconds
-        self.customers = _customers()  # varied rows: the divergence check compares score distributions
-        self.statuses: list[int] = []
-        self.versions: list[int] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)]
-
-    def _run(self, seed: int) -> None:
-        rng = random.Random(seed)
-        with httpx.Client(timeout=30) as client:
-            while not self.stop.is_set() and time.monotonic() < self.until:
-                body = json.dumps({"instances": [rng.choice(self.customers)]})
-                response = client.post(f"{self.url}/v1/models/churn:predict", content=body)
-                self.statuses.append(response.status_code)
-                if response.status_code == 200:
-                    self.versions.append(response.json()["version"])
-
-    def __enter__(self) -> Traffic:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
 
 
 def champion_and_candidate(team: Team) -> None:
@@ -122,7 +79,7 @@ def test_the_page_follows_a_canary_to_its_promotion_while_traffic_flows(team: Te
 
             seen = [first]
             latencies: set[str] = set()  # the absolute p95 times the page showed beside the factors
-            with Traffic(gateway.url, seconds=TRAFFIC_SECONDS) as load:
+            with Load(gateway.url, seconds=TRAFFIC_SECONDS, rows=customers(300, seed=5)) as load:
                 deadline = time.monotonic() + DEADLINE_SECONDS
                 while seen[-1][0] != "promoted":
                     assert time.monotonic() < deadline, f"the page did not show the promotion in time; it showed {seen}"

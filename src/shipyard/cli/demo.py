@@ -293,17 +293,12 @@ class Traffic:
         return self.serve_log.read_text(errors="replace")[-2000:] if self.serve_log.is_file() else ""
 
     def __exit__(self, *_exc: object) -> None:
-        import signal
+        from shipyard.cli.demo_team import stop_process
 
         self.stopping.set()
         self.thread.join(timeout=60)
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
 
     def wait_for(self, condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds

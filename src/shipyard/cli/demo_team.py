@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from shipyard.cli.render import esc
 from shipyard.domain.errors import ShipyardError
@@ -100,14 +100,21 @@ class TeamServer:
         return self.log.read_text(errors="replace")[-2000:] if self.log.is_file() else ""
 
     def __exit__(self, *_exc: object) -> None:
-        import signal
-
         for client in self.clients.values():
             client.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 60.0) -> None:
+    """SIGTERM a child the demo started (a server drains and exits 0 on it), and kill it if it does not stop."""
+    import signal
+
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from shipyard.domain.errors import Conflict
+from shipyard.domain.stages import Stage
+
 ACTIVE = ("running", "paused")
 STRATEGIES = ("canary", "shadow", "bluegreen")
 
@@ -82,3 +85,27 @@ class Analysis:
             "challenger_requests": self.challenger_requests,
             "champion_requests": self.champion_requests,
         }
+
+
+def check_rollout_start(model: str, version: int, stage: Stage, *, active: tuple[str, int] | None, champion: int | None) -> None:
+    """Refuse a rollout the state does not allow: another one active (its state and version), no champion to
+    roll out from, the champion itself, or a version outside staging and archived. The store applies it when it
+    starts one; ``allowed_actions`` asks it beforehand, so both say the same."""
+    if active is not None:
+        state, running = active
+        raise Conflict(
+            f"{model} already has a {state} rollout of version {running}",
+            hint=f"Finish it first: `shipyard rollout abort {model}` or wait for it to end.",
+        )
+    if champion is None:
+        raise Conflict(
+            f"{model} has no champion to roll out from",
+            hint=f"The first version goes straight to production: `shipyard promote {model} {version} --to production`.",
+        )
+    if champion == version:
+        raise Conflict(f"{model}/{version} is already the champion")
+    if stage not in (Stage.STAGING, Stage.ARCHIVED):
+        raise Conflict(
+            f"{model}/{version} is {stage.value}; a rollout starts from staging",
+            hint=f"Promote it to staging first: `shipyard promote {model} {version} --to staging`.",
+        )

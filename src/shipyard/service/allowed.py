@@ -15,6 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from shipyard.domain.errors import Conflict, ShipyardError
+from shipyard.domain.rollouts import check_rollout_start
 from shipyard.domain.stages import Stage, check_transition
 from shipyard.policy.access import PERMISSIONS, require_separation
 from shipyard.service.base import ServiceBase
@@ -106,24 +107,9 @@ class AllowedActions(ServiceBase):
         """As ``Delivery.start_rollout`` and the store's refusals, in their order (the gate comes between them)."""
         model, version = found.model, found.version
         self._may("promote:production", f"roll out {found.subject}")
-        if active is not None:
-            raise Conflict(
-                f"{model} already has a {active.state} rollout of version {active.version}",
-                hint=f"Finish it first: `shipyard rollout abort {model}` or wait for it to end.",
-            )
         champion = next((v.version for v in self.store.list_versions(model) if v.stage is Stage.PRODUCTION), None)
-        if champion is None:
-            raise Conflict(
-                f"{model} has no champion to roll out from",
-                hint=f"The first version goes straight to production: `shipyard promote {model} {version} --to production`.",
-            )
-        if champion == version:
-            raise Conflict(f"{model}/{version} is already the champion")
-        if found.stage not in (Stage.STAGING, Stage.ARCHIVED):
-            raise Conflict(
-                f"{model}/{version} is {found.stage.value}; a rollout starts from staging",
-                hint=f"Promote it to staging first: `shipyard promote {model} {version} --to staging`.",
-            )
+        pending = (active.state, active.version) if active is not None else None
+        check_rollout_start(model, version, found.stage, active=pending, champion=champion)
 
     def _may_steer(self, active: Rollout, action: str, needs: str | None) -> None:
         """As ``Delivery.rollout_action`` and the store's ``advance_rollout``."""

@@ -11,7 +11,7 @@ from shipyard.domain.entities import Deployment
 from shipyard.domain.errors import Conflict, InvalidSpec, NotFound
 from shipyard.domain.governance import GateReport
 from shipyard.domain.rollouts import ACTIVE as ACTIVE_ROLLOUT
-from shipyard.domain.rollouts import Rollout
+from shipyard.domain.rollouts import Rollout, check_rollout_start
 from shipyard.domain.stages import Stage
 from shipyard.store.base import StoreBase, Tx, bump_generation, known_models_hint, move, production_rows, version_row
 from shipyard.store.governance import put_gate
@@ -135,24 +135,14 @@ class DeliveryRecords(StoreBase):
         with self.write(actor) as tx:
             row = version_row(tx.session, model, version)
             active = active_rollout_row(tx.session, model)
-            if active is not None:
-                raise Conflict(
-                    f"{model} already has a {active.state} rollout of version {active.version}",
-                    hint=f"Finish it first: `shipyard rollout abort {model}` or wait for it to end.",
-                )
             champion = next((r.version for r in production_rows(tx.session, model)), None)
-            if champion is None:
-                raise Conflict(
-                    f"{model} has no champion to roll out from",
-                    hint=f"The first version goes straight to production: `shipyard promote {model} {version} --to production`.",
-                )
-            if champion == version:
-                raise Conflict(f"{model}/{version} is already the champion")
-            if row.stage not in (Stage.STAGING.value, Stage.ARCHIVED.value):
-                raise Conflict(
-                    f"{model}/{version} is {row.stage}; a rollout starts from staging",
-                    hint=f"Promote it to staging first: `shipyard promote {model} {version} --to staging`.",
-                )
+            check_rollout_start(
+                model,
+                version,
+                Stage(row.stage),
+                active=(active.state, active.version) if active is not None else None,
+                champion=champion,
+            )
             if gate is not None:
                 put_gate(tx, gate)
             rollout = RolloutRow(
