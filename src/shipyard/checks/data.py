@@ -237,12 +237,15 @@ def _label(check: str) -> str:
 
 def _summarise(cases: pd.DataFrame, data: pd.DataFrame, max_examples: int) -> tuple[list[dict[str, Any]], int]:
     """Group pandera's failure cases into one violation per (column, check)."""
+    import pandas as pd
     from pandas.api.types import is_object_dtype
 
     rows = len(data)
     found: dict[tuple[Any, str, Any], dict[str, Any]] = {}
     failing: set[int] = set()
     whole_column = False
+    # Examples in row order: pandera's order of failure cases differs between pandas versions.
+    cases = cases.sort_values("index", kind="stable", na_position="first", key=lambda s: pd.to_numeric(s, errors="coerce"))
     for column, check, number, value, index in zip(*(cases[c].tolist() for c in _FAILURE_COLUMNS), strict=True):
         label = _label(str(check))
         if label == MISSING_COLUMN:
