@@ -194,6 +194,36 @@ class LineageSpec(_Spec):
     api_key: str | None = None
 
 
+class GitOpsSpec(_Spec):
+    """A Git working tree Argo CD or Flux watches: every promotion and rollout step commits its manifests there."""
+
+    repo: str = Field(description="path of the Git working tree (relative to the project folder, or absolute)")
+    path: str = Field(default="overlays/prod", description="folder inside the repository the manifests are written to")
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        parts = Path(value).parts
+        if not value.strip() or Path(value).is_absolute() or ".." in parts:
+            raise ValueError("expected a relative folder inside the repository, e.g. overlays/prod")
+        return value
+
+
+class DeploySpec(_Spec):
+    """How `shipyard export` and `shipyard package` describe the project's serving on a cluster."""
+
+    image: str = Field(default="", description="image repository of a packaged version (default: the project's name)")
+    namespace: str = Field(default="", description="Kubernetes namespace (default: the project's name)")
+    environments: list[str] = Field(
+        default_factory=lambda: ["staging", "production"], min_length=1, description="one kustomize overlay each"
+    )
+    replicas: int = Field(default=2, ge=1)
+    max_replicas: int = Field(default=10, ge=1)
+    target_cpu_percent: int = Field(default=70, ge=1, le=100)
+    target_requests_per_second: float = Field(default=200.0, gt=0.0, description="per replica, for the HPA's Pods metric")
+    gitops: GitOpsSpec | None = None
+
+
 class ProjectSpec(_Spec):
     project: str
     store: StoreSpec = StoreSpec()
@@ -202,6 +232,7 @@ class ProjectSpec(_Spec):
     worker: WorkerSpec = WorkerSpec()
     gateway: GatewaySpec = GatewaySpec()
     server: ServerSpec | None = Field(default=None, description="declare it for team mode (see README: Team mode)")
+    deploy: DeploySpec = DeploySpec()
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     principals: dict[str, PrincipalRoles] | None = Field(
         default=None, description="actor → roles; without the key every actor holds every role but admin"

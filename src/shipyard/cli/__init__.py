@@ -6,7 +6,7 @@ commands in one module per noun; this module assembles them into one app.
 
 from __future__ import annotations
 
-from shipyard.cli import audit, gates, identity, models, monitor, pipeline, project, rollout, serve, server
+from shipyard.cli import audit, deploy, gates, identity, models, monitor, pipeline, project, rollout, serve, server
 from shipyard.cli.root import app
 
 __all__ = ["app", "main"]
@@ -39,6 +39,7 @@ app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(monitor.labels_app, name="labels")
 app.add_typer(identity.token_app, name="token")
 app.add_typer(identity.principals_app, name="principals")
+deploy.register(app)
 
 
 def main() -> None:
