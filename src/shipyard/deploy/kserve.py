@@ -45,6 +45,7 @@ def inference_service(
     if serving is None:
         raise ValueError("an InferenceService needs a champion or a challenger")
     model: dict[str, Any] = {
+        "name": "kserve-container",
         "modelFormat": {"name": FORMAT, "version": "1"},
         "protocolVersion": "v2",
         "runtime": dns_name(f"{serving.project}-gateway"),
