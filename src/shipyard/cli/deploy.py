@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from shipyard.cli.render import esc
-from shipyard.cli.root import noun_app, out_console, svc
+from shipyard.cli.root import JsonFlag, emit_json, noun_app, out_console, svc
 
 if TYPE_CHECKING:
     from shipyard.service import Shipyard
@@ -61,5 +61,39 @@ def export_kserve(
     _written(write_tree(out, files), out)
 
 
+def package(
+    ctx: typer.Context,
+    out: OutOption,
+    model: Annotated[str | None, typer.Argument(help="Model name.")] = None,
+    version: Annotated[int | None, typer.Argument(help="Version to package.")] = None,
+    project: Annotated[
+        bool, typer.Option("--project", help="Package the project itself (code, locked requirements, Shipyard).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write a container build context: MODEL VERSION served with `shipyard serve --package`, or --project."""
+    from shipyard.domain.errors import InvalidSpec
+
+    if project == (model is not None):
+        raise InvalidSpec("pass either MODEL VERSION or --project", hint="e.g. `shipyard package churn 3 --out build/churn-3`.")
+    service = _local(ctx)
+    if project:
+        result = service.package_project(out)
+    else:
+        if model is None or version is None:
+            raise InvalidSpec("pass the VERSION to package after the model", hint=f"e.g. `shipyard package {model} 3 --out DIR`.")
+        result = service.package(model, version, out)
+    if as_json:
+        emit_json(result)
+        return
+    what = "the project" if project else f"{model} version {version}"
+    out_console().print(
+        f"Packaged {esc(what)} in {esc(str(out))} (sha256 {result['package_sha256']}); build it with "
+        f"`docker build {esc(str(out))}`.",
+        highlight=False,
+    )
+
+
 def register(app: Any) -> None:
     app.add_typer(export_app, name="export")
+    app.command()(package)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -46,6 +47,14 @@ def serve(
         float,
         typer.Option("--drain-seconds", min=0.0, help="On SIGTERM: answer, but report not ready, this long; then stop."),
     ] = 5.0,
+    package: Annotated[
+        Path | None,
+        typer.Option(
+            "--package",
+            help="Serve the one version packaged in this folder (`shipyard package`; no project or store): its files "
+            "are checked against their recorded digests first.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the deployed models: Open Inference Protocol, plain JSON, /metrics, prediction log.
 
@@ -62,6 +71,21 @@ def serve(
     log_decisions()
     if not 0.0 <= log_sample <= 1.0:
         raise typer.BadParameter(f"--log-sample must be within [0, 1], got {log_sample}")
+    if package is not None:
+        from shipyard.serving.packaged import packaged_gateway
+
+        config = GatewayConfig(
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            predict_in_thread=predict_in_thread,
+            log_sample=log_sample,
+            max_body_bytes=round((1.0 if max_body_mb is None else max_body_mb) * (1 << 20)),
+            auth=False if auth is None else auth,
+        )
+        gateway = packaged_gateway(package, config)
+        err_console().print(f"Serving the package in {esc(str(package))} on http://{esc(host)}:{port}", highlight=False)
+        serve_gateway(gateway, host=host, port=port, drain_seconds=drain_seconds)
+        return
     service = svc(ctx)
     body_mb = service.settings.spec.gateway.max_body_mb if max_body_mb is None else max_body_mb
     config = GatewayConfig(

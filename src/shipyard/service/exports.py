@@ -3,12 +3,16 @@ and Argo objects. Reads only; the files are written by the caller (or by the Git
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from shipyard.domain.errors import Conflict
+from shipyard.domain.errors import Conflict, InvalidSpec
 from shipyard.service.versions import Versions
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from shipyard.deploy.target import ServingTarget
     from shipyard.domain.entities import Deployment
 
@@ -73,3 +77,71 @@ class Exports(Versions):
         service = inference_service(champion, challenger, deployment.challenger_weight * 100.0)
         runtime = serving_runtime(challenger or champion)  # type: ignore[arg-type]  # one of them is set
         return {f"{model}-inferenceservice.yaml": service, f"{model}-servingruntime.yaml": runtime}
+
+    # -- container build contexts ----------------------------------------------------------------
+
+    def package(self, model: str, version: int, out: Path) -> dict[str, Any]:
+        """A build context serving one version; its digest is recorded as an audited `version.packaged` event.
+
+        (Not in the evidence itself: a new evidence digest would lapse the approvals given on it.)
+        """
+        from shipyard.deploy import package as pkg
+        from shipyard.deploy.target import image_for
+        from shipyard.store.packages import record_package
+
+        found = self.store.get_version(model, version)
+        self.authorize("train", what=f"package {found.subject}", subject=found.subject)
+        with _fresh(out):
+            files = self.registry.copy_version_files(found, out / pkg.MODEL_DIR)
+            requirements = pkg.model_requirements(out / pkg.MODEL_DIR)
+            (out / "requirements.txt").write_text(requirements, encoding="utf-8")
+            pkg.write_json(out / pkg.MANIFEST, pkg.manifest(found, files, self.store.evidence(model, version)))
+            pkg.shipyard_wheel(out / "wheels")
+            dockerfile = pkg.VERSION_DOCKERFILE.format(model=model, version=version, base=pkg.BASE_IMAGE, port=pkg.PORT)
+            (out / "Dockerfile").write_text(dockerfile, encoding="utf-8")
+            digest = pkg.context_digest(out, pkg.files_under(out))
+        deploy = self.settings.spec.deploy
+        image = image_for(deploy, self.settings.spec.project, model, version)
+        details = {"package_sha256": digest, "image": image, "files_sha256": files}
+        event = record_package(self.store, actor=self.actor, model=model, version=version, details=details)
+        return {"model": model, "version": version, "package_sha256": digest, "image": image, "audit_seq": event.seq}
+
+    def package_project(self, out: Path) -> dict[str, Any]:
+        """A build context of the project itself (code, locked requirements, Shipyard's wheel), for the pipeline's
+        steps, the worker and a gateway following the shared store. Writes nothing to the store."""
+        import shutil
+
+        from shipyard.deploy import package as pkg
+
+        root = self.settings.root
+        ignore = shutil.ignore_patterns(".shipyard", ".git", "__pycache__", ".venv", "*.pyc")
+        with _fresh(out):
+            shutil.copytree(root, out / "project", ignore=ignore)
+            (out / "requirements.txt").write_text(pkg.locked_requirements(root), encoding="utf-8")
+            pkg.shipyard_wheel(out / "wheels")
+            project = self.settings.spec.project
+            (out / "Dockerfile").write_text(
+                pkg.PROJECT_DOCKERFILE.format(project=project, base=pkg.BASE_IMAGE, port=pkg.PORT), encoding="utf-8"
+            )
+            digest = pkg.context_digest(out, pkg.files_under(out))
+        return {"project": project, "package_sha256": digest}
+
+
+@contextmanager
+def _fresh(out: Path) -> Iterator[None]:
+    """Write into a new (or empty) folder; remove what was written when anything fails."""
+    import shutil
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InvalidSpec(f"{out} is not an empty folder", hint="Pass --out a new folder; a package is written whole.")
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            for child in out.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
