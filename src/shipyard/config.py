@@ -212,7 +212,12 @@ class GitOpsSpec(_Spec):
 class DeploySpec(_Spec):
     """How `shipyard export` and `shipyard package` describe the project's serving on a cluster."""
 
-    image: str = Field(default="", description="image repository of a packaged version (default: the project's name)")
+    image: str = Field(default="", description="image repository of packaged versions, tagged vN (default: PROJECT-MODEL)")
+    project_image: str = Field(
+        default="",
+        description="image of the packaged project, for gateways following the store and pipeline steps "
+        "(default: PROJECT:latest)",
+    )
     namespace: str = Field(default="", description="Kubernetes namespace (default: the project's name)")
     environments: list[str] = Field(
         default_factory=lambda: ["staging", "production"], min_length=1, description="one kustomize overlay each"

@@ -46,7 +46,8 @@ def test_every_overlay_builds_and_validates(shipped: Path, tmp_path: Path) -> No
     objects = by_kind(kustomize(out / "overlays" / "production"))
     pod = objects["Deployment"]["spec"]["template"]["spec"]
     [container] = pod["containers"]
-    assert container["image"] == "churn-demo-churn:v1"  # the champion
+    assert container["image"] == "churn-demo:latest"  # the packaged project, following the store
+    assert objects["Deployment"]["metadata"]["annotations"]["shipyard.dev/version"] == "1"  # the champion
     assert {"name": "OMP_NUM_THREADS", "value": "1"} in container["env"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
@@ -90,7 +91,7 @@ def test_a_version_can_be_chosen_and_bad_input_writes_nothing(shipped: Path, tmp
     out = tmp_path / "v2"
     assert run("--project", str(shipped), "export", "k8s", "churn", "--version", "2", "--out", str(out)).exit_code == 0
     deployment = yaml.safe_load((out / "base" / "deployment.yaml").read_text())
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "churn-demo-churn:v2"
+    assert deployment["metadata"]["annotations"]["shipyard.dev/version"] == "2"
     for args, expected in [
         (("nosuch",), "nosuch"),
         (("churn", "--version", "9"), "no version 9"),

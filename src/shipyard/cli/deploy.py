@@ -61,6 +61,20 @@ def export_kserve(
     _written(write_tree(out, files), out)
 
 
+@export_app.command("argo")
+def export_argo(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    out: OutOption,
+) -> None:
+    """An Argo WorkflowTemplate for the governed pipeline (train and register, staging gate, promotion), a
+    CronWorkflow for `shipyard monitor run`, and a CronJob doing the same for clusters without Argo."""
+    from shipyard.deploy.files import write_tree
+
+    files = _local(ctx).export_argo(model)
+    _written(write_tree(out, files), out)
+
+
 def package(
     ctx: typer.Context,
     out: OutOption,

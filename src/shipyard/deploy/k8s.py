@@ -1,7 +1,8 @@
 """The gateway as Kubernetes objects: a kustomize base and one overlay per environment.
 
-The pods run `shipyard serve` for one model from the packaged project. In team mode they follow the shared
-store (its URL from a Secret), so Shipyard's own rollouts keep routing traffic inside the cluster.
+The pods run `shipyard serve` for one model from the packaged project (`shipyard package --project`) and
+follow the shared store (its URL from a Secret): they serve whatever the store deploys, so Shipyard's own
+rollouts keep routing traffic inside the cluster. The exported version sizes the pods (its footprint).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def deployment(t: ServingTarget) -> dict[str, Any]:
     probe = {"port": "http"}
     container = {
         "name": "gateway",
-        "image": t.image,
+        "image": t.project_image,
         "imagePullPolicy": "IfNotPresent",
         "args": ["serve", "--host", "0.0.0.0", "--port", str(PORT), "--models", t.model, "--no-worker"],
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],

@@ -13,6 +13,8 @@ from typing import Any
 from shipyard.deploy.target import PORT, ServingTarget, dns_name
 
 FORMAT = "shipyard"
+# The packaged version's own gateway (`shipyard package`): KServe, not Shipyard, splits the traffic here.
+PACKAGE_ARGS = ["serve", "--package", "/app/package", "--host", "0.0.0.0", "--port", str(PORT), "--no-worker", "--no-auth"]
 
 
 def serving_runtime(t: ServingTarget) -> dict[str, Any]:
@@ -28,9 +30,9 @@ def serving_runtime(t: ServingTarget) -> dict[str, Any]:
                 {
                     "name": "kserve-container",
                     "image": t.image,
-                    "args": ["serve", "--host", "0.0.0.0", "--port", str(PORT), "--no-worker"],
+                    "args": list(PACKAGE_ARGS),
                     "ports": [{"containerPort": PORT, "protocol": "TCP"}],
-                    "env": [{"name": "OMP_NUM_THREADS", "value": "1"}, {"name": "SHIPYARD_PROJECT", "value": "/app"}],
+                    "env": [{"name": "OMP_NUM_THREADS", "value": "1"}],
                 }
             ],
         },
@@ -50,8 +52,8 @@ def inference_service(
         "protocolVersion": "v2",
         "runtime": dns_name(f"{serving.project}-gateway"),
         "image": serving.image,
-        "args": ["serve", "--host", "0.0.0.0", "--port", str(PORT), "--models", serving.model, "--no-worker"],
-        "env": [{"name": "OMP_NUM_THREADS", "value": "1"}, {"name": "SHIPYARD_PROJECT", "value": "/app"}],
+        "args": list(PACKAGE_ARGS),
+        "env": [{"name": "OMP_NUM_THREADS", "value": "1"}],
         "resources": serving.resources,
     }
     predictor: dict[str, Any] = {

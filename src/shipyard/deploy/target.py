@@ -27,7 +27,8 @@ class ServingTarget:
     project: str
     model: str
     version: int
-    image: str  # repository:tag of the packaged version
+    image: str  # repository:tag of the packaged version (KServe serves it)
+    project_image: str  # the packaged project: the gateway following the shared store (the Deployment)
     namespace: str
     deploy: DeploySpec
     alerts: list[AlertRule] = field(default_factory=list)
@@ -54,6 +55,10 @@ class ServingTarget:
 def image_for(deploy: DeploySpec, project: str, model: str, version: int) -> str:
     repository = deploy.image or dns_name(f"{project}-{model}")
     return f"{repository}:v{version}"
+
+
+def project_image_for(deploy: DeploySpec, project: str) -> str:
+    return deploy.project_image or f"{dns_name(project)}:latest"
 
 
 def resources_from_footprint(evidence: Mapping[str, Any] | None) -> tuple[dict[str, dict[str, str]], str]:

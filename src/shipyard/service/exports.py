@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class Exports(Versions):
     def serving_target(self, model: str, version: int | None = None, *, evidence: dict[str, Any] | None = None) -> ServingTarget:
         """What one version of ``model`` serves with, as exported (the champion when no version is given)."""
-        from shipyard.deploy.target import ServingTarget, dns_name, image_for, resources_from_footprint
+        from shipyard.deploy.target import ServingTarget, dns_name, image_for, project_image_for, resources_from_footprint
 
         spec = self.settings.model(model)
         if version is None:
@@ -43,6 +43,7 @@ class Exports(Versions):
             model=model,
             version=version,
             image=image_for(deploy, project, model, version),
+            project_image=project_image_for(deploy, project),
             namespace=deploy.namespace or dns_name(project),
             deploy=deploy,
             alerts=list(spec.monitoring.alerts),
@@ -55,6 +56,27 @@ class Exports(Versions):
         from shipyard.deploy.k8s import kustomize_tree
 
         return kustomize_tree(self.serving_target(model, version))
+
+    def export_argo(self, model: str) -> dict[str, Any]:
+        """The governed pipeline as an Argo WorkflowTemplate, and `shipyard monitor run` as a CronWorkflow and as
+        a CronJob: file name → object."""
+        from shipyard.deploy.argo import PipelineTarget, argo_files
+        from shipyard.deploy.target import dns_name, project_image_for
+
+        spec = self.settings.model(model)
+        deploy = self.settings.spec.deploy
+        project = self.settings.spec.project
+        interval = spec.monitoring.interval
+        # The worker's monitor interval when one is set (whole minutes, at least one), else every 30 minutes.
+        minutes = max(1, round(interval / 60)) if interval > 0 else 30
+        target = PipelineTarget(
+            project=project,
+            model=model,
+            image=project_image_for(deploy, project),
+            namespace=deploy.namespace or dns_name(project),
+            monitor_schedule=f"*/{minutes} * * * *" if minutes < 60 else f"0 */{max(1, minutes // 60)} * * *",
+        )
+        return argo_files(target)
 
     def export_kserve(self, model: str) -> dict[str, Any]:
         """The InferenceService for the model's deployment now (and the runtime it names): file name → object."""
