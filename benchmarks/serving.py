@@ -196,9 +196,7 @@ class Servers:
 
     def start(self, name: str, command: list[str], *, ready: str, url: str, body: Any, env: dict[str, str], cwd: Path) -> None:
         since = time.monotonic()
-        self.processes.append(
-            subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        )
+        self.processes.append(subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         self.started[name] = wait_http(ready, since, 180)
         self.targets[name] = (url, body)
 
@@ -273,7 +271,8 @@ def measure(model: str, args: argparse.Namespace) -> None:
             if args.mlserver:
                 folder = mlserver_folder(root, name)
                 port, grpc = free_port(), free_port()
-                mlserver_env = {**env, "MLSERVER_HTTP_PORT": str(port), "MLSERVER_GRPC_PORT": str(grpc), "MLSERVER_METRICS_PORT": "0"}
+                ports = {"MLSERVER_HTTP_PORT": str(port), "MLSERVER_GRPC_PORT": str(grpc), "MLSERVER_METRICS_PORT": "0"}
+                mlserver_env = {**env, **ports}
                 servers.start(
                     "mlserver",
                     [args.mlserver, "start", str(folder.parent)],
