@@ -232,6 +232,11 @@ class DeploySpec(_Spec):
     target_cpu_percent: int = Field(default=70, ge=1, le=100)
     target_requests_per_second: float = Field(default=200.0, gt=0.0, description="per replica, for the HPA's Pods metric")
     gitops: GitOpsSpec | None = None
+    shared_path: str | None = Field(
+        default=None,
+        description="a folder every gateway replica and the worker share (a shared volume): the prediction log, "
+        "labels and lineage events live there, so rollouts and monitors judge every replica's traffic",
+    )
 
 
 class ProjectSpec(_Spec):
@@ -284,16 +289,23 @@ class Settings:
         return self.root / STATE_DIR
 
     @property
+    def shared_dir(self) -> Path:
+        """Where what the gateways and pipelines record lives: deploy.shared_path (a volume every replica mounts),
+        else the project's own state folder."""
+        shared = self.spec.deploy.shared_path
+        return self.resolve(shared) if shared else self.state_dir
+
+    @property
     def predictions_dir(self) -> Path:
-        return self.state_dir / "predictions"
+        return self.shared_dir / "predictions"
 
     @property
     def labels_dir(self) -> Path:
-        return self.state_dir / "labels"
+        return self.shared_dir / "labels"
 
     @property
     def lineage_dir(self) -> Path:
-        return self.state_dir / "lineage"
+        return self.shared_dir / "lineage"
 
     def model(self, name: str) -> ModelSpec:
         try:

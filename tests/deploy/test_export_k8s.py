@@ -108,3 +108,24 @@ def test_nothing_in_production_is_a_clear_error(trained_project: Path, tmp_path:
     result = run("--project", str(trained_project), "export", "k8s", "churn", "--out", str(out))
     assert result.exit_code != 0 and "no version in production" in result.stderr
     assert "--version" in result.stderr and not out.exists()
+
+
+def test_a_shared_path_is_mounted_from_one_claim_in_every_replica() -> None:
+    from shipyard.config import DeploySpec
+    from shipyard.deploy.k8s import deployment
+    from shipyard.deploy.target import ServingTarget
+
+    target = ServingTarget(
+        project="p",
+        model="churn",
+        version=1,
+        image="p-churn:v1",
+        project_image="p:latest",
+        namespace="p",
+        deploy=DeploySpec(shared_path="shared"),
+    )
+    obj = deployment(target)
+    kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    pod = obj["spec"]["template"]["spec"]
+    assert pod["containers"][0]["volumeMounts"] == [{"name": "shared", "mountPath": "/app/shared"}]
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "shipyard-shared"

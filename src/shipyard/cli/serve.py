@@ -121,7 +121,7 @@ def serve(
     err_console().print(
         f"Serving {esc(', '.join(config.models or ['every deployed model']))} on http://{esc(host)}:{port} "
         f"(auth {'on' if config.auth else 'off'}; worker {'in this process' if hosted else 'elsewhere'}; "
-        f"prediction log in {esc(service.settings.state_dir / 'predictions')})"
+        f"prediction log in {esc(service.settings.predictions_dir)})"
     )
     if hosted is not None:
         hosted.start()

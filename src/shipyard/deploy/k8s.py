@@ -11,6 +11,7 @@ from typing import Any
 
 from shipyard.deploy.target import PORT, ServingTarget, dns_name
 
+SHARED_CLAIM = "shipyard-shared"  # deploy.shared_path: the volume every replica records into
 STORE_SECRET = "shipyard-store"  # holds `url`: the shared store (team mode); optional for a single replica
 
 
@@ -50,6 +51,18 @@ def deployment(t: ServingTarget) -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]},
         },
     }
+    pod: dict[str, Any] = {
+        # The gateway drains on SIGTERM (reports not ready, then stops): give it the time to.
+        "terminationGracePeriodSeconds": 30,
+        "containers": [container],
+    }
+    shared = t.deploy.shared_path
+    if shared:
+        # Every replica records into one volume (a ReadWriteMany claim the cluster provides), so rollouts and
+        # monitors judge the traffic of all of them.
+        mount = shared if shared.startswith("/") else f"/app/{shared}"
+        container["volumeMounts"] = [{"name": "shared", "mountPath": mount}]
+        pod["volumes"] = [{"name": "shared", "persistentVolumeClaim": {"claimName": SHARED_CLAIM}}]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -59,11 +72,7 @@ def deployment(t: ServingTarget) -> dict[str, Any]:
             "selector": {"matchLabels": t.labels},
             "template": {
                 "metadata": {"labels": t.labels, "annotations": t.annotations},
-                "spec": {
-                    # The gateway drains on SIGTERM (reports not ready, then stops): give it the time to.
-                    "terminationGracePeriodSeconds": 30,
-                    "containers": [container],
-                },
+                "spec": pod,
             },
         },
     }
