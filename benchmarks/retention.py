@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from retention.synthetic import LOG_RULES, set_retention, write_log  # noqa: E402
+from retention.synthetic import LOG_RULES, set_retention, write_log
 
 
 def size(root: Path) -> int:
