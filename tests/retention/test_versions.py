@@ -169,3 +169,60 @@ def test_a_drift_view_reads_the_daily_profiles_once_raw_inputs_are_dropped(train
     for raw, kept in zip(before, after, strict=True):
         assert kept.live_rows == raw.live_rows
         assert [(b.label, b.live_count) for b in kept.bins] == [(b.label, b.live_count) for b in raw.bins]
+
+
+def test_moving_files_to_cold_killed_at_any_step_ends_moved_and_audited_once(trained_project: Path) -> None:
+    import shutil
+
+    from retention.test_prediction_log import Killed, _steps
+
+    set_retention(trained_project, {"artifacts": [{"name": "old-candidates", "stages": ["candidate"], "after": "30d"}]})
+    with Shipyard.open(trained_project, actor="ada", env={}) as admin:
+        admin.add_hold("churn", 1, reason="keep one")
+        source = admin.version("churn", 2).source
+        folder = local_path(admin.registry.located(source))
+        archive = admin.registry.cold_archive(source)
+        assert folder is not None and archive is not None
+        original = files_of(folder)
+        saved = trained_project / "saved-model"
+        shutil.copytree(folder, saved)
+        with pytest.MonkeyPatch.context() as patch:
+            calls = _steps(patch, None)
+            admin.retention_apply(now=LATER)
+            steps = len(calls)
+        assert steps >= 4
+        for kill_at in range(1, steps + 1):
+            shutil.rmtree(folder, ignore_errors=True)
+            shutil.copytree(saved, folder)
+            shutil.rmtree(trained_project / ".shipyard" / "cold")
+            (trained_project / ".shipyard" / "retention" / "journal.jsonl").unlink(missing_ok=True)
+            seen = len(admin.audit_log())
+            with pytest.MonkeyPatch.context() as patch:
+                _steps(patch, kill_at)
+                with pytest.raises(Killed):
+                    admin.retention_apply(now=LATER)
+            admin.retention_apply(now=LATER)
+            assert not folder.exists() and archive.is_file(), f"killed at step {kill_at}"
+            assert not list(folder.parent.glob(f".{folder.name}.*")), f"killed at step {kill_at}: leftovers"
+            moved = [e for e in admin.audit_log()[seen:] if e.action == "retention.cold_artifacts"]
+            assert [e.subject for e in moved] == ["churn/2"], f"killed at step {kill_at}"
+        admin.registry.load_version(admin.version("churn", 2))  # and back, intact
+        assert files_of(folder) == original
+
+
+def test_a_delete_rule_removes_a_rejected_version_s_files_for_good(trained_project: Path) -> None:
+    set_retention(trained_project, {"artifacts": [{"name": "purge-rejected", "stages": ["rejected"], "after": "30d",
+                                                   "action": "delete"}]})  # fmt: skip
+    with Shipyard.open(trained_project, actor="ada", env={}) as admin:
+        admin.store.transition(actor="ada", model="churn", version=2, to=Stage.REJECTED, reason="worse")
+        v1, v2 = admin.version("churn", 1), admin.version("churn", 2)
+        kept, gone = local_path(admin.registry.located(v1.source)), local_path(admin.registry.located(v2.source))
+        assert kept is not None and gone is not None
+        plan = admin.retention_plan(now=LATER)
+        assert [(a.kind, a.subject, a.rule) for a in plan.actions] == [
+            ("delete_artifacts", "churn/2", "retention.artifacts.purge-rejected")
+        ]
+        admin.retention_apply(now=LATER)
+        assert not gone.exists() and kept.is_dir()
+        with pytest.raises(Exception, match="no model at"):
+            admin.registry.load_version(v2)

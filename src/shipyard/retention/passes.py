@@ -212,9 +212,14 @@ def _still_due(settings: Settings, store: Store, registry: Registry, action: Ret
         from shipyard.registry.cleanup import run_exists
 
         return action.run_id is not None and run_exists(registry, action.run_id)
+    from shipyard import swap
+
     source = _source(store, action)
     folder = local_path(registry.located(source)) if source else None
-    return folder is not None and folder.exists()
+    if folder is None:
+        return False
+    swap.recover(folder.parent)  # a removal killed between its rename and its delete
+    return folder.exists()
 
 
 def _source(store: Store, action: RetentionAction) -> str | None:
