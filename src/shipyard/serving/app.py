@@ -27,6 +27,7 @@ from starlette.routing import Route
 from shipyard import __version__
 from shipyard.domain.errors import ModelFailed, NotServed, ShipyardError, Unauthenticated, http_status, oip_body
 from shipyard.serving import binary
+from shipyard.serving.explain import explain_v1
 from shipyard.serving.gateway import Usage
 from shipyard.serving.inputs import Decoded, InvalidInput, decode_v1, decode_v2, encode_v2_response, load_json, show
 from shipyard.serving.openapi import openapi_document
@@ -56,6 +57,8 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/v2/models/{name}/infer", infer_v2, methods=["POST"], middleware=guard),
         Route("/v1/models/{name}:predict", infer_v1, methods=["POST"], middleware=guard),
         Route("/v2/models/{name}/versions/{version}/infer", infer_v2, methods=["POST"], middleware=guard),
+        Route("/v1/models/{name}:explain", explain_v1, methods=["POST"], middleware=guard),
+        Route("/v1/models/{name}/versions/{version}:explain", explain_v1, methods=["POST"], middleware=guard),
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/v2", server_metadata, methods=["GET"]),
