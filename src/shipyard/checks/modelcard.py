@@ -101,7 +101,7 @@ def _explanations(found: dict[str, Any] | None) -> list[str]:
         f"Mean absolute SHAP value per input column ({found['explainer']}, {found['output']}, {found['rows']} holdout rows, "
         f"seed {found['seed']}); one-hot columns are summed back to their source column.",
         "",
-        *_table(["feature", "mean |SHAP|", "share"], [[t["feature"], t["mean_abs"], t["share"]] for t in found.get("top", [])]),
+        *_table(["feature", "mean abs SHAP", "share"], [[t["feature"], t["mean_abs"], t["share"]] for t in found.get("top", [])]),
         "",
     ]
     champion = found.get("champion")
@@ -125,7 +125,7 @@ def _footprint(found: dict[str, Any] | None) -> list[str]:
         ["CPU seconds per 1,000 single-row predictions", found.get("cpu_s_per_1k")],
         ["served by", found.get("runtime")],
     ]
-    return [*_table(["figure", "value"], rows), ""]
+    return [*lines, *_table(["figure", "value"], rows), ""]
 
 
 def limitations(evidence: dict[str, Any]) -> list[str]:
