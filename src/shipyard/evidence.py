@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.checks.evaluation import THRESHOLD, binary_metrics, positive_scores
 from shipyard.config import ModelSpec
 from shipyard.domain.documents import json_safe
-from shipyard.policy.spec import Policy
+from shipyard.policy.spec import GATED_STAGES, Policy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -154,11 +154,15 @@ def stale_reasons(evidence: dict[str, Any] | None, policy: Policy, spec: ModelSp
         boot = comparison.get("bootstrap", {})
         if comparison.get("metric") != metric or boot.get("resamples") != resamples or boot.get("confidence") != confidence:
             reasons.append("the policy's comparison settings changed")
+    kinds = {rule.kind for stage in GATED_STAGES for rule in policy.rules_for(stage)}
     explained = evidence.get("explanations")
     if explained is None:
-        reasons.append("no explanations")
+        if "explainability" in kinds:
+            reasons.append("no explanations")
     elif explained.get("sensitive") != policy.fairness_columns():
         reasons.append("the policy's sensitive columns changed since the explanations")
+    if "resources" in kinds and evidence.get("footprint") is None:
+        reasons.append("no footprint")
     slices = evidence.get("metrics", {}).get("slices", {})
     reasons += [f"no metrics by {c}" for c in policy.slice_columns() if c not in slices]
     fairness = evidence.get("fairness") or {}

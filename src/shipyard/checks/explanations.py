@@ -46,6 +46,8 @@ class Attributor:
     columns: tuple[str, ...]  # the input columns attributions are reported on
     max_rows: int  # rows the evidence explains with it
     attribute: Callable[[pd.DataFrame], tuple[np.ndarray, float]]  # rows → (rows × columns attributions, base value)
+    # The same from rows already encoded as the pipeline's last step reads them (the gateway's fast encoding).
+    attribute_encoded: Callable[[np.ndarray], tuple[np.ndarray, float]] | None = None
 
     def explain(self, frame: pd.DataFrame) -> tuple[np.ndarray, float]:
         return self.attribute(frame[list(self.columns)])
@@ -130,13 +132,21 @@ def _tree(final: Any, head: Any, groups: np.ndarray, columns: tuple[str, ...]) -
     except Exception as exc:  # shap raises InvalidModelError, TypeError, … for what it does not know
         return f"shap's TreeExplainer does not support {type(final).__name__} ({type(exc).__name__}: {exc})"
 
-    def attribute(frame: pd.DataFrame) -> tuple[np.ndarray, float]:
-        encoded = _dense(head.transform(frame)) if head is not None else _dense(frame.to_numpy())
+    def attribute_encoded(encoded: np.ndarray) -> tuple[np.ndarray, float]:
         values = _positive(explainer.shap_values(encoded, check_additivity=False))
         return values @ groups, _base(explainer.expected_value)
 
+    def attribute(frame: pd.DataFrame) -> tuple[np.ndarray, float]:
+        return attribute_encoded(_dense(head.transform(frame)) if head is not None else _dense(frame.to_numpy()))
+
     return Attributor(
-        method="tree", explainer="TreeExplainer", output="log-odds", columns=columns, max_rows=SAMPLE_ROWS, attribute=attribute
+        method="tree",
+        explainer="TreeExplainer",
+        output="log-odds",
+        columns=columns,
+        max_rows=SAMPLE_ROWS,
+        attribute=attribute,
+        attribute_encoded=attribute_encoded,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard import evidence as evidence_mod
 from shipyard.config import Settings
@@ -15,6 +15,9 @@ from shipyard.pipeline.prepare import Prepared, prepare, with_model_features
 from shipyard.policy.spec import policy_for
 from shipyard.registry import MODEL_ARTIFACT, ONNX_ARTIFACT, Registry
 from shipyard.store.repository import Store
+
+if TYPE_CHECKING:
+    from shipyard.serving import footprint
 
 PROFILE_ARTIFACT = "reference_profile.json"
 
@@ -149,6 +152,7 @@ def measure_footprint(
     *,
     equivalence: dict[str, Any] | None,
     excluding: int | None = None,
+    probe: footprint.Probe | None = None,
 ) -> dict[str, Any]:
     """The ``footprint`` evidence: the model at ``source`` measured in a fresh process, beside the champion's files
     (checked against the digests recorded at its registration)."""
@@ -157,7 +161,7 @@ def measure_footprint(
 
     from shipyard.domain.stages import Stage
     from shipyard.registry import integrity
-    from shipyard.serving import footprint
+    from shipyard.serving import footprint as measuring
 
     try:
         champion = next(
@@ -181,7 +185,7 @@ def measure_footprint(
             held = store.evidence(model_name, champion.version) or {}
             theirs = (champion.version, folder, held.get("serving_equivalence"))
         sample = prepared.parts.holdout[prepared.features].reset_index(drop=True)
-        return footprint.measure(own, sample, equivalence=equivalence, champion=theirs)
+        return measuring.measure(own, sample, equivalence=equivalence, champion=theirs, probe=probe)
 
 
 def refresh_evidence(settings: Settings, store: Store, registry: Registry, version: ModelVersion) -> dict[str, Any]:

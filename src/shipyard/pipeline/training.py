@@ -183,7 +183,13 @@ def run(
     actor = settings.actor
     lineage = lineage_emitter(settings)
 
-    with lineage.step(f"{model_name}.pipeline", facets={"shipyard_pipeline": {"model": model_name, "actor": actor}}) as parent:
+    from shipyard.serving.footprint import Probe
+
+    # The footprint's measuring process imports its libraries while this one trains and evaluates.
+    with (
+        Probe() as probe,
+        lineage.step(f"{model_name}.pipeline", facets={"shipyard_pipeline": {"model": model_name, "actor": actor}}) as parent,
+    ):
         with progress("load data"), lineage.step(f"{model_name}.load_data", parent=parent) as step:
             policy_for(settings, model_name)  # a bad policy fails before any work
             prepared = prepare(settings, spec, data_path)
@@ -218,7 +224,7 @@ def run(
                 evidence["serving_equivalence"] = check_serving(registry, source, model, prepared)
             with progress("measure the footprint"):
                 evidence["footprint"] = measure_footprint(
-                    store, registry, model_name, source, prepared, equivalence=evidence["serving_equivalence"]
+                    store, registry, model_name, source, prepared, equivalence=evidence["serving_equivalence"], probe=probe
                 )
             with progress("log the evidence"):
                 evidence["artifacts"] = log_governance_artifacts(settings, registry, model_name, run_id, evidence, schema)

@@ -129,9 +129,9 @@ class Explanations:
                 job = entry.queue.pop(0)
                 jobs.append(job)
                 rows += job.decoded.rows
-            frame = frame_of(batch_columns([job.decoded for job in jobs], entry.loaded.schema))
+            columns = batch_columns([job.decoded for job in jobs], entry.loaded.schema)
             try:
-                values, base = await asyncio.get_running_loop().run_in_executor(self.thread, entry.attributor.explain, frame)
+                values, base = await asyncio.get_running_loop().run_in_executor(self.thread, _attribute, entry, columns)
             except Exception as exc:  # the model or shap failing on these rows: this batch's answer, not the gateway's
                 failure = NotExplainable(f"explaining these rows failed: {type(exc).__name__}: {exc}")
                 for job in jobs:
@@ -143,6 +143,18 @@ class Explanations:
                 if not job.future.done():
                     job.future.set_result((np.asarray(values[start : start + job.decoded.rows]), base))
                 start += job.decoded.rows
+
+
+def _attribute(entry: _Version, columns: dict[str, Any]) -> tuple[np.ndarray, float]:
+    """Attributions for typed columns: from the gateway's own one-hot encoding when the version has one (it matches
+    the pipeline's, checked at load), else through the pipeline's transform on a frame."""
+    attributor, encoded = entry.attributor, entry.loaded.encoded
+    assert attributor is not None
+    if encoded is not None and attributor.attribute_encoded is not None:
+        rows = encoded.encode(columns)
+        if rows is not None:
+            return attributor.attribute_encoded(rows)
+    return attributor.explain(frame_of(columns))
 
 
 def _explanations(request: Request) -> Explanations:
