@@ -225,7 +225,7 @@ def _summary(console: Console, service: Shipyard) -> None:
 
 def _shipped_features(console: Console, service: Shipyard) -> None:
     """What the shipped version's scores rest on, and what it costs to serve, from its evidence."""
-    champion = service.champion("churn")
+    champion = next((v for v in service.versions("churn") if v.stage is Stage.PRODUCTION), None)
     if champion is None:
         return
     evidence = service.evidence("churn", champion.version)
