@@ -7,7 +7,8 @@ Figures (the ``footprint`` evidence; the Kubernetes export sizes requests and li
   ``memory_mb``: the resident memory that adds to a process that has already imported the serving libraries;
 - ``p50_ms``: the median time of one predict call through the gateway's path (typing the request's columns,
   then its runtime: numpy's tree walk, ONNX Runtime or scikit-learn) at 1, 64 and 1,024 rows, keyed "1",
-  "64", "1024";
+  "64", "1024", on the thread's CPU clock (one thread, as the gateway predicts), so that time other processes
+  take from it on a shared machine does not count;
 - ``cpu_s_per_1k``: CPU seconds per 1,000 single-row predictions on that path (one thread, as the gateway
   runs with ``OMP_NUM_THREADS=1``);
 - ``champion`` and ``latency_factor``: the champion measured in the same process, its calls interleaved
@@ -244,12 +245,14 @@ def _child() -> None:
     for rows in ROWS:
         for name in names:  # warm-up: first calls pay for lazy imports and caches
             models[name][0][rows]()
-        for _ in range(REPEATS[rows]):
-            for name in names:  # interleaved, so both see the same load on the machine
+        for repeat in range(REPEATS[rows]):
+            # Interleaved, each going first in turn, and timed on the thread's CPU clock: on a shared machine a
+            # call that other processes preempt is not slower, and alternation alone would bias one of the two.
+            for name in names[repeat % 2 :] + names[: repeat % 2]:
                 predict = models[name][0][rows]
-                started = time.perf_counter()
+                started = time.thread_time()
                 predict()
-                timings[name][rows].append(time.perf_counter() - started)
+                timings[name][rows].append(time.thread_time() - started)
     answer: dict[str, Any] = {}
     for name in names:
         calls, figures = models[name]
