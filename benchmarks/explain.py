@@ -32,11 +32,12 @@ BIN = Path(sys.executable).parent
 
 EXPLAIN_CHILD = """
 import json, sys, time
+from pathlib import Path
 import numpy as np, pandas as pd, sklearn.pipeline, sklearn.ensemble  # registration has these already
 from shipyard.service import Shipyard
 from shipyard.pipeline.prepare import prepare
 root, which = sys.argv[1], sys.argv[2]
-with Shipyard.open(root, actor="bench", env={}) as service:
+with Shipyard.open(Path(root), actor="bench", env={}) as service:
     champion = service.champion("churn")
     model = service.registry.load_version(champion).model
     spec = service.settings.model("churn")
@@ -57,10 +58,11 @@ print(json.dumps({"seconds": time.perf_counter() - started}))
 
 FOOTPRINT_CHILD = """
 import json, sys, time
+from pathlib import Path
 from shipyard.service import Shipyard
 from shipyard.pipeline.evidence import measure_footprint
 from shipyard.pipeline.prepare import prepare
-with Shipyard.open(sys.argv[1], actor="bench", env={}) as service:
+with Shipyard.open(Path(sys.argv[1]), actor="bench", env={}) as service:
     versions = sorted(service.versions("churn"), key=lambda v: v.version)
     champion = service.champion("churn")
     other = next(v for v in reversed(versions) if v.version != champion.version)
