@@ -167,30 +167,14 @@ def _explanations(request: Request) -> Explanations:
 
 async def explain_v1(request: Request) -> Response:
     """``POST /v1/models/{name}:explain``: the champion's attributions (or the pinned version's, on the versioned path)."""
-    import uuid
-
-    from shipyard.domain.errors import NotServed
-    from shipyard.serving.inputs import InvalidInput
+    from shipyard.serving.http import header_safe, new_request_id, parse_version, read_body, served
 
     gateway: Gateway = request.app.state.gateway
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = request.headers.get("x-request-id") or new_request_id()
     name = request.path_params["name"]
-    raw = request.path_params.get("version")
-    if raw is not None and not (raw.isascii() and raw.isdigit()):
-        raise InvalidInput(400, f"version must be a positive integer, got {raw!r}", field="version")
-    route = gateway.route(name)
-    batcher = route.champion if raw is None else route.versions.get(int(raw))
-    if batcher is None:
-        known = ", ".join(str(v) for v in sorted(route.versions))
-        raise NotServed(f"version {raw} of {name!r} is not served here", hint=f"Served versions: {known}.")
-    loaded = batcher.loaded
-    limit = gateway.config.max_body_bytes
-    length = request.headers.get("content-length")
-    if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
-        raise InvalidInput(413, f"the body of {length} bytes exceeds the limit of {limit} bytes")
-    body = await request.body()
-    if len(body) > limit:
-        raise InvalidInput(413, f"the body exceeds the limit of {limit} bytes")
+    version = parse_version(request.path_params.get("version"))
+    loaded = served(gateway.route(name), name, version).loaded
+    body = await read_body(request.receive, request.headers.get("content-length"), gateway.config.max_body_bytes)
     decoded = decode_v1(body, loaded.schema, max_rows=min(gateway.config.max_rows, MAX_BATCH_ROWS))
     explainer, values, base = await _explanations(request).explain(loaded, decoded)
     columns = list(explainer.columns)
@@ -204,5 +188,5 @@ async def explain_v1(request: Request) -> Response:
         "features": columns,
         "explanations": [dict(zip(columns, (float(v) for v in row), strict=True)) for row in values],
     }
-    headers = {"x-request-id": request_id if request_id.isascii() else uuid.uuid4().hex}
+    headers = {"x-request-id": header_safe(request_id)}
     return Response(json.dumps(document, separators=(",", ":")), media_type="application/json", headers=headers)
