@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,11 @@ def test_every_overlay_builds_and_validates(shipped: Path, tmp_path: Path) -> No
     assert {"name": "OMP_NUM_THREADS", "value": "1"} in container["env"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
-    assert objects["Deployment"]["metadata"]["annotations"]["shipyard.dev/resources-from"] == "defaults"
+    # Sized from the footprint measured at registration (384 MB base + 1.5 × the memory loading added).
+    with Shipyard.open(shipped, actor="alice", env={}) as service:
+        memory = (service.evidence("churn", 1) or {})["footprint"]["memory_mb"]
+    assert objects["Deployment"]["metadata"]["annotations"]["shipyard.dev/resources-from"] == "footprint"
+    assert container["resources"]["requests"]["memory"] == f"{384 + math.ceil(memory * 1.5)}Mi"
     metrics = {m["type"]: m for m in objects["HorizontalPodAutoscaler"]["spec"]["metrics"]}
     assert metrics["Resource"]["resource"]["name"] == "cpu"
     assert metrics["Pods"]["pods"]["metric"]["name"] == "shipyard_requests_per_second"
@@ -79,9 +84,9 @@ def test_an_invalid_object_is_caught_by_the_validators(tmp_path: Path) -> None:
 
 def test_resources_follow_the_footprint_when_the_version_has_one(shipped: Path) -> None:
     with Shipyard.open(shipped, actor="alice", env={}) as service:
-        evidence = service.evidence("churn", 1) or {}
+        evidence = {k: v for k, v in (service.evidence("churn", 1) or {}).items() if k != "footprint"}
         target = service.serving_target("churn", 1, evidence={**evidence, "footprint": {"memory_mb": 100.0}})
-        plain = service.serving_target("churn", 1)
+        plain = service.serving_target("churn", 1, evidence=evidence)  # a version registered without a footprint
     assert target.resources_from == "footprint"
     assert target.resources["requests"]["memory"] == "534Mi"  # 384 base + 1.5 × 100
     assert plain.resources_from == "defaults"
