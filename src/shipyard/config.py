@@ -199,6 +199,46 @@ class LineageSpec(_Spec):
     api_key: str | None = None
 
 
+class GitOpsSpec(_Spec):
+    """A Git working tree Argo CD or Flux watches: every promotion and rollout step commits its manifests there."""
+
+    repo: str = Field(description="path of the Git working tree (relative to the project folder, or absolute)")
+    path: str = Field(default="overlays/prod", description="folder inside the repository the manifests are written to")
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        parts = Path(value).parts
+        if not value.strip() or Path(value).is_absolute() or ".." in parts:
+            raise ValueError("expected a relative folder inside the repository, e.g. overlays/prod")
+        return value
+
+
+class DeploySpec(_Spec):
+    """How `shipyard export` and `shipyard package` describe the project's serving on a cluster."""
+
+    image: str = Field(default="", description="image repository of packaged versions, tagged vN (default: PROJECT-MODEL)")
+    project_image: str = Field(
+        default="",
+        description="image of the packaged project, for gateways following the store and pipeline steps "
+        "(default: PROJECT:latest)",
+    )
+    namespace: str = Field(default="", description="Kubernetes namespace (default: the project's name)")
+    environments: list[str] = Field(
+        default_factory=lambda: ["staging", "production"], min_length=1, description="one kustomize overlay each"
+    )
+    replicas: int = Field(default=2, ge=1)
+    max_replicas: int = Field(default=10, ge=1)
+    target_cpu_percent: int = Field(default=70, ge=1, le=100)
+    target_requests_per_second: float = Field(default=200.0, gt=0.0, description="per replica, for the HPA's Pods metric")
+    gitops: GitOpsSpec | None = None
+    shared_path: str | None = Field(
+        default=None,
+        description="a folder every gateway replica and the worker share (a shared volume): the prediction log, "
+        "labels and lineage events live there, so rollouts and monitors judge every replica's traffic",
+    )
+
+
 def _duration(value: Any) -> float:
     """A length of time as people type it (30d, 12h) or seconds; never zero or negative."""
     from shipyard.domain.durations import parse_duration
@@ -302,6 +342,7 @@ class ProjectSpec(_Spec):
     gateway: GatewaySpec = GatewaySpec()
     retention: RetentionSpec = RetentionSpec()
     server: ServerSpec | None = Field(default=None, description="declare it for team mode (see README: Team mode)")
+    deploy: DeploySpec = DeploySpec()
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     principals: dict[str, PrincipalRoles] | None = Field(
         default=None, description="actor → roles; without the key every actor holds every role but admin"
@@ -343,16 +384,23 @@ class Settings:
         return self.root / STATE_DIR
 
     @property
+    def shared_dir(self) -> Path:
+        """Where what the gateways and pipelines record lives: deploy.shared_path (a volume every replica mounts),
+        else the project's own state folder."""
+        shared = self.spec.deploy.shared_path
+        return self.resolve(shared) if shared else self.state_dir
+
+    @property
     def predictions_dir(self) -> Path:
-        return self.state_dir / "predictions"
+        return self.shared_dir / "predictions"
 
     @property
     def labels_dir(self) -> Path:
-        return self.state_dir / "labels"
+        return self.shared_dir / "labels"
 
     @property
     def lineage_dir(self) -> Path:
-        return self.state_dir / "lineage"
+        return self.shared_dir / "lineage"
 
     def model(self, name: str) -> ModelSpec:
         try:

@@ -182,7 +182,9 @@ def test_pipeline_run_trains_here_and_the_server_collects_the_evidence(team: Tea
 
 # Commands that act on this machine alone, and the team's own (tested through the server below and in
 # tests/cli/test_cli_identity.py): with every other command in READS or CHANGES, no command is left out.
+# Exports read the project's files and store where the project is (a client is told so).
 LOCAL_ONLY = {"init", "demo", "serve", "worker", "server", "login", "ui", "db upgrade", "pipeline run"}
+LOCAL_ONLY |= {"export k8s", "export kserve", "export argo", "package"}
 TEAM_ONLY = {"token create", "token revoke", "principals set", "principals remove", "audit rotate-key"}
 
 

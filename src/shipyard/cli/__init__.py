@@ -6,7 +6,7 @@ commands in one module per noun; this module assembles them into one app.
 
 from __future__ import annotations
 
-from shipyard.cli import audit, gates, identity, models, monitor, pipeline, project, retention, rollout, serve, server
+from shipyard.cli import audit, deploy, gates, identity, models, monitor, pipeline, project, retention, rollout, serve, server
 from shipyard.cli.root import app
 
 __all__ = ["app", "main"]
@@ -42,6 +42,7 @@ app.add_typer(identity.token_app, name="token")
 app.add_typer(identity.principals_app, name="principals")
 app.add_typer(retention.hold_app, name="hold")
 app.add_typer(retention.retention_app, name="retention")
+deploy.register(app)
 
 
 def main() -> None:

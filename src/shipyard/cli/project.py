@@ -41,11 +41,28 @@ def init(
     model: Annotated[
         str | None, typer.Option("--model", help="With --from-data: the model's name (default: the file's name).")
     ] = None,
+    ci: Annotated[
+        str | None,
+        typer.Option(
+            "--ci",
+            help="github, gitlab or jenkins: add a CI workflow (tests, pipeline, staging gate, evidence; promotes to "
+            "staging on main); in an existing project, add only that.",
+        ),
+    ] = None,
 ) -> None:
     """Scaffold a project: shipyard.yaml, train.py, a policy and data, from an example or your own file."""
-    from shipyard.config import default_actor
+    from shipyard.config import CONFIG_FILE, default_actor
     from shipyard.scaffold import start_project
 
+    if ci is not None:
+        from shipyard.deploy.ci import FLAVOURS
+        from shipyard.domain.errors import InvalidSpec
+
+        if ci not in FLAVOURS:
+            raise InvalidSpec(f"unknown CI {ci!r}; expected {', '.join(FLAVOURS)}", hint="e.g. `shipyard init . --ci github`.")
+        if (directory / CONFIG_FILE).is_file():
+            _add_ci(directory, ci)
+            return
     state: State = ctx.obj
     actor = state.actor or default_actor()
     created = start_project(
@@ -69,6 +86,17 @@ def init(
     for note in created.notes:
         console.print(f"  note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"Next: cd {created.root} && shipyard pipeline run {created.model}", markup=False, soft_wrap=True)
+    if ci is not None:
+        _add_ci(created.root, ci)
+
+
+def _add_ci(root: Path, flavour: str) -> None:
+    from shipyard.config import load_spec
+    from shipyard.deploy.ci import add_ci
+
+    models = sorted(load_spec(root / "shipyard.yaml").models)
+    for path in add_ci(root, flavour, models):
+        out_console().print(f"Added {path}", markup=False, soft_wrap=True)
 
 
 def demo(

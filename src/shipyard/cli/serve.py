@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -63,6 +64,14 @@ def serve(
             "(rollouts, monitor runs) stays one. With more than one, /metrics answers for the process that takes the scrape.",
         ),
     ] = 1,
+    package: Annotated[
+        Path | None,
+        typer.Option(
+            "--package",
+            help="Serve the one version packaged in this folder (`shipyard package`; no project or store): its files "
+            "are checked against their recorded digests first.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the deployed models: Open Inference Protocol, plain JSON, /metrics, prediction log.
 
@@ -81,6 +90,25 @@ def serve(
         raise typer.BadParameter(f"--log-sample must be within [0, 1], got {log_sample}")
     if runtime not in (None, "auto", "scikit-learn"):
         raise typer.BadParameter(f"--runtime must be auto or scikit-learn, got {runtime!r}")
+    if package is not None:
+        from shipyard.serving.packaged import packaged_gateway
+
+        if workers != 1:
+            raise typer.BadParameter("--package serves from one process; scale it with replicas, not --workers")
+
+        config = GatewayConfig(
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            predict_in_thread=predict_in_thread,
+            log_sample=log_sample,
+            max_body_bytes=round((1.0 if max_body_mb is None else max_body_mb) * (1 << 20)),
+            auth=False if auth is None else auth,
+            runtime=runtime or "auto",
+        )
+        gateway = packaged_gateway(package, config)
+        err_console().print(f"Serving the package in {esc(str(package))} on http://{esc(host)}:{port}", highlight=False)
+        serve_gateway(gateway, host=host, port=port, drain_seconds=drain_seconds)
+        return
     service = svc(ctx)
     body_mb = service.settings.spec.gateway.max_body_mb if max_body_mb is None else max_body_mb
     config = GatewayConfig(
@@ -104,7 +132,7 @@ def serve(
     err_console().print(
         f"Serving {esc(', '.join(config.models or ['every deployed model']))} on http://{esc(host)}:{port} "
         f"({processes}; auth {'on' if config.auth else 'off'}; worker {'in this process' if hosted else 'elsewhere'}; "
-        f"prediction log in {esc(service.settings.state_dir / 'predictions')})"
+        f"prediction log in {esc(service.settings.predictions_dir)})"
     )
     if workers == 1:
         gateway = service.gateway(config)

@@ -93,6 +93,18 @@ class Registry(Tracking):
         """`verify_files` for a registered version: call it before every promotion."""
         self.verify_files(version.source, version.files_sha256, subject=version.subject)
 
+    def copy_version_files(self, version: ModelVersion, dest: Path) -> dict[str, str]:
+        """Copy a registered version's files into ``dest`` (a new folder), only when they match its recorded digests."""
+        import shutil
+
+        digests = integrity.require_digests(version.subject, version.files_sha256)
+        source = self.here(version.source)
+        with self._private_copy(source) as folder:
+            found = integrity.file_digests(folder)
+            integrity.check(version.subject, source, digests, found)
+            shutil.copytree(folder, dest, ignore=shutil.ignore_patterns(*integrity.NOT_MODEL_FILES))
+        return found
+
     def add_model_file(self, source: str, path: Path) -> None:
         """Put the file at ``path`` into the model's folder at ``source``, beside the model (before it is registered,
         so its digest is recorded with the others and every load checks it)."""

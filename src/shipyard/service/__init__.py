@@ -13,6 +13,7 @@ from __future__ import annotations
 from shipyard.service.allowed import Allowance, AllowedActions
 from shipyard.service.audit import Audit
 from shipyard.service.drift import DriftBin, DriftView, DriftViews
+from shipyard.service.exports import Exports
 from shipyard.service.identity import Identity
 from shipyard.service.loop import MonitorOutcome, RetrainingData
 from shipyard.service.mirror import Reconciled
@@ -21,7 +22,7 @@ from shipyard.service.retention import Retention
 from shipyard.service.versions import GATED, PromotionOutcome, VersionDetail
 
 
-class Shipyard(Audit, DriftViews, Identity, Notifications, AllowedActions, Retention):
+class Shipyard(Audit, DriftViews, Identity, Notifications, AllowedActions, Retention, Exports):
     """Everything a user (or an automated principal) can do with a project, in one place."""
 
 

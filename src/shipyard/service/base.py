@@ -127,6 +127,10 @@ class ServiceBase:
     def store(self) -> Store:
         if self._store is None:
             self._store = Store.open(self.settings.store_url)
+            if self.settings.spec.deploy.gitops is not None:
+                from shipyard.service.gitops import attach
+
+                attach(self._store, self)  # type: ignore[arg-type]  # the Shipyard this base is part of
         return self._store
 
     @property

@@ -29,6 +29,7 @@ class Tx:
         self.actor = actor
         self._head = head
         self.now = now
+        self.events: list[AuditEvent] = []  # this transaction's audit events, for the commit hooks
 
     @property
     def seq(self) -> int:
@@ -54,7 +55,9 @@ class Tx:
         self.session.add(row)
         self._head.seq = seq
         self._head.hash = digest
-        return row.to_entity()
+        event = row.to_entity()
+        self.events.append(event)
+        return event
 
 
 class StoreBase(ABC):

@@ -249,4 +249,18 @@ class DeliveryRecords(StoreBase):
             return row.to_entity()
 
 
-__all__ = ["DeliveryRecords"]
+def pending_deployment(session: Session, model: str) -> Deployment:
+    """A model's deployment as the open transaction of ``session`` leaves it (its changes flushed, not committed)."""
+    champion = next((row.version for row in production_rows(session, model)), None)
+    row = session.get(DeploymentRow, model)
+    return Deployment(
+        model=model,
+        champion=champion,
+        challenger=row.challenger_version if row is not None else None,
+        mode=row.mode if row is not None else "single",
+        challenger_weight=row.challenger_weight if row is not None else 0.0,
+        routing_key=row.routing_key if row is not None else None,
+    )
+
+
+__all__ = ["DeliveryRecords", "pending_deployment"]

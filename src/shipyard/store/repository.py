@@ -7,7 +7,7 @@ MLflow mirror's backlog, leases, notification cursors, audit checkpoints, legal 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, select
@@ -47,6 +47,9 @@ class Store(
     def __init__(self, engine: Engine, url: str) -> None:
         self.engine = engine
         self.url = url
+        # Called at the end of every writing transaction, before it commits: a hook that raises rolls the
+        # change back; one that returns a function has it called if the commit then fails (GitOps writes).
+        self.commit_hooks: list[Callable[[Tx], Callable[[], None] | None]] = []
 
     @classmethod
     def open(cls, url: str, *, auto_migrate: bool | None = None) -> Store:
@@ -67,15 +70,26 @@ class Store(
     @contextmanager
     def write(self, actor: str) -> Iterator[Tx]:
         """One writing transaction: lock the audit head, do the change, audit it, commit."""
-        with (
-            database.translate_errors(self.url),
-            self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
-            Session(bind=conn, expire_on_commit=False) as session,
-            session.begin(),
-        ):
-            head = session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
-            # The one clock of every change (tests that fix the time replace ``utcnow`` here).
-            yield Tx(session, head, actor, utcnow())
+        undo: list[Callable[[], None]] = []
+        try:
+            with (
+                database.translate_errors(self.url),
+                self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
+                Session(bind=conn, expire_on_commit=False) as session,
+                session.begin(),
+            ):
+                head = session.execute(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).scalar_one()
+                # The one clock of every change (tests that fix the time replace ``utcnow`` here).
+                tx = Tx(session, head, actor, utcnow())
+                yield tx
+                for hook in self.commit_hooks:
+                    done = hook(tx)
+                    if done is not None:
+                        undo.append(done)
+        except BaseException:
+            for step in reversed(undo):
+                step()
+            raise
 
     @contextmanager
     def read(self) -> Iterator[Session]:

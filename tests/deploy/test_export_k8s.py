@@ -1,0 +1,136 @@
+"""`shipyard export k8s`: every object checked against the real schemas, every overlay built by kustomize."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from clusterchecks import kustomize, promtool_check, validate_operator_objects
+from typer.testing import CliRunner
+
+from shipyard.cli import app
+from shipyard.service import Shipyard
+
+K8S_VERSION = "1.30.0"
+CORE_KINDS = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"}
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args))
+
+
+def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {obj["kind"]: obj for obj in objects}
+
+
+def test_every_overlay_builds_and_validates(shipped: Path, tmp_path: Path) -> None:
+    out = tmp_path / "k8s"
+    result = run("--project", str(shipped), "export", "k8s", "churn", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    overlays = sorted(p.name for p in (out / "overlays").iterdir())
+    assert overlays == ["production", "staging"]
+    for env in overlays:
+        objects = by_kind(kustomize(out / "overlays" / env))
+        assert CORE_KINDS | {"ServiceMonitor", "PrometheusRule"} == set(objects)
+        for kind in CORE_KINDS:
+            kubernetes_validate.validate(objects[kind], K8S_VERSION, strict=True)
+            assert objects[kind]["metadata"]["namespace"] == f"churn-demo-{env}"
+        checked = validate_operator_objects([objects["ServiceMonitor"], objects["PrometheusRule"]])
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        rules = promtool_check(objects["PrometheusRule"]["spec"], tmp_path)
+        assert rules.returncode == 0, rules.stdout + rules.stderr
+
+    objects = by_kind(kustomize(out / "overlays" / "production"))
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == "churn-demo:latest"  # the packaged project, following the store
+    assert objects["Deployment"]["metadata"]["annotations"]["shipyard.dev/version"] == "1"  # the champion
+    assert {"name": "OMP_NUM_THREADS", "value": "1"} in container["env"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    # Sized from the footprint measured at registration (384 MB base + 1.5 × the memory loading added).
+    with Shipyard.open(shipped, actor="alice", env={}) as service:
+        memory = (service.evidence("churn", 1) or {})["footprint"]["memory_mb"]
+    assert objects["Deployment"]["metadata"]["annotations"]["shipyard.dev/resources-from"] == "footprint"
+    assert container["resources"]["requests"]["memory"] == f"{384 + math.ceil(memory * 1.5)}Mi"
+    metrics = {m["type"]: m for m in objects["HorizontalPodAutoscaler"]["spec"]["metrics"]}
+    assert metrics["Resource"]["resource"]["name"] == "cpu"
+    assert metrics["Pods"]["pods"]["metric"]["name"] == "shipyard_requests_per_second"
+    # The model's error_rate alert (threshold 0.05, action rollback in the churn example) is mirrored.
+    alerts = objects["PrometheusRule"]["spec"]["groups"][0]["rules"]
+    error = next(a for a in alerts if "ErrorRate" in a["alert"])
+    assert error["expr"].endswith("> 0.05") and error["labels"]["severity"] == "critical"
+
+
+def test_an_invalid_object_is_caught_by_the_validators(tmp_path: Path) -> None:
+    """The checks above can fail: a broken object of each family is refused."""
+    bad_deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "two"}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad_deployment, K8S_VERSION, strict=True)
+    monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "x"},
+        "spec": {"selector": {}, "endpoints": [{"port": "http", "interval": "every minute"}]},
+    }
+    assert validate_operator_objects([monitor]).returncode == 1
+    broken = {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "sum(rate(x[5m]) >"}]}]}
+    assert promtool_check(broken, tmp_path).returncode != 0
+
+
+def test_resources_follow_the_footprint_when_the_version_has_one(shipped: Path) -> None:
+    with Shipyard.open(shipped, actor="alice", env={}) as service:
+        evidence = {k: v for k, v in (service.evidence("churn", 1) or {}).items() if k != "footprint"}
+        target = service.serving_target("churn", 1, evidence={**evidence, "footprint": {"memory_mb": 100.0}})
+        plain = service.serving_target("churn", 1, evidence=evidence)  # a version registered without a footprint
+    assert target.resources_from == "footprint"
+    assert target.resources["requests"]["memory"] == "534Mi"  # 384 base + 1.5 × 100
+    assert plain.resources_from == "defaults"
+
+
+def test_a_version_can_be_chosen_and_bad_input_writes_nothing(shipped: Path, tmp_path: Path) -> None:
+    out = tmp_path / "v2"
+    assert run("--project", str(shipped), "export", "k8s", "churn", "--version", "2", "--out", str(out)).exit_code == 0
+    deployment = yaml.safe_load((out / "base" / "deployment.yaml").read_text())
+    assert deployment["metadata"]["annotations"]["shipyard.dev/version"] == "2"
+    for args, expected in [
+        (("nosuch",), "nosuch"),
+        (("churn", "--version", "9"), "no version 9"),
+    ]:
+        target = tmp_path / "bad"
+        result = run("--project", str(shipped), "export", "k8s", *args, "--out", str(target))
+        assert result.exit_code != 0 and expected in result.stderr, result.output
+        assert "Traceback" not in result.output
+        assert not target.exists()
+
+
+def test_nothing_in_production_is_a_clear_error(trained_project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "none"
+    result = run("--project", str(trained_project), "export", "k8s", "churn", "--out", str(out))
+    assert result.exit_code != 0 and "no version in production" in result.stderr
+    assert "--version" in result.stderr and not out.exists()
+
+
+def test_a_shared_path_is_mounted_from_one_claim_in_every_replica() -> None:
+    from shipyard.config import DeploySpec
+    from shipyard.deploy.k8s import deployment
+    from shipyard.deploy.target import ServingTarget
+
+    target = ServingTarget(
+        project="p",
+        model="churn",
+        version=1,
+        image="p-churn:v1",
+        project_image="p:latest",
+        namespace="p",
+        deploy=DeploySpec(shared_path="shared"),
+    )
+    obj = deployment(target)
+    kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    pod = obj["spec"]["template"]["spec"]
+    assert pod["containers"][0]["volumeMounts"] == [{"name": "shared", "mountPath": "/app/shared"}]
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "shipyard-shared"
