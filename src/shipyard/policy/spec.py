@@ -99,6 +99,14 @@ class RobustnessRule(_Rule):
     max_change: float | None = Field(default=None, gt=0.0)
 
 
+class FeatureSkewRule(_Rule):
+    """Training–serving skew: for a sample of entities, the share whose online feature values differ from the offline
+    store's as of now."""
+
+    kind: Literal["feature_skew"]
+    max_mismatch_rate: float = Field(ge=0.0, le=1.0)
+
+
 class ExprRule(_Rule):
     """A CEL expression over the evidence (``evidence.metrics.holdout.roc_auc > 0.8``)."""
 
@@ -124,6 +132,7 @@ Rule = Annotated[
     | DataSourcesRule
     | ApprovalsRule
     | RobustnessRule
+    | FeatureSkewRule
     | ExprRule,
     Field(discriminator="kind"),
 ]
@@ -136,6 +145,7 @@ RULE_KINDS: tuple[str, ...] = (
     "data_sources",
     "approvals",
     "robustness",
+    "feature_skew",
     "expr",
 )
 

@@ -255,7 +255,7 @@ class Loop(Delivery):
         from shipyard.predlog import FEATURE_PREFIX, read_log
 
         spec = self.settings.model(model)
-        configured = self.settings.resolve(spec.data.path)
+        configured = self.settings.resolve(spec.data.source)
         base = load_dataset(configured).frame
         labels = self._labels_frame(model)
         recent = pd.DataFrame()
