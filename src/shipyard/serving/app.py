@@ -27,6 +27,7 @@ from starlette.routing import Route
 from shipyard import __version__
 from shipyard.domain.errors import ModelFailed, NotServed, ShipyardError, Unauthenticated, http_status, oip_body
 from shipyard.serving import binary
+from shipyard.serving.features import request_schema
 from shipyard.serving.gateway import Usage
 from shipyard.serving.inputs import Decoded, InvalidInput, decode_v1, decode_v2, encode_v2_response, load_json, show
 from shipyard.serving.openapi import openapi_document
@@ -187,7 +188,7 @@ async def _infer(request: Request, protocol: str) -> Response:
     try:
         version = _parse_version(raw_version)
         route = gateway.route(name)
-        schema = _served(route, name, version).loaded.schema
+        schema = request_schema(_served(route, name, version))  # a Feast-backed model's requests carry entity keys
         body = await _read_body(request, config.max_body_bytes)
         chosen = None
         if protocol == "v2":

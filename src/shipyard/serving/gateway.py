@@ -29,6 +29,7 @@ from shipyard.serving.tokens import Tokens
 if TYPE_CHECKING:
     from shipyard.predlog import PredictionLog
     from shipyard.registry import Registry
+    from shipyard.serving.features import OnlineLookup
     from shipyard.serving.runtime import LoadedModel
     from shipyard.store.repository import Store
 
@@ -135,8 +136,11 @@ class Gateway:
         *,
         predlog: PredictionLog | None = None,
         categories: dict[str, dict[str, list[str]]] | None = None,
+        feature_repos: dict[str, Path] | None = None,
     ) -> None:
         self.store = store
+        self.feature_repos = feature_repos or {}  # model -> its Feast repository (models trained from a feature service)
+        self.lookups: dict[tuple[str, int], OnlineLookup] = {}
         self.registry = registry
         self.config = config
         self.predlog = predlog
@@ -260,6 +264,7 @@ class Gateway:
                     max_wait_ms=self.config.max_wait_ms,
                     executor=self._executor_for(key),
                     on_batch=self._bookkeep,
+                    features=self.lookups.get(key),
                 )
                 batcher.start()
                 self.batchers[key] = batcher
@@ -314,12 +319,13 @@ class Gateway:
         await batcher.stop()
         if key in self.batchers:
             return  # routed to again meanwhile: its new batcher shares this thread
+        self.lookups.pop(key, None)
         executor = self._executors.pop(key, None)
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, wait=True)
 
     async def _load(self, name: str, version: int) -> LoadedModel | None:
-        from shipyard.serving import runtime
+        from shipyard.serving import features, runtime
 
         try:
             found = await asyncio.to_thread(self.store.get_version, name, version)
@@ -331,6 +337,9 @@ class Gateway:
                 categories=self.categories.get(name),
                 equivalence=evidence.get("serving_equivalence"),
             )
+            lookup = await asyncio.to_thread(features.attach, loaded.schema, evidence, self.feature_repos.get(name))
+            if lookup is not None:
+                self.lookups[(name, version)] = lookup
         except ShipyardError as exc:
             self.failures[(name, version)] = exc.message
             log.error("cannot load %s/%s: %s", name, version, exc.message)
