@@ -94,6 +94,7 @@ CHANGES: list[tuple[str, tuple[str, ...]]] = [
     ("bob", ("register", "churn", "--run-id", "0" * 32)),
     ("rui", ("promote", "churn", "2", "--to", "rejected", "--reason", "superseded", "--json")),
     ("rui", ("gate", "check", "churn", "2", "--to", "production", "--json")),
+    ("rui", ("features", "materialize", "churn", "--json")),  # refused alike: churn is not Feast-backed
 ]
 
 

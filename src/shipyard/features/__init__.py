@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from shipyard.features.repo import (
     FeatureSource,
+    Materialized,
     TrainingFrame,
     apply,
     describe,
@@ -15,4 +16,4 @@ from shipyard.features.repo import (
     training_frame,
 )
 
-__all__ = ["FeatureSource", "TrainingFrame", "apply", "describe", "materialize", "open_store", "training_frame"]
+__all__ = ["FeatureSource", "Materialized", "TrainingFrame", "apply", "describe", "materialize", "open_store", "training_frame"]

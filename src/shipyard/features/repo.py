@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -45,6 +47,28 @@ class TrainingFrame:
     facts: dict[str, Any]  # the `feature_store` evidence: service, views with versions and hashes, stores, entity file
     fingerprint: str  # of the entity file, the views' definitions and their local source files
     entity_path: Path = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Materialized:
+    """A materialization into the online store: which views, over which times, into which store."""
+
+    model: str
+    project: str
+    feature_service: str
+    online_store: str
+    end: str
+    feature_views: list[dict[str, str]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "project": self.project,
+            "feature_service": self.feature_service,
+            "online_store": self.online_store,
+            "end": self.end,
+            "feature_views": self.feature_views,
+        }
 
 
 def open_store(source: FeatureSource) -> FeatureStore:
@@ -223,7 +247,8 @@ def materialize(source: FeatureSource, *, end: datetime) -> dict[str, Any]:
         for name in (v["name"] for v in facts["feature_views"]):
             view = store.get_feature_view(name)
             start = view.most_recent_end_time or datetime(1970, 1, 1, tzinfo=UTC)
-            store.materialize(start_date=start, end_date=end, feature_views=[name])
+            with contextlib.redirect_stdout(io.StringIO()):  # Feast prints its progress; the caller reports
+                store.materialize(start_date=start, end_date=end, feature_views=[name])
             done.append({"feature_view": name, "start": start.isoformat(), "end": end.isoformat()})
     except Exception as exc:
         if unreachable(exc):
@@ -236,5 +261,6 @@ def materialize(source: FeatureSource, *, end: datetime) -> dict[str, Any]:
         "project": facts["project"],
         "feature_service": facts["feature_service"],
         "online_store": facts["online_store"],
+        "end": end.isoformat(),
         "feature_views": done,
     }

@@ -90,6 +90,7 @@ def init_project(
 
     ``actor`` (whoever runs init) is added to the principals as a scientist and deployer.
     """
+    example = example.replace("_", "-")  # the folder's name (churn_features) names its example too
     if example not in KNOWN:
         raise InvalidSpec(f"unknown example {example!r}; expected one of: {', '.join(KNOWN)}")
     target = check_folder(target, force=force)
