@@ -69,6 +69,7 @@ def test_entity_keys_are_served_from_redis_and_logged(features_project: Path, re
     # The log holds what the model saw: the values fetched from the online store.
     assert [row["f_monthly_charges"] for row in rows] == [usage.loc[i, "monthly_charges"] for i in ids]
     assert [row["f_tenure_months"] for row in rows] == [usage.loc[i, "tenure_months"] for i in ids]
+    assert [row["f_customer_id"] for row in rows] == ids  # the entity key too: labels join on it
 
 
 def test_a_stopped_online_store_is_a_503(features_project: Path, redis_project: str) -> None:

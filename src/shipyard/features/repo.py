@@ -220,7 +220,7 @@ def training_frame(root: Path, spec: FeastSpec, *, entities: Path | None = None)
     facts = {
         **facts,
         "repo": spec.repo,
-        "entities": {"path": spec.entities, "sha256": entity_sha, "rows": len(rows)},
+        "entities": {"path": _relative(entity_path, root), "sha256": entity_sha, "rows": len(rows)},
         "rows_without_features": int(frame[features].isna().all(axis=1).sum()),
         "event_timestamp": spec.event_timestamp,
         "source_sha256": sources,
@@ -233,6 +233,12 @@ def training_frame(root: Path, spec: FeastSpec, *, entities: Path | None = None)
         ).encode()
     ).hexdigest()
     return TrainingFrame(frame=frame, features=features, join_keys=keys, facts=facts, fingerprint=digest, entity_path=entity_path)
+
+
+def _relative(path: Path, root: Path) -> str:
+    """A path as stored: relative to the project when inside it, so nothing recorded depends on its folder."""
+    resolved, base = path.resolve(), root.resolve()
+    return resolved.relative_to(base).as_posix() if resolved.is_relative_to(base) else str(path)
 
 
 def materialize(source: FeatureSource, *, end: datetime) -> dict[str, Any]:

@@ -4,7 +4,9 @@ the rest comes from the online store, in one lookup per micro-batch.
 Three hooks, each a line or two in the files around it:
 - ``attach`` (gateway ``_load``): the version's online lookup, when its evidence names a feature service;
 - ``request_schema`` (app): what a request must carry: the model's columns less the fetched ones, plus the keys;
-- ``complete`` (batcher ``_predict``): the batch's fetched values added to each request, or the request refused.
+- ``complete`` (batcher ``_predict``): the batch's fetched values added to each request, or the request refused;
+- ``logged`` (gateway ``_bookkeep``): the entity keys beside the model's columns in the prediction log, so labels
+  join on them and a retrain finds each prediction's entity.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from shipyard.serving.inputs import Field, InputSchema
 
 if TYPE_CHECKING:
     from shipyard.features.online import OnlineFeatures
-    from shipyard.serving.batching import Batcher, Job
+    from shipyard.serving.batching import BatchDone, Batcher, Job
 
 _KEY_TYPES = {"STRING": "string", "INT64": "long", "INT32": "integer", "FLOAT": "float", "DOUBLE": "double", "BOOL": "boolean"}
 
@@ -113,3 +115,11 @@ async def complete(lookup: OnlineLookup, jobs: list[Job]) -> list[Job]:
             kept.append(job)
         offset += rows
     return kept
+
+
+def logged(lookup: OnlineLookup | None, done: BatchDone) -> dict[str, Any]:
+    """The batch's columns for the prediction log: the model's, and a Feast-backed model's entity keys first."""
+    if lookup is None or done.columns is None:
+        return done.columns or {}
+    keys = {key: [value for job in done.jobs for value in job.decoded.columns[key]] for key in lookup.join_keys}
+    return {**keys, **done.columns}

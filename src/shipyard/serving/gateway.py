@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from shipyard.domain.entities import Deployment
 from shipyard.domain.errors import ModelFailed, NotReady, NotServed, ShipyardError
+from shipyard.serving import features
 from shipyard.serving.batching import BatchDone, Batcher
 from shipyard.serving.inputs import Decoded
 from shipyard.serving.metrics import GatewayMetrics
@@ -325,7 +326,7 @@ class Gateway:
             await asyncio.to_thread(executor.shutdown, wait=True)
 
     async def _load(self, name: str, version: int) -> LoadedModel | None:
-        from shipyard.serving import features, runtime
+        from shipyard.serving import runtime
 
         try:
             found = await asyncio.to_thread(self.store.get_version, name, version)
@@ -487,7 +488,7 @@ class Gateway:
             request_ids=request_ids,
             received_at=received,
             routing=routing,
-            features=done.columns,
+            features=features.logged(self.lookups.get(done.loaded.key), done),  # + entity keys (serving/features.py)
             predictions=done.predictions,
             scores=done.scores,
             latency_ms=latency,
