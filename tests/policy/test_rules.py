@@ -66,6 +66,12 @@ EVIDENCE: dict[str, Any] = {
     },
     "artifacts": ["model", "model_card.md", "lineage.json", "requirements.txt"],
     "lineage": {"data_sources": ["file:///proj/data/churn.parquet"], "git_clean": True, "trained_by": "dana"},
+    "feature_skew": {
+        "entities": 200,
+        "mismatched": 1,
+        "mismatch_rate": 0.005,
+        "features": {"monthly_charges": {"mismatches": 1, "mismatch_rate": 0.005}, "gender": {"mismatch_rate": 0.0}},
+    },
 }
 
 
@@ -133,6 +139,8 @@ CASES: list[tuple[dict[str, Any], bool]] = [
     ({"kind": "robustness", "max_mean_change": 0.02}, True),
     ({"kind": "robustness", "max_mean_change": 0.005}, False),
     ({"kind": "robustness", "max_mean_change": 0.02, "max_change": 0.03}, False),
+    ({"kind": "feature_skew", "max_mismatch_rate": 0.01}, True),
+    ({"kind": "feature_skew", "max_mismatch_rate": 0.001}, False),
     ({"kind": "expr", "expr": "evidence.metrics.holdout.roc_auc > 0.8 && evidence.lineage.git_clean"}, True),
     ({"kind": "expr", "expr": "evidence.fairness.gender.equalized_odds_difference < 0.1"}, False),
 ]
@@ -381,3 +389,10 @@ def test_a_report_without_group_sizes_is_missing_evidence() -> None:
     del evidence["fairness"]["gender"]["by_group"]["male"]["count"]
     result = judge(PARITY, evidence)
     assert result.outcome is Outcome.ERROR and "no group sizes" in result.observed
+
+
+def test_feature_skew_names_the_worst_features_and_refuses_an_unmeasured_store() -> None:
+    result = judge({"kind": "feature_skew", "max_mismatch_rate": 0.001})
+    assert result.observed == "0.50% of 200 entities differ online (monthly_charges 0.5%)"
+    unmeasured = judge({"kind": "feature_skew", "max_mismatch_rate": 0.01}, {"feature_skew": {"error": "Redis is down"}})
+    assert unmeasured.outcome is Outcome.ERROR and "Redis is down" in str(unmeasured.observed)
