@@ -16,7 +16,6 @@ def test_labelled_predictions_join_the_entity_file_and_the_features_as_of_their_
     features_project: Path, tmp_path: Path
 ) -> None:
     from serving.harness import Server, ship
-
     from shipyard.pipeline import prepare
 
     materialize(FeatureSource(repo=features_project / "feature_repo", feature_service="churn_v1"), end=datetime.now(UTC))
