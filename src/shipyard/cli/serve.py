@@ -42,6 +42,14 @@ def serve(
             "--max-body-mb", min=0.001, help="Refuse request bodies larger than this with 413 (default: gateway.max_body_mb, 1)."
         ),
     ] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            "--runtime",
+            help="auto: the fastest runtime that answers as the model does (numpy tree walk, ONNX Runtime); "
+            "scikit-learn: always the model's own predict_proba (default: gateway.runtime, auto).",
+        ),
+    ] = None,
     drain_seconds: Annotated[
         float,
         typer.Option("--drain-seconds", min=0.0, help="On SIGTERM: answer, but report not ready, this long; then stop."),
@@ -62,6 +70,8 @@ def serve(
     log_decisions()
     if not 0.0 <= log_sample <= 1.0:
         raise typer.BadParameter(f"--log-sample must be within [0, 1], got {log_sample}")
+    if runtime not in (None, "auto", "scikit-learn"):
+        raise typer.BadParameter(f"--runtime must be auto or scikit-learn, got {runtime!r}")
     service = svc(ctx)
     body_mb = service.settings.spec.gateway.max_body_mb if max_body_mb is None else max_body_mb
     config = GatewayConfig(
@@ -72,6 +82,7 @@ def serve(
         log_sample=log_sample,
         max_body_bytes=round(body_mb * (1 << 20)),
         auth=auth_by_default(host) if auth is None else auth,
+        runtime=runtime or service.settings.spec.gateway.runtime,
     )
     gateway = service.gateway(config)
     hosted = None

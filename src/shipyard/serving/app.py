@@ -45,7 +45,7 @@ UNKNOWN = "<unknown>"  # the metric label of every model name or version the gat
 OUTPUTS = ("predict", "probability")  # every model's output tensors, in the order a response lists them
 # The Open Inference Protocol extensions answered in full (GET /v2 lists them, as Triton does). The repository
 # index is answered too, but not claimed: the model_repository extension also loads and unloads models.
-EXTENSIONS = ("binary_tensor_data", "statistics")
+EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics")
 
 
 def create_app(gateway: Gateway) -> Starlette:
@@ -65,6 +65,8 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
         Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"], middleware=guard),
         Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/config", model_config, methods=["GET"], middleware=guard),
+        Route("/v2/models/{name}/versions/{version}/config", model_config, methods=["GET"], middleware=guard),
         Route("/v2/models/{name}/stats", statistics, methods=["GET"], middleware=guard),
         Route("/v2/models/{name}/versions/{version}/stats", statistics, methods=["GET"], middleware=guard),
         Route("/v2/repository/index", repository_index, methods=["POST"], middleware=guard),
@@ -350,6 +352,41 @@ async def model_metadata(request: Request) -> Response:
         },
         request_id,
     )
+
+
+async def model_config(request: Request) -> Response:
+    """Triton's model configuration extension: the served version's inputs and outputs in Triton's types, and how
+    the gateway batches it (its runtime in ``backend``)."""
+    gateway: Gateway = request.app.state.gateway
+    request_id = _request_id(request)
+    name = request.path_params["name"]
+    version = _parse_version(request.path_params.get("version"))
+    route = gateway.route(name)
+    loaded = _served(route, name, version).loaded
+    return _json(
+        200,
+        {
+            "name": name,
+            "platform": "sklearn",
+            "backend": loaded.runtime,
+            "max_batch_size": gateway.config.max_batch,
+            "version_policy": {"specific": {"versions": [str(v) for v in sorted(route.versions)]}},
+            "input": [{"name": f.name, "data_type": _config_type(f.type), "dims": [1]} for f in loaded.schema.fields],
+            "output": [
+                {"name": "predict", "data_type": "TYPE_INT64", "dims": [1]},
+                {"name": "probability", "data_type": "TYPE_FP64", "dims": [1]},
+            ],
+            "dynamic_batching": {"max_queue_delay_microseconds": round(gateway.config.max_wait_ms * 1000)},
+            "parameters": {"runtime_reason": {"string_value": loaded.runtime_reason}},
+        },
+        request_id,
+    )
+
+
+def _config_type(mlflow_type: str) -> str:
+    """Triton's configuration names for the protocol's datatypes (BYTES is TYPE_STRING there)."""
+    oip = _oip_type(mlflow_type)
+    return "TYPE_STRING" if oip == "BYTES" else f"TYPE_{oip}"
 
 
 async def server_metadata(request: Request) -> Response:

@@ -53,6 +53,7 @@ class GatewayConfig:
     token_seconds: float = 0.5  # tokens are re-read this often (revocation takes effect within it)
     reject_unknown_categories: bool = False
     challenger_timeout: float = 1.0  # seconds before the champion answers for a slow challenger
+    runtime: str = "auto"  # "scikit-learn": no fast path, every call is the model's own predict_proba
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -337,6 +338,7 @@ class Gateway:
                 self.registry,
                 categories=self.categories.get(name),
                 equivalence=evidence.get("serving_equivalence"),
+                fast=self.config.runtime == "auto",
             )
             lookup = await asyncio.to_thread(features.attach, loaded.schema, evidence, self.feature_repos.get(name))
             if lookup is not None:

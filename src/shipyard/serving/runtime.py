@@ -226,11 +226,13 @@ def load(
     *,
     categories: dict[str, list[str]] | None = None,
     equivalence: Mapping[str, Any] | None = None,
+    fast: bool = True,
 ) -> LoadedModel:
     """Load one version, from files the registry checked against the digests recorded at registration.
 
     ``equivalence`` is the version's `serving_equivalence` evidence: with an agreeing ONNX file the version is
     served by ONNX Runtime, unless numpy walks its trees (exact, and faster still).
+    ``fast=False`` pins the model's own predict_proba (`shipyard serve --runtime scikit-learn`).
     Raises the registry's TamperedModel (files changed) or UnverifiedModel (no digests recorded).
     """
     from shipyard.serving.onnx import onnx_model
@@ -248,10 +250,12 @@ def load(
         schema = schema.with_categories(categories)
     model = files.model
     example = _example(files.input_example, schema)
-    on_arrays = array_model(model, schema, example)
-    encoded = None if on_arrays is not None else encoded_model(model, schema, example)
+    on_arrays = array_model(model, schema, example) if fast else None
+    encoded = None if on_arrays is not None or not fast else encoded_model(model, schema, example)
     onnx, reason = None, "the exact tree walk"
-    if encoded is None and (on_arrays is None or on_arrays.forest is None):
+    if not fast:
+        reason = "pinned by the gateway's runtime setting"
+    elif encoded is None and (on_arrays is None or on_arrays.forest is None):
         onnx, reason = onnx_model(files.onnx, equivalence, model, _typed_example(schema, example))
         if onnx is not None:
             on_arrays = None
