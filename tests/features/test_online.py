@@ -72,11 +72,40 @@ def test_entity_keys_are_served_from_redis_and_logged(features_project: Path, re
     assert [row["f_customer_id"] for row in rows] == ids  # the entity key too: labels join on it
 
 
-def test_a_stopped_online_store_is_a_503(features_project: Path, redis_project: str) -> None:
+def add_plain_model(root: Path) -> dict[str, Any]:
+    """A second model on the same rows, sent every feature (no feature store), in production; one row of it."""
+    import yaml
+
+    from shipyard.features import training_frame
+
+    with Shipyard.open(root, actor="alice", env={}) as service:
+        feast = service.settings.model("churn").data.feast
+        assert feast is not None
+        built = training_frame(root, feast)
+    built.frame.to_parquet(root / "data" / "plain.parquet", index=False)
+    (root / "policies" / "open.yaml").write_text("allow_empty: true\nstaging: []\nproduction: []\n")
+    config = yaml.safe_load((root / "shipyard.yaml").read_text())
+    config["models"]["plain"] = {
+        "owner": "team",
+        "policy": "policies/open.yaml",
+        "data": {"path": "data/plain.parquet", "target": "churned", "features": built.features},
+    }
+    (root / "shipyard.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    with Shipyard.open(root, actor="alice", env={}) as service:
+        service.run_pipeline("plain")
+    with Shipyard.open(root, actor="rui", env={}) as service:
+        service.promote("plain", 1, "staging", reason="ready")
+        service.promote("plain", 1, "production", reason="ship")
+    first = built.frame.iloc[0]
+    return {name: first[name].item() if hasattr(first[name], "item") else first[name] for name in built.features}
+
+
+def test_a_stopped_online_store_is_a_503_and_other_models_keep_serving(features_project: Path, redis_project: str) -> None:
     from serving.harness import Server
 
     use_redis(features_project, redis_project)
     ready(features_project)
+    row = add_plain_model(features_project)
     with socket.socket() as sock:  # a port nothing listens on: a stopped Redis
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -88,4 +117,6 @@ def test_a_stopped_online_store_is_a_503(features_project: Path, redis_project: 
         answer = post(client, server.url, {"instances": [{"customer_id": labels["customer_id"].iloc[0]}]})
         assert answer.status_code == 503, answer.text
         assert "cannot be reached" in answer.json()["error"]
+        plain = client.post(f"{server.url}/v1/models/plain:predict", content=json.dumps({"instances": [row]}))
+        assert plain.status_code == 200, plain.text
         assert client.get(f"{server.url}/v2/health/live").status_code == 200
