@@ -423,7 +423,10 @@ class Gateway:
             self.metrics.challenger_failures.labels(challenger.loaded.name, str(challenger.loaded.version)).inc()
 
     def answered(self, name: str, version: int, seconds: float) -> None:
-        """Count a request answered by ``version``, with its time from request to response."""
+        """Count a request answered by ``version``, with its time from request to response (metrics and statistics)."""
+        meters = self.metrics.meters(name, str(version))
+        meters.answered.inc()
+        meters.latency.observe(seconds)
         usage = self.usage.get((name, version))
         if usage is None:
             usage = self.usage[(name, version)] = Usage()
@@ -466,11 +469,10 @@ class Gateway:
         usage.inferences += rows
         usage.compute_ns += int(done.model_seconds * 1e9)
         usage.last_inference_ms = int(time.time() * 1000)
-        self.metrics.batch_size.labels(name, version).observe(rows)
-        self.metrics.model_time.labels(name, version).observe(done.model_seconds)
-        histogram = self.metrics.scores.labels(name, version)
-        for score in done.scores.tolist():
-            histogram.observe(score)
+        meters = self.metrics.meters(name, version)
+        meters.batch_rows.observe(rows)
+        meters.model_seconds.observe(done.model_seconds)
+        self.metrics.scores.observe_many(name, version, done.scores)
         if self.predlog is None:
             return
         now = time.perf_counter()

@@ -73,25 +73,42 @@ class LoadedModel:
 
     def quick(self, rows: int) -> bool:
         """Whether a predict call on ``rows`` rows costs less than handing it to a thread does."""
+        return rows <= self.quick_rows
+
+    @property
+    def quick_rows(self) -> int:
+        """The most rows a call answers in a fraction of a millisecond (0: none): numpy's tree walk up to its
+        size limit, ONNX Runtime up to `ONNX_QUICK_ROWS`; scikit-learn on a frame never."""
         if self.encoded is not None:
-            return self.encoded.forest.walks(rows)
-        return self.on_arrays is not None and self.on_arrays.walks(rows)
+            return self.encoded.forest.quick_rows
+        if self.on_arrays is not None:
+            return 0 if self.on_arrays.forest is None else self.on_arrays.forest.quick_rows
+        return ONNX_QUICK_ROWS if self.onnx is not None else 0
 
     @overload
     def timed_predict(self, columns: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]: ...
     @overload
-    def timed_predict(self, columns: dict[str, Any], *, fast_only: bool) -> tuple[np.ndarray, np.ndarray, float] | None: ...
+    def timed_predict(
+        self, columns: dict[str, Any], *, fast_only: bool, on_loop: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, float] | None: ...
 
-    def timed_predict(self, columns: dict[str, Any], *, fast_only: bool = False) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """`predict` and the CPU seconds it took on this thread: unlike wall time, not inflated by other threads."""
-        started = time.thread_time()
+    def timed_predict(
+        self, columns: dict[str, Any], *, fast_only: bool = False, on_loop: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """`predict` and the seconds the model took. In a predict thread that is the thread's CPU time: unlike
+        wall time, not inflated by the event loop taking the interpreter lock meanwhile. ``on_loop``: the event
+        loop's own call, which nothing interrupts, so wall time is that time, without thread_time's system call."""
+        clock = time.perf_counter if on_loop else time.thread_time
+        started = clock()
         answered = self.predict(columns, fast_only=fast_only)
         if answered is None:
             return None
-        return *answered, time.thread_time() - started
+        return *answered, clock() - started
 
 
 NUMERIC = frozenset({"double", "float", "long", "integer"})
+# ONNX Runtime answers the linear pipeline's 64 rows in ~0.1 ms (benchmarks/onnx_serving.py): less than a thread hand-off.
+ONNX_QUICK_ROWS = 64
 
 
 @dataclass(frozen=True, slots=True)
