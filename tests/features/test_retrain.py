@@ -36,6 +36,20 @@ def test_labelled_predictions_join_the_entity_file_and_the_features_as_of_their_
     outcomes = tmp_path / "outcomes.csv"
     pd.DataFrame({"customer_id": ids, "churned": [1, 0, 1]}).to_csv(outcomes, index=False)
     with Shipyard.open(features_project, actor="alice", env={}) as service:
+        # Monitoring compares the served values with the offline store's as of each prediction: the same here.
+        [outcome] = service.monitor("churn", act=False)
+        live = outcome.run.report["feature_skew"]
+        assert live["entities"] == 3 and live["mismatch_rate"] == 0.0, live
+        assert set(live["features"]) == {
+            "contract_type",
+            "payment_method",
+            "internet_service",
+            "gender",
+            "senior_citizen",
+            "tenure_months",
+            "monthly_charges",
+            "support_calls",
+        }
         assert service.ingest_labels(outcomes, model="churn").to_dict()["stored"] == 3
         data = service.retraining_data("churn")
         spec = service.settings.model("churn")
@@ -53,3 +67,14 @@ def test_labelled_predictions_join_the_entity_file_and_the_features_as_of_their_
     assert joined.loc[ids, "monthly_charges"].tolist() == usage.loc[ids, "monthly_charges"].tolist()
     assert prepared.feature_store is not None
     assert prepared.feature_store["entities"]["path"].startswith("data/retrain/churn-")
+
+    # The offline store rebuilt with other figures: the values served no longer match, and monitoring says which.
+    source = features_project / "feature_repo/data/customer_usage.parquet"
+    rebuilt = pd.read_parquet(source)
+    rebuilt["monthly_charges"] = rebuilt["monthly_charges"] + 5.0
+    rebuilt.to_parquet(source, index=False)
+    with Shipyard.open(features_project, actor="alice", env={}) as service:
+        [outcome] = service.monitor("churn", act=False)
+    live = outcome.run.report["feature_skew"]
+    assert live["mismatch_rate"] == 1.0 and live["features"]["monthly_charges"]["mismatches"] == 3
+    assert live["features"]["tenure_months"]["mismatches"] == 0

@@ -123,6 +123,12 @@ class Loop(Delivery):
             labels=self._labels_frame(name),
             holdout_metric=holdout,
         )
+        report = observation.report()
+        if spec.data.feast is not None:  # the values served against the feature store's as of each prediction
+            from shipyard.checks import skew
+
+            served = frame.frame[frame.frame["status"] == 200]
+            report["feature_skew"] = skew.live(self.settings.root, spec.data.feast, served, seed=spec.data.seed)
         recorded = self.store.record_monitor_run(
             actor=self.actor,
             model=name,
@@ -130,7 +136,7 @@ class Loop(Delivery):
             window=(observation.start, observation.end),
             rows=observation.rows,
             dataset_drift=observation.dataset_drift,
-            report=json_safe(observation.report()),
+            report=json_safe(report),
             readings=observation.readings,
         )
         return MonitorOutcome(
