@@ -45,7 +45,7 @@ def post(client: httpx.Client, url: str, body: Any) -> httpx.Response:
 
 
 def test_entity_keys_are_served_from_redis_and_logged(features_project: Path, redis_project: str) -> None:
-    from serving.harness import Server
+    from serving.harness import ServeProcess
     from shipyard.predlog import find_request
 
     use_redis(features_project, redis_project)
@@ -53,7 +53,7 @@ def test_entity_keys_are_served_from_redis_and_logged(features_project: Path, re
     labels = pd.read_parquet(features_project / "data/labels.parquet")
     usage = pd.read_parquet(features_project / "feature_repo/data/customer_usage.parquet").set_index("customer_id")
     ids = labels["customer_id"].iloc[[3, 7]].tolist()
-    with Server(features_project) as server, httpx.Client() as client:
+    with ServeProcess(features_project) as server, httpx.Client() as client:
         answer = post(client, server.url, {"instances": [{"customer_id": ids[0]}, {"customer_id": ids[1]}]})
         assert answer.status_code == 200, answer.text
         body = answer.json()
@@ -64,7 +64,6 @@ def test_entity_keys_are_served_from_redis_and_logged(features_project: Path, re
         # A request with the features but no key is refused, naming the key it lacks.
         keyless = post(client, server.url, {"instances": [{"tenure_months": 3}]})
         assert keyless.status_code == 422 and "customer_id" in keyless.text
-        server.stop()
     rows = find_request(features_project / ".shipyard" / "predictions", body["request_id"])
     # The log holds what the model saw: the values fetched from the online store.
     assert [row["f_monthly_charges"] for row in rows] == [usage.loc[i, "monthly_charges"] for i in ids]
@@ -101,7 +100,7 @@ def add_plain_model(root: Path) -> dict[str, Any]:
 
 
 def test_a_stopped_online_store_is_a_503_and_other_models_keep_serving(features_project: Path, redis_project: str) -> None:
-    from serving.harness import Server
+    from serving.harness import ServeProcess
 
     use_redis(features_project, redis_project)
     ready(features_project)
@@ -113,7 +112,7 @@ def test_a_stopped_online_store_is_a_503_and_other_models_keep_serving(features_
     path.write_text(path.read_text().replace('"127.0.0.1:6379"', f'"127.0.0.1:{port}"'))
     labels = pd.read_parquet(features_project / "data/labels.parquet")
     # redis-py retries a refused connection three times with backoff (about 4.5 s here) before the 503.
-    with Server(features_project) as server, httpx.Client(timeout=60) as client:
+    with ServeProcess(features_project) as server, httpx.Client(timeout=60) as client:
         answer = post(client, server.url, {"instances": [{"customer_id": labels["customer_id"].iloc[0]}]})
         assert answer.status_code == 503, answer.text
         assert "cannot be reached" in answer.json()["error"]

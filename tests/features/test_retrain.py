@@ -15,7 +15,7 @@ from shipyard.service import Shipyard
 def test_labelled_predictions_join_the_entity_file_and_the_features_as_of_their_time(
     features_project: Path, tmp_path: Path
 ) -> None:
-    from serving.harness import Server, ship
+    from serving.harness import ServeProcess, ship
     from shipyard.pipeline import prepare
 
     materialize(FeatureSource(repo=features_project / "feature_repo", feature_service="churn_v1"), end=datetime.now(UTC))
@@ -25,7 +25,7 @@ def test_labelled_predictions_join_the_entity_file_and_the_features_as_of_their_
     labels = pd.read_parquet(features_project / "data/labels.parquet")
     ids = labels["customer_id"].iloc[[10, 20, 30]].tolist()
     before = datetime.now(UTC)
-    with Server(features_project) as server, httpx.Client() as client:
+    with ServeProcess(features_project) as server, httpx.Client() as client:
         for i, customer in enumerate(ids):
             answer = client.post(
                 f"{server.url}/v1/models/churn:predict",
