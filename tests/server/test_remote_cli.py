@@ -60,6 +60,9 @@ READS: list[tuple[str, ...]] = [
     ("audit", "checkpoints", "export"),
     ("token", "list", "--json"),
     ("principals", "list", "--json"),
+    ("hold", "list", "--json"),
+    ("retention", "plan", "--json"),
+    ("costs", "--json"),
 ]
 
 
@@ -95,6 +98,11 @@ CHANGES: list[tuple[str, tuple[str, ...]]] = [
     ("rui", ("promote", "churn", "2", "--to", "rejected", "--reason", "superseded", "--json")),
     ("rui", ("gate", "check", "churn", "2", "--to", "production", "--json")),
     ("rui", ("features", "materialize", "churn", "--json")),  # refused alike: churn is not Feast-backed
+    ("rui", ("hold", "add", "churn", "1", "--reason", "not an admin", "--json")),
+    ("ada", ("hold", "add", "churn", "1", "--reason", "case 114", "--json")),
+    ("ada", ("hold", "add", "churn", "1", "--reason", "twice", "--json")),
+    ("rui", ("retention", "apply", "--json")),
+    ("ada", ("hold", "remove", "churn", "1", "--reason", "case closed", "--json")),
 ]
 
 

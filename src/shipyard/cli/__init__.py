@@ -6,7 +6,20 @@ commands in one module per noun; this module assembles them into one app.
 
 from __future__ import annotations
 
-from shipyard.cli import audit, features, gates, identity, models, monitor, pipeline, project, rollout, serve, server
+from shipyard.cli import (
+    audit,
+    features,
+    gates,
+    identity,
+    models,
+    monitor,
+    pipeline,
+    project,
+    retention,
+    rollout,
+    serve,
+    server,
+)
 from shipyard.cli.root import app
 
 __all__ = ["app", "main"]
@@ -26,6 +39,7 @@ for command in (
     server.ui,
     monitor.trace,
     monitor.kpis,
+    retention.costs,
 ):
     app.command()(command)
 app.add_typer(pipeline.pipeline_app, name="pipeline")
@@ -40,6 +54,8 @@ app.add_typer(monitor.labels_app, name="labels")
 app.add_typer(features.features_app, name="features")
 app.add_typer(identity.token_app, name="token")
 app.add_typer(identity.principals_app, name="principals")
+app.add_typer(retention.hold_app, name="hold")
+app.add_typer(retention.retention_app, name="retention")
 
 
 def main() -> None:
