@@ -105,7 +105,8 @@ def test_wheel_ships_every_package_file_and_init_works_from_it(tmp_path: Path) -
             assert written.is_file(), f"`shipyard init --example {example}` did not write {written.name}"
             expected = source.read_bytes()
             assert written.read_bytes()[: len(expected)] == expected, f"{written} differs from the bundled {relative}"
-        assert (target / "data" / f"{example}.parquet").stat().st_size > 0
+        data = {"churn_features": "labels"}.get(example, example)  # a feature store's entity file, or the data file
+        assert (target / "data" / f"{data}.parquet").stat().st_size > 0
         assert "packager" in (target / "shipyard.yaml").read_text(encoding="utf-8")
         log = _run("git", "-C", target, "log", "--format=%s", env=env).split("\n")
         assert len([line for line in log if line]) == 1, log

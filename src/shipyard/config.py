@@ -50,8 +50,18 @@ class MlflowSpec(_Spec):
     experiment: str | None = None
 
 
+class FeastSpec(_Spec):
+    """Training rows from a Feast repository: the entity file's keys and times, the feature service's values as of then."""
+
+    repo: str = Field(description="the Feast repository (the folder with feature_store.yaml), relative to the project")
+    feature_service: str = Field(description="the feature service whose features the model trains and serves on")
+    entities: str = Field(description="CSV or Parquet file of entity keys, event times and labels, relative to the project")
+    event_timestamp: str = Field(description="the entity file's column of times the features are looked up as of")
+
+
 class DataSpec(_Spec):
-    path: str = Field(description="CSV or Parquet file, relative to the project folder")
+    path: str | None = Field(default=None, description="CSV or Parquet file, relative to the project folder")
+    feast: FeastSpec | None = Field(default=None, description="train from a Feast feature service instead of a file")
     target: str
     time_column: str | None = None
     id_column: str | None = None
@@ -61,6 +71,20 @@ class DataSpec(_Spec):
     positive_label: str | int | bool | None = Field(
         default=None, description="target value that counts as the positive class, when the target is not 0/1"
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        if (self.path is None) == (self.feast is None):
+            raise ValueError(
+                "expected exactly one data source: `path` (a CSV or Parquet file) or `feast` "
+                "(repo, feature_service, entities, event_timestamp)"
+            )
+        return self
+
+    @property
+    def source(self) -> str:
+        """The file training reads: the data file, or a feature store's entity file."""
+        return self.feast.entities if self.feast is not None else str(self.path)
 
 
 class RolloutChecks(_Spec):

@@ -88,6 +88,12 @@ EVIDENCE: dict[str, Any] = {
     },
     "artifacts": ["model", "model_card.md", "lineage.json", "requirements.txt"],
     "lineage": {"data_sources": ["file:///proj/data/churn.parquet"], "git_clean": True, "trained_by": "dana"},
+    "feature_skew": {
+        "entities": 200,
+        "mismatched": 1,
+        "mismatch_rate": 0.005,
+        "features": {"monthly_charges": {"mismatches": 1, "mismatch_rate": 0.005}, "gender": {"mismatch_rate": 0.0}},
+    },
 }
 
 
@@ -155,6 +161,8 @@ CASES: list[tuple[dict[str, Any], bool]] = [
     ({"kind": "robustness", "max_mean_change": 0.02}, True),
     ({"kind": "robustness", "max_mean_change": 0.005}, False),
     ({"kind": "robustness", "max_mean_change": 0.02, "max_change": 0.03}, False),
+    ({"kind": "feature_skew", "max_mismatch_rate": 0.01}, True),
+    ({"kind": "feature_skew", "max_mismatch_rate": 0.001}, False),
     ({"kind": "explainability", "sensitive_not_in_top": 2, "max_share": 0.5}, True),
     ({"kind": "explainability", "sensitive_not_in_top": 3}, False),  # gender is third
     ({"kind": "explainability", "sensitive_not_in_top": 1, "proxies": ["contract_type"]}, False),
@@ -413,6 +421,13 @@ def test_a_report_without_group_sizes_is_missing_evidence() -> None:
     del evidence["fairness"]["gender"]["by_group"]["male"]["count"]
     result = judge(PARITY, evidence)
     assert result.outcome is Outcome.ERROR and "no group sizes" in result.observed
+
+
+def test_feature_skew_names_the_worst_features_and_refuses_an_unmeasured_store() -> None:
+    result = judge({"kind": "feature_skew", "max_mismatch_rate": 0.001})
+    assert result.observed == "0.50% of 200 entities differ online (monthly_charges 0.5%)"
+    unmeasured = judge({"kind": "feature_skew", "max_mismatch_rate": 0.01}, {"feature_skew": {"error": "Redis is down"}})
+    assert unmeasured.outcome is Outcome.ERROR and "Redis is down" in str(unmeasured.observed)
 
 
 def test_an_unexplainable_model_fails_explainability_unless_the_rule_only_warns() -> None:

@@ -97,6 +97,7 @@ CHANGES: list[tuple[str, tuple[str, ...]]] = [
     ("bob", ("register", "churn", "--run-id", "0" * 32)),
     ("rui", ("promote", "churn", "2", "--to", "rejected", "--reason", "superseded", "--json")),
     ("rui", ("gate", "check", "churn", "2", "--to", "production", "--json")),
+    ("rui", ("features", "materialize", "churn", "--json")),  # refused alike: churn is not Feast-backed
     ("rui", ("hold", "add", "churn", "1", "--reason", "not an admin", "--json")),
     ("ada", ("hold", "add", "churn", "1", "--reason", "case 114", "--json")),
     ("ada", ("hold", "add", "churn", "1", "--reason", "twice", "--json")),

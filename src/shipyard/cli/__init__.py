@@ -6,7 +6,21 @@ commands in one module per noun; this module assembles them into one app.
 
 from __future__ import annotations
 
-from shipyard.cli import audit, deploy, gates, identity, models, monitor, pipeline, project, retention, rollout, serve, server
+from shipyard.cli import (
+    audit,
+    deploy,
+    features,
+    gates,
+    identity,
+    models,
+    monitor,
+    pipeline,
+    project,
+    retention,
+    rollout,
+    serve,
+    server,
+)
 from shipyard.cli.root import app
 
 __all__ = ["app", "main"]
@@ -38,6 +52,7 @@ app.add_typer(pipeline.evidence_app, name="evidence")
 app.add_typer(rollout.rollout_app, name="rollout")
 app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(monitor.labels_app, name="labels")
+app.add_typer(features.features_app, name="features")
 app.add_typer(identity.token_app, name="token")
 app.add_typer(identity.principals_app, name="principals")
 app.add_typer(retention.hold_app, name="hold")

@@ -20,7 +20,7 @@ from shipyard.pipeline.registration import (
     PipelineResult,
     Register,
     StepReporter,
-    data_ref,
+    data_refs,
     is_commit,
     lineage_emitter,
     no_progress,
@@ -63,8 +63,9 @@ def adopt(
             files = registry.load_files(source, run_id=run_id, allow_pickle=trust_pickle)
             model = files.model
             prepared = with_model_features(prepare(settings, spec), model, source)
-            data = data_ref(prepared)
-            step.add_input(data)
+            inputs = data_refs(prepared)
+            for ref in inputs:
+                step.add_input(ref)
         tags = facts["tags"]
         # A foreign run's tag is data, not a command-line argument: only a hex object name is a commit.
         tagged = tags.get("mlflow.source.git.commit")
@@ -72,14 +73,14 @@ def adopt(
         dirty = tags.get("shipyard.git.dirty")
         git = GitInfo(commit=commit, dirty=None if dirty is None else dirty == "true")
         lineage = Lineage(
-            data_sources=facts["data_sources"] or [prepared.dataset.uri],
+            data_sources=facts["data_sources"] or prepared.sources,
             data_fingerprint=prepared.dataset.fingerprint,
             git_commit=commit,
             git_clean=None if git.dirty is None else not git.dirty,
             trained_by=tags.get("mlflow.user"),
             run_id=run_id,
         )
-        with progress("evaluate and check"), lineage_events.step(f"{model_name}.evaluate", parent=parent, inputs=[data]):
+        with progress("evaluate and check"), lineage_events.step(f"{model_name}.evaluate", parent=parent, inputs=inputs):
             evidence, schema = gather_evidence(
                 settings, store, registry, model_name, model=model, prepared=prepared, lineage=lineage
             )
@@ -92,7 +93,7 @@ def adopt(
             if equivalence["converted"]:  # written beside the model just now: recorded with the files it was checked on
                 digests[ONNX_ARTIFACT] = equivalence["onnx_sha256"]
             evidence["artifacts"] = log_governance_artifacts(settings, registry, model_name, run_id, evidence, schema)
-        with progress("register"), lineage_events.step(f"{model_name}.register", parent=parent, inputs=[data]) as step:
+        with progress("register"), lineage_events.step(f"{model_name}.register", parent=parent, inputs=inputs) as step:
             version = register_version(
                 settings,
                 register,

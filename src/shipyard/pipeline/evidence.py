@@ -70,6 +70,11 @@ def gather_evidence(
         split_method=parts.method,
         train_rows=len(parts.train),
     )
+    if prepared.feature_store is not None and spec.data.feast is not None:
+        from shipyard.checks import skew
+
+        found["feature_store"] = prepared.feature_store
+        found["feature_skew"] = skew.measure(settings.root, spec.data.feast, full, seed=spec.data.seed)
     return found, schema
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.config import ModelSpec, Settings
+from shipyard.config import FeastSpec, ModelSpec, Settings
 from shipyard.data import Dataset, load_dataset
 from shipyard.domain.errors import InvalidSpec
 
@@ -29,6 +29,20 @@ class Prepared:
     features: list[str]
     parts: Split
     path: Path
+    feature_store: dict[str, Any] | None = None  # a Feast-backed model's facts (features.repo.describe + the entity file)
+
+    @property
+    def sources(self) -> list[str]:
+        """The lineage's data sources: the file, or the feature service, its feature views and the entity file."""
+        facts = self.feature_store
+        if not facts:
+            return [self.dataset.uri]
+        project = facts["project"]
+        return [
+            f"feast:{project}/feature_services/{facts['feature_service']}",
+            *(f"feast:{project}/feature_views/{view['name']}" for view in facts["feature_views"]),
+            facts["entities"]["path"],
+        ]
 
 
 def feature_columns(spec: ModelSpec, frame: pd.DataFrame, source: str) -> list[str]:
@@ -76,8 +90,44 @@ def check_binary_target(spec: ModelSpec, parts: Split) -> None:
             )
 
 
+def _from_feature_store(settings: Settings, spec: ModelSpec, feast: FeastSpec, entities: Path | None) -> Prepared:
+    """The entity file joined point-in-time with the feature service; split by its event time unless told otherwise."""
+    from shipyard.features import training_frame
+
+    built = training_frame(settings.root, feast, entities=entities)
+    frame = built.frame
+    source = str(built.entity_path)
+    feature_columns(spec, frame, source)  # the configured target and columns exist
+    if spec.data.features:
+        features = list(spec.data.features)
+    else:  # the service's features, and any request-time columns the entity file carries besides keys, time and label
+        excluded = {spec.data.target, spec.data.id_column, spec.data.time_column, feast.event_timestamp, *built.join_keys}
+        extra = [c for c in frame.columns if c not in excluded and c not in built.features]
+        features = [*built.features, *extra]
+    if spec.data.positive_label is not None:
+        frame[spec.data.target] = (frame[spec.data.target] == spec.data.positive_label).astype("int64")
+    timed = (
+        spec
+        if spec.data.time_column
+        else spec.model_copy(update={"data": spec.data.model_copy(update={"time_column": feast.event_timestamp})})
+    )
+    parts = split(timed, frame)
+    check_binary_target(spec, parts)
+    uri = f"feast:{built.facts['project']}/{built.facts['feature_service']}"
+    return Prepared(
+        dataset=Dataset(frame=frame, uri=uri, fingerprint=built.fingerprint),
+        features=features,
+        parts=parts,
+        path=built.entity_path,
+        feature_store=built.facts,
+    )
+
+
 def prepare(settings: Settings, spec: ModelSpec, data_path: Path | None = None) -> Prepared:
-    data_path = data_path or settings.resolve(spec.data.path)
+    """``data_path`` replaces the configured file (for a Feast-backed model: the entity file)."""
+    if spec.data.feast is not None:
+        return _from_feature_store(settings, spec, spec.data.feast, data_path)
+    data_path = data_path or settings.resolve(spec.data.source)
     dataset = load_dataset(data_path)
     features = feature_columns(spec, dataset.frame, str(data_path))
     frame = dataset.frame

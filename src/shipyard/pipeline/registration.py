@@ -92,6 +92,28 @@ def data_ref(prepared: Prepared) -> DatasetRef:
     )
 
 
+def data_refs(prepared: Prepared) -> list[DatasetRef]:
+    """The step's input datasets: the data file (or a feature store's entity file), and each feature view it joined."""
+    refs = [data_ref(prepared)]
+    facts = prepared.feature_store
+    if facts:
+        for view in facts["feature_views"]:
+            refs.append(
+                DatasetRef(
+                    namespace=f"feast://{facts['project']}",
+                    name=f"feature_views/{view['name']}",
+                    fields=tuple(
+                        (name, str(prepared.dataset.frame[name].dtype))
+                        for name in view["features"]
+                        if name in prepared.dataset.frame.columns
+                    ),
+                    fingerprint=view["hash"],
+                    rows=len(prepared.dataset.frame),
+                )
+            )
+    return refs
+
+
 def model_ref(settings: Settings, version: ModelVersion) -> DatasetRef:
     """A registered model as OpenLineage output: one dataset per model, its version as the dataset version."""
     return DatasetRef(

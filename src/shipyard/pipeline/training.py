@@ -30,7 +30,7 @@ from shipyard.pipeline.registration import (
     PipelineResult,
     Register,
     StepReporter,
-    data_ref,
+    data_refs,
     git_info,
     lineage_emitter,
     no_progress,
@@ -194,18 +194,19 @@ def run(
             policy_for(settings, model_name)  # a bad policy fails before any work
             prepared = prepare(settings, spec, data_path)
             parts, dataset = prepared.parts, prepared.dataset
-            data = data_ref(prepared)
-            step.add_input(data)
+            inputs = data_refs(prepared)
+            for ref in inputs:
+                step.add_input(ref)
             # Reach MLflow before training, so an unreachable server fails fast.
             experiment = registry.experiment_id(settings.experiment)
-        with progress("train"), lineage.step(f"{model_name}.train", parent=parent, inputs=[data]):
+        with progress("train"), lineage.step(f"{model_name}.train", parent=parent, inputs=inputs):
             model, train_seconds = _fit(settings, model_name, prepared)
         git = git_info(settings.root)
         run_id = registry.start_run(
             experiment, run_name=f"{model_name}-train", tags=_run_tags(settings, model_name, prepared, git)
         )
         facts = Lineage(
-            data_sources=[dataset.uri],
+            data_sources=prepared.sources,
             data_fingerprint=dataset.fingerprint,
             git_commit=git.commit,
             git_clean=None if git.dirty is None else not git.dirty,
@@ -213,7 +214,7 @@ def run(
             run_id=run_id,
         )
         try:
-            with progress("evaluate and check"), lineage.step(f"{model_name}.evaluate", parent=parent, inputs=[data]):
+            with progress("evaluate and check"), lineage.step(f"{model_name}.evaluate", parent=parent, inputs=inputs):
                 evidence, schema = gather_evidence(
                     settings, store, registry, model_name, model=model, prepared=prepared, lineage=facts
                 )
@@ -232,7 +233,7 @@ def run(
             registry.finish_run(run_id, failed=True)
             raise
         registry.finish_run(run_id)
-        with progress("register"), lineage.step(f"{model_name}.register", parent=parent, inputs=[data]) as step:
+        with progress("register"), lineage.step(f"{model_name}.register", parent=parent, inputs=inputs) as step:
             version = register_version(
                 settings,
                 register,

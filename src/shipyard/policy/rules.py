@@ -21,6 +21,7 @@ from shipyard.policy.spec import (
     ExplainabilityRule,
     ExprRule,
     FairnessRule,
+    FeatureSkewRule,
     MetricRule,
     ResourcesRule,
     RobustnessRule,
@@ -323,6 +324,25 @@ def check_robustness(rule: RobustnessRule, ctx: GateContext) -> Verdict:
     return Verdict(held=held, observed=observed, expected=expected, name="robustness")
 
 
+def check_feature_skew(rule: FeatureSkewRule, ctx: GateContext) -> Verdict:
+    report = _section(ctx.evidence, "feature_skew")
+    expected = f"mismatch rate ≤ {rule.max_mismatch_rate}"
+    if report.get("error"):
+        raise CannotJudge(
+            f"skew not measured: {report['error']}",
+            expected=expected,
+            hint="Materialize the online store (`shipyard features materialize MODEL`), then "
+            "`shipyard evidence collect MODEL VERSION`.",
+        )
+    rate = report.get("mismatch_rate")
+    if rate is None:
+        raise MissingEvidence("the feature_skew evidence has no mismatch_rate")
+    worst = sorted(report.get("features", {}).items(), key=lambda item: -item[1].get("mismatch_rate", 0.0))[:3]
+    detail = ", ".join(f"{name} {stats['mismatch_rate']:.1%}" for name, stats in worst if stats.get("mismatch_rate"))
+    observed = f"{rate:.2%} of {report.get('entities', 0)} entities differ online" + (f" ({detail})" if detail else "")
+    return Verdict(held=rate <= rule.max_mismatch_rate, observed=observed, expected=expected, name="feature_skew")
+
+
 def check_explainability(rule: ExplainabilityRule, ctx: GateContext) -> Verdict:
     found = _section(ctx.evidence, "explanations")
     expected = []
@@ -426,6 +446,7 @@ EVALUATORS: dict[str, Callable[[Any, GateContext], Verdict]] = {
     "data_sources": check_data_sources,
     "approvals": check_approvals,
     "robustness": check_robustness,
+    "feature_skew": check_feature_skew,
     "explainability": check_explainability,
     "resources": check_resources,
     "expr": check_expr,

@@ -108,6 +108,14 @@ class RobustnessRule(_Rule):
     max_change: float | None = Field(default=None, gt=0.0)
 
 
+class FeatureSkewRule(_Rule):
+    """Training–serving skew: for a sample of entities, the share whose online feature values differ from the offline
+    store's as of now."""
+
+    kind: Literal["feature_skew"]
+    max_mismatch_rate: float = Field(ge=0.0, le=1.0)
+
+
 class ExplainabilityRule(_Rule):
     """What the model's decisions may rest on, from the ``explanations`` evidence (mean |SHAP| per input column).
 
@@ -180,6 +188,7 @@ Rule = Annotated[
     | DataSourcesRule
     | ApprovalsRule
     | RobustnessRule
+    | FeatureSkewRule
     | ExplainabilityRule
     | ResourcesRule
     | ExprRule,
@@ -194,6 +203,7 @@ RULE_KINDS: tuple[str, ...] = (
     "data_sources",
     "approvals",
     "robustness",
+    "feature_skew",
     "explainability",
     "resources",
     "expr",

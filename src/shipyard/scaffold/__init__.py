@@ -14,7 +14,7 @@ from shipyard.domain.errors import Conflict, InvalidSpec
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 EXAMPLE = EXAMPLES / "churn"
-KNOWN = ("churn", "arrests")
+KNOWN = ("churn", "arrests", "churn-features")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,10 +90,11 @@ def init_project(
 
     ``actor`` (whoever runs init) is added to the principals as a scientist and deployer.
     """
+    example = example.replace("_", "-")  # the folder's name (churn_features) names its example too
     if example not in KNOWN:
         raise InvalidSpec(f"unknown example {example!r}; expected one of: {', '.join(KNOWN)}")
     target = check_folder(target, force=force)
-    template = EXAMPLES / example / "template"
+    template = EXAMPLES / example.replace("-", "_") / "template"
     target.mkdir(parents=True, exist_ok=True)
     for source in template.rglob("*"):
         if source.is_dir() or "__pycache__" in source.parts:
@@ -106,6 +107,12 @@ def init_project(
     (target / "data").mkdir(exist_ok=True)
     if example == "churn":
         shutil.copyfile(EXAMPLE / "churn.parquet", target / "data" / "churn.parquet")
+    elif example == "churn-features":
+        from shipyard.examples.churn_features import write_data as write_features
+        from shipyard.features import apply
+
+        write_features(target, EXAMPLE / "churn.parquet")
+        apply(target / "feature_repo")  # registers the feature views, so the project trains straight away
     else:
         from shipyard.examples.arrests import write_data
 

@@ -110,6 +110,10 @@ class MonitorParams(OptionalModel):
     act: bool = True
 
 
+class MaterializeParams(ModelParam):
+    end: str | None = Field(default=None, description="ISO 8601 time to materialize up to; default: now")
+
+
 class AlertParams(OptionalModel):
     state: str | None = None
 
@@ -345,6 +349,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              summary="One monitor run per model (or the one named): alerts recorded and acted on.",
              params=MonitorParams, returns="list:shipyard.service.loop:MonitorOutcome",
              call=lambda s, p: s.monitor(p.model, window=p.window, last=p.last, act=p.act)),
+    Endpoint(method="POST", path="/models/{model}/features/materialize", name="materialize_features", mutating=True,
+             summary="Load a Feast-backed model's feature views into its online store (up to `end`, default now).",
+             params=MaterializeParams, returns="shipyard.features.repo:Materialized",
+             call=lambda s, p: s.materialize_features(p.model, end=p.end)),
     Endpoint(method="POST", path="/models/{model}/labels", name="ingest_labels", mutating=True, body="raw",
              summary="Upload outcomes (CSV or Parquet, as the body) and join them to logged predictions.",
              params=LabelParams, returns="shipyard.labels:Ingested", call=_ingest),

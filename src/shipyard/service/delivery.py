@@ -50,7 +50,12 @@ class Delivery(Training):
             schema = self.store.reference_schema(name) or {}
             allowed = {col: spec["isin"] for col, spec in (schema.get("columns") or {}).items() if spec and spec.get("isin")}
             categories[name] = allowed
-        return Gateway(self.store, self.registry, config, predlog=predlog, categories=categories)
+        feature_repos = {
+            name: self.settings.resolve(spec.data.feast.repo)
+            for name, spec in self.settings.spec.models.items()
+            if spec.data.feast is not None
+        }
+        return Gateway(self.store, self.registry, config, predlog=predlog, categories=categories, feature_repos=feature_repos)
 
     def deployments(self) -> list[Deployment]:
         return self.store.deployments()

@@ -123,6 +123,12 @@ class Loop(Delivery):
             labels=self._labels_frame(name),
             holdout_metric=holdout,
         )
+        report = observation.report()
+        if spec.data.feast is not None:  # the values served against the feature store's as of each prediction
+            from shipyard.checks import skew
+
+            served = frame.frame[frame.frame["status"] == 200]
+            report["feature_skew"] = skew.live(self.settings.root, spec.data.feast, served, seed=spec.data.seed)
         recorded = self.store.record_monitor_run(
             actor=self.actor,
             model=name,
@@ -130,7 +136,7 @@ class Loop(Delivery):
             window=(observation.start, observation.end),
             rows=observation.rows,
             dataset_drift=observation.dataset_drift,
-            report=json_safe(observation.report()),
+            report=json_safe(report),
             readings=observation.readings,
         )
         return MonitorOutcome(
@@ -241,7 +247,8 @@ class Loop(Delivery):
         return "done", outcome
 
     def retraining_data(self, model: str) -> RetrainingData:
-        """The configured data plus every logged prediction that has a label, as one Parquet file.
+        """The configured data plus every logged prediction that has a label, as one Parquet file (for a Feast-backed
+        model: its entity file plus each labelled prediction's entity keys, time and label).
 
         The file sits beside the configured data (so the policy's approved data sources judge it like any
         training data), under `retrain/` (which the scaffolds' .gitignore keeps out of git), named by its
@@ -255,7 +262,7 @@ class Loop(Delivery):
         from shipyard.predlog import FEATURE_PREFIX, read_log
 
         spec = self.settings.model(model)
-        configured = self.settings.resolve(spec.data.path)
+        configured = self.settings.resolve(spec.data.source)
         base = load_dataset(configured).frame
         labels = self._labels_frame(model)
         recent = pd.DataFrame()
@@ -268,11 +275,19 @@ class Loop(Delivery):
             recent = pd.DataFrame(columns)
             recent = recent[[c for c in recent.columns if c in base.columns]]
             recent[spec.data.target] = self._target_values(model, joined["label"], base[spec.data.target])
-            if spec.data.time_column:
+            # A Feast-backed model's entity file gets each prediction's logged entity keys and its time: the feature
+            # store then joins the values as of that moment, which is what the model saw.
+            feast = spec.data.feast
+            time_column = spec.data.time_column or (feast.event_timestamp if feast is not None else None)
+            if time_column:
                 # Logged traffic is the most recent population, so a time-ordered holdout judges the model on it.
-                stamps = joined["received_at"].dt.tz_convert(None).to_numpy()
-                recent[spec.data.time_column] = pd.Series(stamps).astype(base[spec.data.time_column].dtype).to_numpy()
-            if spec.data.id_column:
+                like = base[time_column].dtype
+                if getattr(like, "tz", None) is not None:
+                    recent[time_column] = joined["received_at"].dt.tz_convert(like.tz).astype(like).array
+                else:
+                    stamps = joined["received_at"].dt.tz_convert(None).to_numpy()
+                    recent[time_column] = pd.Series(stamps).astype(like).to_numpy()
+            if spec.data.id_column and feast is None:
                 recent[spec.data.id_column] = joined["request_id"].to_numpy()
         combined = pd.concat([base, recent], ignore_index=True) if len(recent) else base
         folder = configured.parent / "retrain"

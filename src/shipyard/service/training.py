@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.domain.errors import ShipyardError
+from shipyard.domain.errors import InvalidSpec, ShipyardError
 from shipyard.service.versions import Versions
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.domain.entities import ModelVersion
+    from shipyard.features import Materialized
     from shipyard.pipeline import PipelineResult, Registration, StepReporter
 
 
@@ -30,6 +32,30 @@ class Training(Versions):
             progress=progress or pipeline.no_progress,
             data_path=data_path,
         )
+
+    def materialize_features(self, model: str, *, end: str | None = None) -> Materialized:
+        """Load a Feast-backed model's feature views into its online store, up to ``end`` (ISO 8601; default now);
+        audited."""
+        from shipyard.features import FeatureSource, Materialized, materialize
+
+        spec = self.settings.model(model)
+        if spec.data.feast is None:
+            raise InvalidSpec(
+                f"model {model!r} is not trained from a feature store: it has no online features to materialize",
+                hint="Declare models.*.data.feast (repo, feature_service, entities, event_timestamp) in shipyard.yaml.",
+            )
+        self.authorize("operate", what=f"materialize the online features of {model}", subject=model)
+        try:
+            when = datetime.fromisoformat(end) if end and end != "now" else datetime.now(UTC)
+        except ValueError:
+            raise InvalidSpec(f"end {end!r} is not a time; expected ISO 8601, e.g. 2026-11-30T12:00:00+00:00, or now") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        done = materialize(FeatureSource.of(self.settings.root, spec.data.feast), end=when)
+        result = Materialized(model=model, **done)
+        with self.store.write(self.actor) as tx:
+            tx.audit("features.materialized", model, result.to_dict())
+        return result
 
     def run_pipeline_isolated(self, model: str, *, data_path: Path | None = None) -> PipelineResult:
         """`run_pipeline` in a child process: the user's training code never runs in this one."""

@@ -25,6 +25,7 @@ from shipyard.serving.inputs import Decoded, batch_columns
 if TYPE_CHECKING:
     import numpy as np
 
+    from shipyard.serving.features import OnlineLookup
     from shipyard.serving.runtime import LoadedModel
 
 log = logging.getLogger("shipyard.serving")
@@ -62,8 +63,10 @@ class Batcher:
         max_wait_ms: float = 0.0,
         executor: Executor | None = None,
         on_batch: Callable[[BatchDone], None] | None = None,
+        features: OnlineLookup | None = None,
     ) -> None:
         self.loaded = loaded
+        self.features = features  # a Feast-backed version's online lookup (serving/features.py)
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.executor = executor
@@ -133,6 +136,12 @@ class Batcher:
                         job.future.set_exception(ModelFailed("the gateway failed to answer this batch; its log says why"))
 
     async def _predict(self, jobs: list[Job]) -> None:
+        if self.features is not None:  # online features: one lookup for the batch (serving/features.py)
+            from shipyard.serving.features import complete
+
+            jobs = await complete(self.features, jobs)
+            if not jobs:
+                return
         try:
             answer = await self._call(jobs)
         except Exception as exc:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from shipyard.domain.entities import Deployment
 from shipyard.domain.errors import ModelFailed, NotReady, NotServed, ShipyardError
+from shipyard.serving import features
 from shipyard.serving.batching import BatchDone, Batcher
 from shipyard.serving.inputs import Decoded
 from shipyard.serving.metrics import GatewayMetrics
@@ -29,6 +30,7 @@ from shipyard.serving.tokens import Tokens
 if TYPE_CHECKING:
     from shipyard.predlog import PredictionLog
     from shipyard.registry import Registry
+    from shipyard.serving.features import OnlineLookup
     from shipyard.serving.runtime import LoadedModel
     from shipyard.store.repository import Store
 
@@ -136,8 +138,11 @@ class Gateway:
         *,
         predlog: PredictionLog | None = None,
         categories: dict[str, dict[str, list[str]]] | None = None,
+        feature_repos: dict[str, Path] | None = None,
     ) -> None:
         self.store = store
+        self.feature_repos = feature_repos or {}  # model -> its Feast repository (models trained from a feature service)
+        self.lookups: dict[tuple[str, int], OnlineLookup] = {}
         self.registry = registry
         self.config = config
         self.predlog = predlog
@@ -261,6 +266,7 @@ class Gateway:
                     max_wait_ms=self.config.max_wait_ms,
                     executor=self._executor_for(key),
                     on_batch=self._bookkeep,
+                    features=self.lookups.get(key),
                 )
                 batcher.start()
                 self.batchers[key] = batcher
@@ -315,6 +321,7 @@ class Gateway:
         await batcher.stop()
         if key in self.batchers:
             return  # routed to again meanwhile: its new batcher shares this thread
+        self.lookups.pop(key, None)
         executor = self._executors.pop(key, None)
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, wait=True)
@@ -333,6 +340,9 @@ class Gateway:
                 equivalence=evidence.get("serving_equivalence"),
                 fast=self.config.runtime == "auto",
             )
+            lookup = await asyncio.to_thread(features.attach, loaded.schema, evidence, self.feature_repos.get(name))
+            if lookup is not None:
+                self.lookups[(name, version)] = lookup
         except ShipyardError as exc:
             self.failures[(name, version)] = exc.message
             log.error("cannot load %s/%s: %s", name, version, exc.message)
@@ -482,7 +492,7 @@ class Gateway:
             request_ids=request_ids,
             received_at=received,
             routing=routing,
-            features=done.columns,
+            features=features.logged(self.lookups.get(done.loaded.key), done),  # + entity keys (serving/features.py)
             predictions=done.predictions,
             scores=done.scores,
             latency_ms=latency,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.domain.errors import ShipyardError, http_status
 from shipyard.serving import binary
+from shipyard.serving.features import request_schema
 from shipyard.serving.http import (
     REQUEST_ID,
     Disconnected,
@@ -90,7 +91,7 @@ class Predictions:
         try:
             version = parse_version(raw_version)
             route = gateway.route(name)
-            schema = served(route, name, version).loaded.schema
+            schema = request_schema(served(route, name, version))  # Feast-backed: entity keys (serving/features.py)
             config = gateway.config
             body = await read_body(receive, header(headers, b"content-length"), config.max_body_bytes)
             chosen = None
