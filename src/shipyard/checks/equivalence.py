@@ -143,7 +143,9 @@ def _converted_and_compared(model: Any, holdout: pd.DataFrame, found: dict[str, 
     if isinstance(types, str):
         return None, types
     try:
-        converted = to_onnx(model, initial_types=types, options={id(model): {"zipmap": False}})
+        classifier = hasattr(model, "predict_proba")
+        options = {id(model): {"zipmap": False}} if classifier else None
+        converted = to_onnx(model, initial_types=types, options=options)
         data = converted.SerializeToString()
     except Exception as exc:  # skl2onnx raises anything from RuntimeError to TypeError on what it cannot convert
         return None, _short(f"skl2onnx cannot convert the model: {type(exc).__name__}: {exc}")
@@ -154,6 +156,8 @@ def _converted_and_compared(model: Any, holdout: pd.DataFrame, found: dict[str, 
         return None, _short(f"onnxruntime cannot run the converted model: {type(exc).__name__}: {exc}")
     if answered is None:
         return None, "the holdout's columns cannot be fed to the converted model"
+    if not classifier:
+        return data, _same_predictions(np.asarray(model.predict(holdout), dtype=np.float64), answered, found)
     expected = np.asarray(model.predict_proba(holdout), dtype=np.float64)
     if answered.shape != expected.shape:
         return None, f"the converted model answers {answered.shape[1:]} probabilities per row, scikit-learn {expected.shape[1:]}"
@@ -166,6 +170,21 @@ def _converted_and_compared(model: Any, holdout: pd.DataFrame, found: dict[str, 
     if not difference <= TOLERANCE:
         return data, f"probabilities differ by up to {difference:.3g}, more than the tolerance {TOLERANCE:g}"
     return data, None
+
+
+def _same_predictions(expected: np.ndarray, answered: np.ndarray, found: dict[str, Any]) -> str | None:
+    """A regressor's agreement: predictions within ``TOLERANCE`` of the largest magnitude (float32 rounds big values)."""
+    import numpy as np
+
+    expected = expected.reshape(len(expected), -1)
+    if answered.shape != expected.shape:
+        return f"the converted model answers {answered.shape[1:]} values per row, the model {expected.shape[1:]}"
+    scale = max(1.0, float(np.abs(expected).max()))
+    difference = float(np.abs(answered - expected).max())
+    found["max_prediction_difference"] = difference
+    if not difference <= TOLERANCE * scale:
+        return f"predictions differ by up to {difference:.3g}, more than the tolerance {TOLERANCE * scale:.3g}"
+    return None
 
 
 def _classes(proba: np.ndarray) -> np.ndarray:

@@ -105,7 +105,8 @@ def live_performance(
     frame: pd.DataFrame, labels: pd.DataFrame, *, metric: str, holdout: float | None
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The primary metric on the labelled rows of the window, with its bootstrap interval, against the holdout value."""
-    from shipyard.checks.comparison import LOWER_IS_BETTER, bootstrap_interval
+    from shipyard.checks.comparison import bootstrap_interval
+    from shipyard.domain.tasks import LOWER_IS_BETTER
 
     if not len(labels):
         return None, ["no labels ingested yet: performance not judged"]
@@ -165,7 +166,7 @@ def observe(
             score_psi = float(report.score.statistics["psi"])
     else:
         notes.append(f"{rows} successful predictions in the window; {monitoring.min_rows} are needed to judge drift")
-    performance, why = live_performance(ok, labels, metric=spec.primary_metric, holdout=holdout_metric)
+    performance, why = live_performance(ok, labels, metric=spec.metric(), holdout=holdout_metric)
     notes.extend(why)
 
     readings: list[SignalReading] = []

@@ -29,6 +29,9 @@ class Prepared:
     features: list[str]
     parts: Split
     path: Path
+    task: str = "binary"
+    task_declared: bool = True
+    target: str = ""
 
 
 def feature_columns(spec: ModelSpec, frame: pd.DataFrame, source: str) -> list[str]:
@@ -76,6 +79,26 @@ def check_binary_target(spec: ModelSpec, parts: Split) -> None:
             )
 
 
+def resolve_task(spec: ModelSpec, frame: pd.DataFrame) -> tuple[str, bool]:
+    """The model's task and whether it was declared; an inferred one is read from the target's values."""
+    from shipyard.checks.targets import check_target, infer_task
+
+    target = spec.data.target
+    declared = spec.task is not None or spec.data.positive_label is not None
+    task = spec.task or ("binary" if spec.data.positive_label is not None else infer_task(frame[target]))
+    check_target(task, frame[target], column=target, declared=declared)
+    if not declared and spec.primary_metric is not None:
+        from shipyard.domain.tasks import metric_error
+
+        problem = metric_error(task, spec.primary_metric)
+        if problem is not None:
+            raise InvalidSpec(
+                f"primary_metric: {problem} (the task was inferred from target {target!r})",
+                hint="Declare models.*.task in shipyard.yaml, or name a metric of that task.",
+            )
+    return task, declared
+
+
 def prepare(settings: Settings, spec: ModelSpec, data_path: Path | None = None) -> Prepared:
     data_path = data_path or settings.resolve(spec.data.path)
     dataset = load_dataset(data_path)
@@ -84,13 +107,18 @@ def prepare(settings: Settings, spec: ModelSpec, data_path: Path | None = None) 
     if spec.data.positive_label is not None:
         frame = frame.copy()
         frame[spec.data.target] = (frame[spec.data.target] == spec.data.positive_label).astype("int64")
+    task, declared = resolve_task(spec, frame)
     parts = split(spec, frame)
-    check_binary_target(spec, parts)
+    if task == "binary":
+        check_binary_target(spec, parts)
     return Prepared(
         dataset=Dataset(frame=frame, uri=dataset.uri, fingerprint=dataset.fingerprint),
         features=features,
         parts=parts,
         path=data_path,
+        task=task,
+        task_declared=declared,
+        target=spec.data.target,
     )
 
 

@@ -14,7 +14,7 @@ from shipyard.domain.errors import Conflict, InvalidSpec
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 EXAMPLE = EXAMPLES / "churn"
-KNOWN = ("churn", "arrests")
+KNOWN = ("churn", "arrests", "abalone", "penguins")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,9 +107,11 @@ def init_project(
     if example == "churn":
         shutil.copyfile(EXAMPLE / "churn.parquet", target / "data" / "churn.parquet")
     else:
-        from shipyard.examples.arrests import write_data
+        import importlib
 
-        write_data(target / "data" / "arrests.parquet")
+        # Real data that a package ships (scikit-lego), written into the project: no download.
+        write_data = importlib.import_module(f"shipyard.examples.{example}").write_data
+        write_data(target / "data" / f"{example}.parquet")
     if actor:
         _add_principal(target / "shipyard.yaml", actor)
     if git:

@@ -1,0 +1,104 @@
+"""A regression project (abalone) and a multiclass project (penguins) on real data scikit-lego ships:
+scaffold, pipeline, evidence, gates, a champion, and the bad inputs each task has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import make_project
+from shipyard.domain.errors import InvalidSpec
+from shipyard.service import Shipyard
+
+
+def svc(root: Path, actor: str = "alice") -> Shipyard:
+    return Shipyard.open(root, actor=actor, env={})
+
+
+def to_production(root: Path, model: str, version: int) -> None:
+    with svc(root) as service:
+        service.promote(model, version, "staging", reason="gates passed")
+        service.promote(model, version, "production", reason="gates passed")
+
+
+def test_a_regression_project_from_init_to_a_champion_comparison(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "abalone", example="abalone")
+    assert len(pd.read_parquet(root / "data" / "abalone.parquet")) == 4177
+    with svc(root) as service:
+        first = service.run_pipeline("abalone")
+        report = service.gate("abalone", first.version.version, "staging")
+        evidence = service.evidence("abalone", first.version.version)
+    assert report.passed, [(r.name, r.observed) for r in report.results if r.blocking]
+    assert evidence is not None and evidence["task"] == "regression" and evidence["task_source"] == "declared"
+    holdout = evidence["metrics"]["holdout"]
+    assert set(holdout) == {"rmse", "mae", "r2", "mape"} and 0.3 < holdout["r2"] < 1 and holdout["rmse"] > holdout["mae"]
+    assert set(evidence["metrics"]["slices"]["sex"]) == {"F", "I", "M"}
+    groups = evidence["fairness"]["sex"]["by_group"]
+    assert sum(g["count"] for g in groups.values()) == evidence["rows"]["holdout"]
+    assert {"mean_error", "mean_prediction"} <= set(groups["I"])
+    assert evidence["robustness"]["passed"]
+
+    to_production(root, "abalone", first.version.version)
+    with svc(root) as service:
+        second = service.run_pipeline("abalone")
+        evidence = service.evidence("abalone", second.version.version)
+        report = service.gate("abalone", second.version.version, "staging")
+    comparison = evidence["comparison"]
+    assert comparison["champion_version"] == first.version.version and comparison["metric"] == "rmse"
+    # The same code and data: the same model, so no improvement and no significant difference.
+    assert comparison["bootstrap"]["improvement"] == pytest.approx(0.0, abs=1e-9)
+    assert "wilcoxon" not in comparison  # no row differs
+    [compare] = [r for r in report.results if r.kind == "compare_champion"]
+    assert compare.outcome.value == "passed"
+
+
+def test_a_multiclass_project_with_per_class_evidence(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "penguins", example="penguins")
+    with svc(root) as service:
+        first = service.run_pipeline("penguins")
+        report = service.gate("penguins", first.version.version, "staging")
+        evidence = service.evidence("penguins", first.version.version)
+    assert report.passed, [(r.name, r.observed) for r in report.results if r.blocking]
+    assert evidence["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+    assert set(evidence["metrics"]["holdout"]) == {"accuracy", "f1_macro", "f1_weighted", "log_loss"}
+    assert set(evidence["metrics"]["per_class_recall"]) == {"Adelie", "Chinstrap", "Gentoo"}
+    island = evidence["fairness"]["island"]["by_group"]
+    assert set(island["Biscoe"]["selection_rate"]) == {"Adelie", "Chinstrap", "Gentoo"}
+    assert sum(island["Biscoe"]["selection_rate"].values()) == pytest.approx(1.0)
+
+    to_production(root, "penguins", first.version.version)
+    # The data's labels change: a version predicting another label set blocks, with the reason.
+    data = root / "data" / "penguins.parquet"
+    frame = pd.read_parquet(data)
+    frame["species"] = frame["species"].replace({"Gentoo": "Gentoo papua"})
+    frame.to_parquet(data, index=False)
+    with svc(root) as service:
+        second = service.run_pipeline("penguins")
+        report = service.gate("penguins", second.version.version, "staging")
+    assert not report.passed
+    [label_set] = [r for r in report.results if r.name == "label set"]
+    assert "Gentoo papua" in label_set.observed and label_set.blocking
+
+
+def test_a_continuous_target_declared_binary_is_refused_with_column_and_values(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "abalone", example="abalone")
+    config = root / "shipyard.yaml"
+    config.write_text(
+        config.read_text().replace("task: regression", "task: binary").replace("primary_metric: rmse", "primary_metric: roc_auc")
+    )
+    with svc(root) as service, pytest.raises(InvalidSpec) as caught:
+        service.run_pipeline("abalone")
+    message = str(caught.value)
+    assert "'rings'" in message and "task: binary (declared)" in message and "28 distinct values" in message
+
+
+def test_the_task_is_inferred_and_recorded_when_not_declared(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "penguins", example="penguins")
+    config = root / "shipyard.yaml"
+    config.write_text(config.read_text().replace("    task: multiclass\n", ""))
+    with svc(root) as service:
+        result = service.run_pipeline("penguins")
+        evidence = service.evidence("penguins", result.version.version)
+    assert evidence["task"] == "multiclass" and evidence["task_source"] == "inferred"
