@@ -136,7 +136,12 @@ def _converted_and_compared(model: Any, holdout: pd.DataFrame, found: dict[str, 
         from skl2onnx import to_onnx
     except ImportError as exc:
         return None, f"the converter is not installed: {exc}"
-    found["converter"] = f"skl2onnx {skl2onnx.__version__}, onnxruntime {onnxruntime.__version__}"
+    from shipyard.checks import boosting_onnx
+
+    boosting = boosting_onnx.register()
+    found["converter"] = f"skl2onnx {skl2onnx.__version__}, onnxruntime {onnxruntime.__version__}" + (
+        f" (with onnxmltools for {', '.join(boosting)})" if boosting else ""
+    )
     if len(holdout) == 0:
         return None, "the holdout has no rows to compare on"
     types = input_types(holdout)
@@ -145,7 +150,16 @@ def _converted_and_compared(model: Any, holdout: pd.DataFrame, found: dict[str, 
     try:
         classifier = hasattr(model, "predict_proba")
         options = {id(model): {"zipmap": False}} if classifier else None
-        converted = to_onnx(model, initial_types=types, options=options)
+        try:
+            converted = to_onnx(model, initial_types=types, options=options)
+        except RuntimeError as exc:
+            if "ai.onnx.ml" not in str(exc):
+                raise
+            # onnxmltools' tree converters (LightGBM, XGBoost) write the ai.onnx.ml domain at version 3.
+            from skl2onnx import get_latest_tested_opset_version
+
+            opsets = {"": get_latest_tested_opset_version(), "ai.onnx.ml": 3}
+            converted = to_onnx(model, initial_types=types, options=options, target_opset=opsets)
         data = converted.SerializeToString()
     except Exception as exc:  # skl2onnx raises anything from RuntimeError to TypeError on what it cannot convert
         return None, _short(f"skl2onnx cannot convert the model: {type(exc).__name__}: {exc}")
