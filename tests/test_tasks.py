@@ -3,8 +3,11 @@ scaffold, pipeline, evidence, gates, a champion, and the bad inputs each task ha
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -21,6 +24,22 @@ def to_production(root: Path, model: str, version: int) -> None:
     with svc(root) as service:
         service.promote(model, version, "staging", reason="gates passed")
         service.promote(model, version, "production", reason="gates passed")
+
+
+def serve(root: Path, model: str, rows: pd.DataFrame) -> dict[str, Any]:
+    """The champion's answers to ``rows`` through a real gateway, in both protocols, and its metadata."""
+    from serving.harness import Server
+
+    records = json.loads(rows.to_json(orient="records"))
+    v2 = {"inputs": [{"name": c, "shape": [len(rows)], "datatype": "FP64" if rows[c].dtype.kind == "f" else "BYTES",
+                      "data": rows[c].tolist()} for c in rows.columns]}  # fmt: skip
+    with Server(root) as server, httpx.Client() as client:
+        one = client.post(f"{server.url}/v1/models/{model}:predict", json={"instances": records})
+        two = client.post(f"{server.url}/v2/models/{model}/infer", json=v2)
+        meta = client.get(f"{server.url}/v2/models/{model}")
+    assert one.status_code == 200, one.text
+    assert two.status_code == 200, two.text
+    return {"v1": one.json(), "v2": {o["name"]: o for o in two.json()["outputs"]}, "metadata": meta.json()}
 
 
 def test_a_regression_project_from_init_to_a_champion_comparison(tmp_path: Path) -> None:
@@ -41,6 +60,12 @@ def test_a_regression_project_from_init_to_a_champion_comparison(tmp_path: Path)
     assert evidence["robustness"]["passed"]
 
     to_production(root, "abalone", first.version.version)
+    rows = pd.read_parquet(root / "data" / "abalone.parquet").head(3)
+    served = serve(root, "abalone", rows.drop(columns=["rings"]))
+    assert served["v1"]["predictions"] == pytest.approx(served["v2"]["predict"]["data"], rel=1e-6)
+    assert "probabilities" not in served["v1"] and served["v2"]["predict"]["datatype"] == "FP64"
+    assert all(3 < value < 20 for value in served["v1"]["predictions"])
+    assert [o["name"] for o in served["metadata"]["outputs"]] == ["predict"]
     with svc(root) as service:
         second = service.run_pipeline("abalone")
         evidence = service.evidence("abalone", second.version.version)
@@ -69,6 +94,15 @@ def test_a_multiclass_project_with_per_class_evidence(tmp_path: Path) -> None:
     assert sum(island["Biscoe"]["selection_rate"].values()) == pytest.approx(1.0)
 
     to_production(root, "penguins", first.version.version)
+    rows = pd.read_parquet(root / "data" / "penguins.parquet").iloc[[0, 200, 300]]
+    served = serve(root, "penguins", rows.drop(columns=["species", "sex"]))
+    assert served["v1"]["predictions"] == rows["species"].tolist() == served["v2"]["predict"]["data"]
+    assert served["v2"]["predict"]["datatype"] == "BYTES"
+    probability = served["v2"]["probability"]
+    assert probability["shape"] == [3, 3] and probability["datatype"] == "FP64"
+    assert [sum(row) for row in served["v1"]["probabilities"]] == pytest.approx([1.0, 1.0, 1.0])
+    [meta] = [o for o in served["metadata"]["outputs"] if o["name"] == "probability"]
+    assert meta["shape"] == [-1, 3] and meta["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
     # The data's labels change: a version predicting another label set blocks, with the reason.
     data = root / "data" / "penguins.parquet"
     frame = pd.read_parquet(data)

@@ -214,6 +214,8 @@ async def _infer(request: Request, protocol: str) -> Response:
     metrics.requests.labels(name, version_label, "200").inc()
     metrics.latency.labels(name, version_label, "200").observe(elapsed)
     gateway.answered(name, answer.version, elapsed)
+    if answer.task != "binary":
+        return _task_response(answer, protocol, request_id)
     if protocol == "v2":
         outputs: dict[str, list[Any]] = {"predict": answer.predictions, "probability": answer.scores}
         headers = {REQUEST_ID: _header_safe(request_id)}
@@ -297,6 +299,25 @@ def _routing_key(request: Request, decoded: Decoded, field: str | None) -> str |
     return str(values[0]) if values else None
 
 
+def _task_outputs(answer: Answer) -> dict[str, list[Any]]:
+    """A regression's value; a multiclass model's label and its probability for each class (rows of the 2-D tensor)."""
+    if answer.task == "regression":
+        return {"predict": answer.predictions}
+    return {"predict": answer.predictions, "probability": answer.scores}
+
+
+def _task_response(answer: Answer, protocol: str, request_id: str) -> Response:
+    """Regression and multiclass answers, as JSON in both protocols (binary tensors are for binary models)."""
+    outputs = _task_outputs(answer)
+    if protocol == "v2":
+        body_bytes = encode_v2_response(answer.model, str(answer.version), request_id, outputs)
+        return Response(body_bytes, media_type="application/json", headers={REQUEST_ID: _header_safe(request_id)})
+    body = {k: v for k, v in _v1_body(answer, request_id).items() if k != "probabilities"}
+    if "probability" in outputs:
+        body["probabilities"] = outputs["probability"]
+    return _json(200, body, request_id)
+
+
 def _v1_body(answer: Answer, request_id: str) -> dict[str, Any]:
     return {
         "model": answer.model,
@@ -342,10 +363,7 @@ async def model_metadata(request: Request) -> Response:
             "platform": "sklearn",
             "parameters": {"runtime": loaded.runtime},
             "inputs": [{"name": f.name, "datatype": _oip_type(f.type), "shape": [-1]} for f in schema.fields],
-            "outputs": [
-                {"name": "predict", "datatype": "INT64", "shape": [-1]},
-                {"name": "probability", "datatype": "FP64", "shape": [-1]},
-            ],
+            "outputs": _output_metadata(loaded.task, loaded.classes),
         },
         request_id,
     )
@@ -420,6 +438,18 @@ async def metrics_endpoint(request: Request) -> Response:
 async def openapi(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     return _json(200, openapi_document(sorted(gateway.routes)))
+
+
+def _output_metadata(task: str, classes: tuple[Any, ...]) -> list[dict[str, Any]]:
+    if task == "regression":
+        return [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
+    if task == "multiclass":
+        label = "INT64" if all(isinstance(c, int) for c in classes) else "BYTES"
+        return [
+            {"name": "predict", "datatype": label, "shape": [-1]},
+            {"name": "probability", "datatype": "FP64", "shape": [-1, len(classes)], "classes": [str(c) for c in classes]},
+        ]
+    return [{"name": "predict", "datatype": "INT64", "shape": [-1]}, {"name": "probability", "datatype": "FP64", "shape": [-1]}]
 
 
 def _oip_type(mlflow_type: str) -> str:

@@ -17,7 +17,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shipyard.domain.entities import Deployment
 from shipyard.domain.errors import ModelFailed, NotReady, NotServed, ShipyardError
@@ -121,9 +121,10 @@ class Usage:
 class Answer:
     model: str
     version: int
-    predictions: list[int]
-    scores: list[float]
+    predictions: list[Any]  # 0/1 (binary), a label (multiclass) or a value (regression)
+    scores: list[Any]  # the positive class's probability (binary), each class's (multiclass), the value (regression)
     routing: str
+    task: str = "binary"
 
 
 class Gateway:
@@ -373,7 +374,9 @@ class Gateway:
                 known = ", ".join(str(v) for v in sorted(route.versions))
                 raise NotServed(f"version {version} of {name!r} is not served here", hint=f"Served versions: {known}.")
             predictions, scores = await batcher.submit(decoded, request_id=request_id, routing="pinned", received_at=received)
-            return Answer(model=name, version=version, predictions=predictions, scores=scores, routing="pinned")
+            return Answer(
+                model=name, version=version, predictions=predictions, scores=scores, routing="pinned", task=batcher.loaded.task
+            )
         if route.mode == "shadow" and route.challenger is not None:
             task = asyncio.get_running_loop().create_task(self._shadow(route.challenger, decoded, request_id, received))
             self._shadow_tasks.add(task)
@@ -392,6 +395,7 @@ class Gateway:
                     predictions=predictions,
                     scores=scores,
                     routing="challenger",
+                    task=route.challenger.loaded.task,
                 )
             except (ModelFailed, TimeoutError):
                 # A failing or slow challenger is the rollout's problem, never the client's; the
@@ -401,7 +405,12 @@ class Gateway:
             decoded, request_id=request_id, routing="champion", received_at=received
         )
         return Answer(
-            model=name, version=route.champion.loaded.version, predictions=predictions, scores=scores, routing="champion"
+            model=name,
+            version=route.champion.loaded.version,
+            predictions=predictions,
+            scores=scores,
+            routing="champion",
+            task=route.champion.loaded.task,
         )
 
     async def _shadow(self, challenger: Batcher, decoded: Decoded, request_id: str, received: float) -> None:
@@ -456,8 +465,12 @@ class Gateway:
         usage.last_inference_ms = int(time.time() * 1000)
         self.metrics.batch_size.labels(name, version).observe(rows)
         self.metrics.model_time.labels(name, version).observe(done.model_seconds)
+        predictions, scores = done.predictions, done.scores
+        if done.loaded.task == "multiclass":
+            # One score per row for the histogram and the log: the predicted class's index and its probability.
+            predictions, scores = scores.argmax(axis=1), scores.max(axis=1)
         histogram = self.metrics.scores.labels(name, version)
-        for score in done.scores.tolist():
+        for score in scores.tolist():
             histogram.observe(score)
         if self.predlog is None:
             return
@@ -479,8 +492,8 @@ class Gateway:
             received_at=received,
             routing=routing,
             features=done.columns,
-            predictions=done.predictions,
-            scores=done.scores,
+            predictions=predictions,
+            scores=scores,
             latency_ms=latency,
             status=[200] * rows,
             model_ms=[done.model_seconds * 1000.0] * rows,
