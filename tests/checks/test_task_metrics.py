@@ -128,3 +128,20 @@ def test_multiclass_fairness_is_per_class_selection_rates() -> None:
     assert report["by_group"]["a"]["selection_rate"] == {"x": 1.0, "y": 0.0, "z": 0.0}
     assert report["by_group"]["b"]["count"] == 3
     assert report["demographic_parity_difference"] == pytest.approx(2 / 3)
+
+
+def test_live_regression_error_from_delayed_labels_against_the_holdout() -> None:
+    from shipyard.monitoring.monitor import live_performance
+
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(5, 15, 200)
+    predicted = truth + rng.normal(0, 3, 200)  # live error about 3, the holdout's was 1
+    ids = [f"r{i}" for i in range(200)]
+    frame = pd.DataFrame({"request_id": ids, "score": predicted})
+    labels = pd.DataFrame({"request_id": ids, "label": truth})
+    result, notes = live_performance(frame, labels, metric="rmse", holdout=1.0)
+    assert result is not None and not notes
+    assert result["live"]["value"] == pytest.approx(float(np.sqrt(np.mean((predicted - truth) ** 2))))
+    assert result["decay"] > 1.5 and result["significant"] is True
+    result, notes = live_performance(frame, labels, metric="f1_macro", holdout=0.9)
+    assert result is None and "not measured for this model's task" in notes[0]

@@ -182,3 +182,28 @@ def compare(
                 "details": {"median_abs_error_difference": float(np.median(diff))},
             }
     return result
+
+
+def interval(
+    task: str, metric: str, y: Any, output: Any, *, resamples: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> dict[str, Any]:
+    """``metric`` on one labelled sample with a percentile bootstrap interval (the live metric's shape)."""
+    import numpy as np
+
+    from shipyard.checks.comparison import _draw_counts
+
+    _check(task, metric)
+    rows = len(np.asarray(y))
+    value = float(metric_values(task, metric, y, output, np.ones((1, rows)))[0])
+    spread = metric_values(task, metric, y, output, _draw_counts(np.random.default_rng(seed), resamples, rows))
+    spread = spread[np.isfinite(spread)]
+    alpha = 1.0 - confidence
+    low, high = np.quantile(spread, [alpha / 2, 1 - alpha / 2]) if len(spread) else (np.nan, np.nan)
+    return {
+        "metric": metric,
+        "value": value,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "confidence": confidence,
+        "rows": rows,
+    }
