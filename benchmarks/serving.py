@@ -9,9 +9,10 @@ load is bounded in time.
 Two models: ``churn`` is the demo's champion (a one-hot-encoding scikit-learn
 pipeline whose own predict_proba takes ~4 ms a call, so it bounds concurrency 1
 on any server); ``wide`` is a 20-feature HistGradientBoosting on numeric
-features, the reference model the serving targets were set on (~0.7 ms a call).
+features, the reference model the serving targets were set on (~0.7 ms a call); ``lightgbm`` is the same
+data with a LightGBM classifier (scikit-learn API, 100 trees), trained by the pipeline's train().
 
-    .venv/bin/python benchmarks/serving.py [--model churn|wide] [--seconds 10] [--rounds 2]
+    .venv/bin/python benchmarks/serving.py [--model churn|wide|lightgbm] [--seconds 10] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ WIDE_TRAIN = """from sklearn.ensemble import HistGradientBoostingClassifier
 def train(frame):
     return HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(frame.drop(columns=["y"]), frame["y"])
 """
+LIGHTGBM_TRAIN = """from lightgbm import LGBMClassifier
+
+
+def train(frame):
+    return LGBMClassifier(n_estimators=100, verbose=-1, random_state=0).fit(frame.drop(columns=["y"]), frame["y"])
+"""
 
 
 def churn_project(root: Path) -> tuple[str, dict[str, object]]:
@@ -49,7 +56,7 @@ def churn_project(root: Path) -> tuple[str, dict[str, object]]:
     return "churn", SAMPLE_CUSTOMER
 
 
-def wide_project(root: Path) -> tuple[str, dict[str, object]]:
+def wide_project(root: Path, train: str = WIDE_TRAIN) -> tuple[str, dict[str, object]]:
     """A project whose only model is a 20-feature HistGradientBoosting, registered and promoted through Shipyard."""
     import numpy as np
     import pandas as pd
@@ -61,7 +68,7 @@ def wide_project(root: Path) -> tuple[str, dict[str, object]]:
     frame = pd.DataFrame(x, columns=WIDE_FEATURES)
     frame["y"] = y
     frame.to_parquet(root / "data" / "wide.parquet", index=False)
-    (root / "train_wide.py").write_text(WIDE_TRAIN)
+    (root / "train_wide.py").write_text(train)
     config = yaml.safe_load((root / "shipyard.yaml").read_text())
     config["models"] = {
         "wide": {"owner": "bench", "train": "train_wide.py:train", "data": {"path": "data/wide.parquet", "target": "y"}}
@@ -118,12 +125,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--model", choices=["churn", "wide"], default="churn")
+    parser.add_argument("--model", choices=["churn", "wide", "lightgbm"], default="churn")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     root = Path(tempfile.mkdtemp(prefix="shipyard-bench-")) / "project"
-    model, row = (churn_project if args.model == "churn" else wide_project)(root)
+    if args.model == "churn":
+        model, row = churn_project(root)
+    else:
+        model, row = wide_project(root, LIGHTGBM_TRAIN if args.model == "lightgbm" else WIDE_TRAIN)
     tracking = f"sqlite:///{root / '.shipyard' / 'mlflow.db'}"
     # mlflow starts its server by running `uvicorn` from PATH.
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "OMP_NUM_THREADS": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
