@@ -136,3 +136,53 @@ def test_the_task_is_inferred_and_recorded_when_not_declared(tmp_path: Path) -> 
         result = service.run_pipeline("penguins")
         evidence = service.evidence("penguins", result.version.version)
     assert evidence["task"] == "multiclass" and evidence["task_source"] == "inferred"
+
+
+def test_regression_output_drift_is_watched(tmp_path: Path) -> None:
+    """Abalone served and logged: heavier shells than the training data's move the predicted rings, and the
+    monitor's prediction drift (PSI of the logged predictions against the holdout's) alerts."""
+    import time
+
+    import yaml
+
+    from shipyard.predlog import PredictionLog
+
+    root = make_project(tmp_path / "abalone", example="abalone")
+    config = root / "shipyard.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["models"]["abalone"]["monitoring"] = {
+        "min_rows": 100,
+        "alerts": [{"signal": "prediction_drift", "threshold": 0.25, "action": "none"}],
+    }
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    with svc(root) as service:
+        version = service.run_pipeline("abalone").version.version
+    to_production(root, "abalone", version)
+    frame = pd.read_parquet(root / "data" / "abalone.parquet").drop(columns=["rings"])
+    with svc(root) as service:
+        model = service.registry.load_version(service.store.get_version("abalone", version)).model
+
+    def log(rows: pd.DataFrame, tag: str) -> None:
+        values = model.predict(rows)
+        with PredictionLog(root / ".shipyard" / "predictions") as predictions:
+            predictions.append(
+                model="abalone", version=version, request_ids=[f"{tag}-{i}" for i in range(len(rows))],
+                received_at=[time.time()] * len(rows), routing=["champion"] * len(rows),
+                features={c: rows[c].tolist() for c in rows.columns}, predictions=values, scores=values,
+                latency_ms=[1.0] * len(rows), status=[200] * len(rows),
+            )  # fmt: skip
+
+    log(frame.sample(600, random_state=1), "same")
+    with svc(root) as service:
+        (calm,) = service.monitor("abalone", last=600)
+    [reading] = calm.run.report["signals"]
+    assert reading["fired"] is False and reading["observed"] < 0.25
+    heavy = frame.sample(600, random_state=2).reset_index(drop=True)
+    for column in ("whole_weight", "shucked_weight", "viscera_weight", "shell_weight", "length", "diameter"):
+        heavy[column] = heavy[column] * 1.6
+    log(heavy, "heavy")
+    with svc(root) as service:
+        (shifted,) = service.monitor("abalone", last=600)
+    [reading] = shifted.run.report["signals"]
+    assert reading["fired"] is True and reading["observed"] > 0.25
+    assert len(shifted.opened) == 1
