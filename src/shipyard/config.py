@@ -183,6 +183,11 @@ class GatewaySpec(_Spec):
     """`shipyard serve`'s settings that belong to the project (its command-line options override them)."""
 
     max_body_mb: float = Field(default=1.0, gt=0.0, description="larger request bodies get 413 (counted chunk by chunk)")
+    runtime: Literal["auto", "scikit-learn"] = Field(
+        default="auto",
+        description="auto: the fastest runtime that answers as the model does (numpy tree walk, ONNX Runtime); "
+        "scikit-learn: always the model's own predict_proba",
+    )
 
 
 class ServerSpec(_Spec):

@@ -60,7 +60,8 @@ def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(served: Path, 
     async def run() -> None:
         with Shipyard.open(served, actor="rui", env={}) as service:
             app = create_app(service.gateway(GatewayConfig(max_body_bytes=LIMIT)))
-            async with app.router.lifespan_context(app):
+            # The predictions answer in front of the Starlette app, whose lifespan starts the gateway.
+            async with app.app.router.lifespan_context(app.app):
                 await app(_scope(path), receive, send)
 
     asyncio.run(run())

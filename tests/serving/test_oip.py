@@ -137,7 +137,7 @@ def test_server_metadata_statistics_and_repository_index(served: Path) -> None:
             assert client.get_server_metadata() == {
                 "name": "shipyard",
                 "version": __version__,
-                "extensions": ["binary_tensor_data", "statistics"],
+                "extensions": ["binary_tensor_data", "model_configuration", "statistics"],
             }
             before = client.get_inference_statistics("churn")["model_stats"]
             assert [(s["name"], s["version"], s["inference_count"]) for s in before] == [("churn", "1", 0)]
@@ -160,16 +160,39 @@ def test_server_metadata_statistics_and_repository_index(served: Path) -> None:
             client.close()
 
 
+def test_model_configuration_names_inputs_outputs_batching_and_runtime(served: Path) -> None:
+    with Server(served) as server:
+        client = http.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+        try:
+            config = client.get_model_config("churn")
+            pinned = client.get_model_config("churn", model_version="1")
+            with pytest.raises(InferenceServerException) as missing:
+                client.get_model_config("churn", model_version="9")
+            metadata = client.get_model_metadata("churn")
+        finally:
+            client.close()
+    assert config == pinned and config["name"] == "churn" and config["backend"] == "numpy-trees"
+    assert config["max_batch_size"] == server.gateway.config.max_batch
+    assert config["version_policy"] == {"specific": {"versions": ["1"]}}
+    # The same inputs as the metadata route, in Triton's configuration types.
+    assert [(i["name"], i["data_type"]) for i in config["input"]] == [
+        (i["name"], "TYPE_STRING" if i["datatype"] == "BYTES" else f"TYPE_{i['datatype']}") for i in metadata["inputs"]
+    ]
+    assert {i["data_type"] for i in config["input"]} >= {"TYPE_STRING", "TYPE_FP64"}
+    assert [o["name"] for o in config["output"]] == [o["name"] for o in metadata["outputs"]]
+    assert missing.value.status() == "404" and "version 9 of 'churn' is not served here" in str(missing.value)
+
+
 def test_unknown_routes_and_methods_answer_the_json_error_body(served: Path) -> None:
     with Server(served) as server, httpx.Client() as client:
-        missing = client.get(f"{server.url}/v2/models/churn/config")
+        missing = client.get(f"{server.url}/v2/models/churn/trace/setting")
         assert missing.status_code == 404 and missing.headers["content-type"] == "application/json"
-        assert missing.json()["error"].startswith("no route '/v2/models/churn/config'")
+        assert missing.json()["error"].startswith("no route '/v2/models/churn/trace/setting'")
         method = client.get(f"{server.url}/v2/models/churn/infer")
         assert method.status_code == 405 and "POST" in method.headers["allow"]
         assert "GET is not allowed on '/v2/models/churn/infer'" in method.json()["error"]
         tc = http.InferenceServerClient(url=f"127.0.0.1:{server.port}")
         with pytest.raises(InferenceServerException) as refused:
-            tc.get_model_config("churn")
+            tc.get_trace_settings("churn")
         tc.close()
-    assert "no route '/v2/models/churn/config'" in str(refused.value)  # the readable text, not just a code
+    assert "no route '/v2/models/churn/trace/setting'" in str(refused.value)  # the readable text, not just a code

@@ -174,3 +174,24 @@ def test_adopting_a_run_whose_folder_holds_another_onnx_file_leaves_it_and_keeps
         loaded = runtime.load(adopted, service.registry, equivalence=found)
     assert found["converted"] is False and "already holds another model.onnx" in found["reason"]
     assert onnx_file.read_bytes() == other and loaded.runtime == "scikit-learn"
+
+
+def test_the_runtime_setting_pins_scikit_learn_for_every_model(linear: Path, trained_project: Path) -> None:
+    """Runtime: scikit-learn for both the ONNX-converted pipeline and the tree-walked champion when the gateway is
+    told `runtime: scikit-learn`; the reason names the setting."""
+    for root in (linear, trained_project):
+        with Shipyard.open(root, actor="rui", env={}) as service:
+            version = service.store.get_version("churn", 1)
+            found = service.store.evidence("churn", 1)["serving_equivalence"]
+            pinned = runtime.load(version, service.registry, equivalence=found, fast=False)
+        assert pinned.runtime == "scikit-learn" and pinned.onnx is None and pinned.on_arrays is None
+        assert "runtime setting" in pinned.runtime_reason
+
+
+def test_serve_refuses_an_unknown_runtime(linear: Path) -> None:
+    from typer.testing import CliRunner
+
+    from shipyard.cli import app
+
+    done = CliRunner().invoke(app, ["--project", str(linear), "serve", "--runtime", "tensorrt"])
+    assert done.exit_code == 2 and "--runtime must be auto or scikit-learn, got 'tensorrt'" in done.output

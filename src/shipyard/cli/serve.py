@@ -42,10 +42,27 @@ def serve(
             "--max-body-mb", min=0.001, help="Refuse request bodies larger than this with 413 (default: gateway.max_body_mb, 1)."
         ),
     ] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            "--runtime",
+            help="auto: the fastest runtime that answers as the model does (numpy tree walk, ONNX Runtime); "
+            "scikit-learn: always the model's own predict_proba (default: gateway.runtime, auto).",
+        ),
+    ] = None,
     drain_seconds: Annotated[
         float,
         typer.Option("--drain-seconds", min=0.0, help="On SIGTERM: answer, but report not ready, this long; then stop."),
     ] = 5.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Gateway processes sharing the port, each with its own batchers and prediction-log writer; the worker "
+            "(rollouts, monitor runs) stays one. With more than one, /metrics answers for the process that takes the scrape.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the deployed models: Open Inference Protocol, plain JSON, /metrics, prediction log.
 
@@ -57,11 +74,13 @@ def serve(
     # Before numpy and scikit-learn load: OpenMP threads fighting over the cores cost throughput.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from shipyard.serving.gateway import GatewayConfig, auth_by_default
-    from shipyard.serving.server import serve_gateway
+    from shipyard.serving.server import serve_gateway, serve_workers
 
     log_decisions()
     if not 0.0 <= log_sample <= 1.0:
         raise typer.BadParameter(f"--log-sample must be within [0, 1], got {log_sample}")
+    if runtime not in (None, "auto", "scikit-learn"):
+        raise typer.BadParameter(f"--runtime must be auto or scikit-learn, got {runtime!r}")
     service = svc(ctx)
     body_mb = service.settings.spec.gateway.max_body_mb if max_body_mb is None else max_body_mb
     config = GatewayConfig(
@@ -72,8 +91,8 @@ def serve(
         log_sample=log_sample,
         max_body_bytes=round(body_mb * (1 << 20)),
         auth=auth_by_default(host) if auth is None else auth,
+        runtime=runtime or service.settings.spec.gateway.runtime,
     )
-    gateway = service.gateway(config)
     hosted = None
     if worker is None:  # in team mode the server runs the worker: its changes are the server's to make
         worker = not service.settings.team
@@ -81,16 +100,30 @@ def serve(
         from shipyard.worker import Worker
 
         hosted = Worker(service)
-        gateway.metrics.registry.register(hosted.figures)
+    processes = f"{workers} gateway processes" if workers > 1 else "one gateway process"
     err_console().print(
         f"Serving {esc(', '.join(config.models or ['every deployed model']))} on http://{esc(host)}:{port} "
-        f"(auth {'on' if config.auth else 'off'}; worker {'in this process' if hosted else 'elsewhere'}; "
+        f"({processes}; auth {'on' if config.auth else 'off'}; worker {'in this process' if hosted else 'elsewhere'}; "
         f"prediction log in {esc(service.settings.state_dir / 'predictions')})"
     )
+    if workers == 1:
+        gateway = service.gateway(config)
+        if hosted is not None:
+            gateway.metrics.registry.register(hosted.figures)
     if hosted is not None:
         hosted.start()
     try:
-        serve_gateway(gateway, host=host, port=port, drain_seconds=drain_seconds)
+        if workers == 1:
+            serve_gateway(gateway, host=host, port=port, drain_seconds=drain_seconds)
+        else:
+            import functools
+
+            from shipyard.service.delivery import open_gateway
+
+            opener = functools.partial(open_gateway, service.settings, config)
+            status = serve_workers(opener, host=host, port=port, workers=workers, drain_seconds=drain_seconds)
+            if status:
+                raise typer.Exit(status)
     finally:
         if hosted is not None:
             hosted.stop()

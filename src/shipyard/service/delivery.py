@@ -14,11 +14,19 @@ from shipyard.service.training import Training
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from shipyard.config import Settings
     from shipyard.domain.rollouts import Analysis, Rollout
     from shipyard.rollout import Decision
     from shipyard.serving.gateway import Gateway, GatewayConfig
 
 STRATEGIES = ("canary", "shadow", "bluegreen")
+
+
+def open_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
+    """A gateway over the project ``settings`` describe: what each `shipyard serve --workers` process opens."""
+    from shipyard.service import Shipyard
+
+    return Shipyard(settings).gateway(config)
 
 
 class Delivery(Training):

@@ -73,6 +73,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self.in_flight = 0
         self._last_jobs = 1
+        self.quick_rows = loaded.quick_rows
 
     def start(self) -> None:
         if self._task is None:
@@ -103,7 +104,12 @@ class Batcher:
     def _take(self) -> list[Job]:
         jobs = [self._queue.popleft()]
         rows = jobs[0].decoded.rows
-        while self._queue and rows + self._queue[0].decoded.rows <= self.max_batch:
+        # A model with a quick path takes batches it answers quickly (on the loop, see `_call`): the rest wait
+        # for the next call, which costs less than one slow call would.
+        limit = self.max_batch
+        if 0 < rows <= self.quick_rows < limit:
+            limit = self.quick_rows
+        while self._queue and rows + self._queue[0].decoded.rows <= limit:
             job = self._queue.popleft()
             rows += job.decoded.rows
             jobs.append(job)
@@ -178,10 +184,10 @@ class Batcher:
         answered = None
         if self.executor is None:
             answered = self.loaded.timed_predict(columns)
-        elif len(jobs) == 1 and self.loaded.quick(jobs[0].decoded.rows):
-            # A lone request on a model that answers it in a fraction of a millisecond: handing the call
-            # to a thread and back would cost more than the call, so it runs here, unless its values need
-            # scikit-learn's own (slow) path after all: then it goes to the thread like any batch.
+        elif self.loaded.quick(sum(job.decoded.rows for job in jobs)):
+            # A batch the model answers in a fraction of a millisecond: handing the call to a thread and back
+            # would cost more than the call (and the thread's bid for the GIL slows the loop), so it runs here,
+            # unless its values need scikit-learn's own (slow) path after all: then it goes to the thread.
             answered = self.loaded.timed_predict(columns, fast_only=True)
         if answered is None:
             answered = await asyncio.get_running_loop().run_in_executor(self.executor, self.loaded.timed_predict, columns)

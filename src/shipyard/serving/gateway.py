@@ -51,6 +51,7 @@ class GatewayConfig:
     token_seconds: float = 0.5  # tokens are re-read this often (revocation takes effect within it)
     reject_unknown_categories: bool = False
     challenger_timeout: float = 1.0  # seconds before the champion answers for a slow challenger
+    runtime: str = "auto"  # "scikit-learn": no fast path, every call is the model's own predict_proba
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -331,6 +332,7 @@ class Gateway:
                 self.registry,
                 categories=self.categories.get(name),
                 equivalence=evidence.get("serving_equivalence"),
+                fast=self.config.runtime == "auto",
             )
         except ShipyardError as exc:
             self.failures[(name, version)] = exc.message
@@ -420,7 +422,10 @@ class Gateway:
             self.metrics.challenger_failures.labels(challenger.loaded.name, str(challenger.loaded.version)).inc()
 
     def answered(self, name: str, version: int, seconds: float) -> None:
-        """Count a request answered by ``version``, with its time from request to response."""
+        """Count a request answered by ``version``, with its time from request to response (metrics and statistics)."""
+        meters = self.metrics.meters(name, str(version))
+        meters.answered.inc()
+        meters.latency.observe(seconds)
         usage = self.usage.get((name, version))
         if usage is None:
             usage = self.usage[(name, version)] = Usage()
@@ -463,15 +468,14 @@ class Gateway:
         usage.inferences += rows
         usage.compute_ns += int(done.model_seconds * 1e9)
         usage.last_inference_ms = int(time.time() * 1000)
-        self.metrics.batch_size.labels(name, version).observe(rows)
-        self.metrics.model_time.labels(name, version).observe(done.model_seconds)
+        meters = self.metrics.meters(name, version)
+        meters.batch_rows.observe(rows)
+        meters.model_seconds.observe(done.model_seconds)
         predictions, scores = done.predictions, done.scores
         if done.loaded.task == "multiclass":
             # One score per row for the histogram and the log: the predicted class's index and its probability.
             predictions, scores = scores.argmax(axis=1), scores.max(axis=1)
-        histogram = self.metrics.scores.labels(name, version)
-        for score in scores.tolist():
-            histogram.observe(score)
+        self.metrics.scores.observe_many(name, version, scores)
         if self.predlog is None:
             return
         now = time.perf_counter()

@@ -9,15 +9,69 @@ from __future__ import annotations
 
 import platform
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 MODEL_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 SCORE_BUCKETS = tuple(i / 10 for i in range(1, 11))
+
+
+@dataclass(frozen=True, slots=True)
+class Meters:
+    """One version's children of the per-request and per-batch metrics, looked up once rather than per call
+    (a ``labels()`` look-up costs as much as the observation)."""
+
+    answered: Any  # shipyard_requests_total{status="200"}
+    latency: Any  # shipyard_request_seconds{status="200"}
+    batch_rows: Any
+    model_seconds: Any
+
+
+class ScoreHistogram:
+    """``shipyard_prediction_score``: a histogram of positive-class scores per version, observed a batch at a
+    time (numpy counts the buckets; observing row by row cost more than the rest of a batch's bookkeeping)."""
+
+    name = "shipyard_prediction_score"
+    documentation = "Positive-class scores predicted"
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.bounds = buckets
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], tuple[Any, list[float]]] = {}  # per-bucket counts, [sum]
+
+    def observe_many(self, model: str, version: str, scores: np.ndarray) -> None:
+        import numpy as np
+
+        found = np.bincount(np.searchsorted(self.bounds, scores, side="left"), minlength=len(self.bounds) + 1)
+        total = float(scores.sum())
+        with self._lock:
+            counts = self._counts.get((model, version))
+            if counts is None:
+                counts = self._counts[(model, version)] = (np.zeros(len(self.bounds) + 1, dtype=np.int64), [0.0])
+            counts[0][:] += found
+            counts[1][0] += total
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import HistogramMetricFamily
+
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["model", "version"])
+        with self._lock:
+            snapshot = [(key, counts.cumsum().tolist(), total[0]) for key, (counts, total) in sorted(self._counts.items())]
+        for (model, version), cumulative, total in snapshot:
+            edges = [*(repr(float(b)) for b in self.bounds), "+Inf"]
+            family.add_metric([model, version], list(zip(edges, cumulative, strict=True)), total)
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
 
 
 class GatewayMetrics:
@@ -47,13 +101,9 @@ class GatewayMetrics:
         self.batch_size = Histogram(
             "shipyard_batch_rows", "Rows per predict call", ["model", "version"], buckets=BATCH_BUCKETS, registry=r
         )
-        self.scores = Histogram(
-            "shipyard_prediction_score",
-            "Positive-class scores predicted",
-            ["model", "version"],
-            buckets=SCORE_BUCKETS,
-            registry=r,
-        )
+        self.scores = ScoreHistogram(SCORE_BUCKETS)
+        r.register(self.scores)  # a collector by its methods (collect, describe)
+        self._meters: dict[tuple[str, str], Meters] = {}
         self.load_seconds = Gauge("shipyard_model_load_seconds", "Time to load a model version", ["model", "version"], registry=r)
         self.loaded = Gauge("shipyard_model_loaded", "1 while a model version is loaded", ["model", "version"], registry=r)
         self.runtime = Gauge(
@@ -78,6 +128,18 @@ class GatewayMetrics:
         build = Gauge("shipyard_build_info", "Shipyard's version, always 1", ["version", "python"], registry=r)
         build.labels(__version__, platform.python_version()).set(1)
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, open fds, start time
+
+    def meters(self, model: str, version: str) -> Meters:
+        """The version's metric children (created on first use; versions are few, so they are kept)."""
+        found = self._meters.get((model, version))
+        if found is None:
+            found = self._meters[(model, version)] = Meters(
+                answered=self.requests.labels(model, version, "200"),
+                latency=self.latency.labels(model, version, "200"),
+                batch_rows=self.batch_size.labels(model, version),
+                model_seconds=self.model_time.labels(model, version),
+            )
+        return found
 
     def dropped_rows(self, total: int) -> None:
         """Count the prediction log's drops: ``total`` is its running count since the log opened."""

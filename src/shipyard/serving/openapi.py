@@ -129,6 +129,8 @@ def openapi_document(models: list[str] | None = None) -> dict[str, Any]:
             "/v2/models/{name}/infer": {"post": {**infer, "parameters": _name()}},
             "/v2/models/{name}/versions/{version}": {"get": {**meta, "parameters": _name(True)}},
             "/v2/models/{name}/versions/{version}/infer": {"post": {**infer, "parameters": _name(True)}},
+            "/v2/models/{name}/config": {"get": {**meta, "parameters": _name()}},
+            "/v2/models/{name}/versions/{version}/config": {"get": {**meta, "parameters": _name(True)}},
             "/v2/models/stats": {"get": {"responses": _responses(stats)}},
             "/v2/models/{name}/stats": {"get": {"responses": _responses(stats), "parameters": _name()}},
             "/v2/models/{name}/versions/{version}/stats": {"get": {"responses": _responses(stats), "parameters": _name(True)}},

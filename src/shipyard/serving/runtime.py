@@ -98,9 +98,17 @@ class LoadedModel:
 
     def quick(self, rows: int) -> bool:
         """Whether a predict call on ``rows`` rows costs less than handing it to a thread does."""
+        return rows <= self.quick_rows
+
+    @property
+    def quick_rows(self) -> int:
+        """The most rows a call answers in a fraction of a millisecond (0: none): numpy's tree walk up to its
+        size limit, ONNX Runtime up to `ONNX_QUICK_ROWS`; scikit-learn on a frame never."""
         if self.encoded is not None:
-            return self.encoded.forest.walks(rows)
-        return self.on_arrays is not None and self.on_arrays.walks(rows)
+            return self.encoded.forest.quick_rows
+        if self.on_arrays is not None:
+            return 0 if self.on_arrays.forest is None else self.on_arrays.forest.quick_rows
+        return ONNX_QUICK_ROWS if self.onnx is not None else 0
 
     @overload
     def timed_predict(self, columns: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]: ...
@@ -117,6 +125,8 @@ class LoadedModel:
 
 
 NUMERIC = frozenset({"double", "float", "long", "integer"})
+# ONNX Runtime answers the linear pipeline's 64 rows in ~0.1 ms (benchmarks/onnx_serving.py): less than a thread hand-off.
+ONNX_QUICK_ROWS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,11 +261,13 @@ def load(
     *,
     categories: dict[str, list[str]] | None = None,
     equivalence: Mapping[str, Any] | None = None,
+    fast: bool = True,
 ) -> LoadedModel:
     """Load one version, from files the registry checked against the digests recorded at registration.
 
     ``equivalence`` is the version's `serving_equivalence` evidence: with an agreeing ONNX file the version is
     served by ONNX Runtime, unless numpy walks its trees (exact, and faster still).
+    ``fast=False`` pins the model's own predict_proba (`shipyard serve --runtime scikit-learn`).
     Raises the registry's TamperedModel (files changed) or UnverifiedModel (no digests recorded).
     """
     from shipyard.serving.onnx import onnx_model
@@ -274,10 +286,12 @@ def load(
     model = files.model
     task, classes = model_task(model)
     example = _example(files.input_example, schema)
-    on_arrays = array_model(model, schema, example) if task != "regression" else None
-    encoded = None if on_arrays is not None else encoded_model(model, schema, example)
+    on_arrays = array_model(model, schema, example) if fast and task != "regression" else None
+    encoded = None if on_arrays is not None or not fast else encoded_model(model, schema, example)
     onnx, reason = None, "the exact tree walk"
-    if encoded is None and (on_arrays is None or on_arrays.forest is None):
+    if not fast:
+        reason = "pinned by the gateway's runtime setting"
+    elif encoded is None and (on_arrays is None or on_arrays.forest is None):
         onnx, reason = onnx_model(files.onnx, equivalence, model, _typed_example(schema, example))
         if onnx is not None:
             on_arrays = None

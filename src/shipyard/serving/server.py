@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import threading
@@ -57,11 +58,24 @@ class DrainingServer(uvicorn.Server):
     and returns, so the process exits 0. A second SIGTERM, or SIGINT, stops without waiting.
     """
 
-    def __init__(self, config: uvicorn.Config, *, drain_seconds: float, on_drain: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        drain_seconds: float,
+        on_drain: Callable[[], None],
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self.drain_seconds = drain_seconds
         self.on_drain = on_drain
+        self.on_started = on_started
         self.drain_until: float | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if sig != signal.SIGTERM:
@@ -132,3 +146,79 @@ class BackgroundServer:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def serve_workers(open_gateway: Callable[[], Gateway], *, host: str, port: int, workers: int, drain_seconds: float) -> int:
+    """Serve on one port from ``workers`` processes, each with the gateway ``open_gateway`` makes there (its own
+    batchers, prediction-log writer and reloads); returns the exit status. ``open_gateway`` travels to each
+    process, so it must pickle (a module-level function, or a partial of one). The socket is bound here and
+    shared: the kernel spreads the connections.
+
+    SIGTERM and SIGINT are passed on to every process (SIGTERM drains, as `serve_gateway` does); a process that
+    dies once it has served is replaced, one that dies before it could serve stops them all (the next would too).
+    """
+    import logging
+    import multiprocessing
+
+    multiprocessing.allow_connection_pickling()  # the listening socket travels to each process
+    spawn = multiprocessing.get_context("spawn")
+    log = logging.getLogger("shipyard.serving")
+    listener = uvicorn.Config(app="shipyard.serving.app:create_app", host=host, port=port).bind_socket()  # binds only
+    received: list[int] = []
+
+    def start(index: int) -> tuple[Any, Any]:
+        serving = spawn.Event()
+        process = spawn.Process(
+            target=_serve_one, args=(open_gateway, listener, drain_seconds, serving), name=f"gateway-{index}", daemon=False
+        )
+        process.start()
+        return process, serving
+
+    previous = {sig: signal.signal(sig, lambda sig, _frame: received.append(sig)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    processes = [start(i) for i in range(workers)]
+    status = 0
+    try:
+        while not received:
+            time.sleep(0.2)
+            for index, (process, serving) in enumerate(processes):
+                if process.is_alive():
+                    continue
+                if not serving.is_set():
+                    log.error("gateway process %s exited with %s while starting; stopping the others", index, process.exitcode)
+                    received.append(signal.SIGINT)
+                    status = 3
+                    break
+                log.error("gateway process %s exited with %s; starting another", index, process.exitcode)
+                processes[index] = start(index)
+        for process, _ in processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, received[0])
+        for process, _ in processes:
+            process.join(timeout=drain_seconds + CLOSE_SECONDS + 30)
+            if process.is_alive():
+                process.kill()
+                process.join()
+            if process.exitcode not in (0, None) and status == 0:
+                status = 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        listener.close()
+    return status
+
+
+def _serve_one(open_gateway: Callable[[], Gateway], listener: socket.socket, drain_seconds: float, serving: Any) -> None:
+    """One worker process: a gateway of its own over the project, serving the shared socket until signalled."""
+    import logging
+
+    from shipyard.serving.app import create_app
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("shipyard").setLevel(logging.INFO)
+    gateway = open_gateway()
+    uvicorn_config = uvicorn.Config(
+        create_app(gateway), log_level="warning", loop="uvloop", http="httptools", timeout_graceful_shutdown=30
+    )
+    server = DrainingServer(uvicorn_config, drain_seconds=drain_seconds, on_drain=gateway.drain, on_started=serving.set)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[listener])

@@ -85,7 +85,12 @@ class Forest:
 
     def walks(self, rows: int) -> bool:
         """Whether numpy's walk beats scikit-learn's tree-by-tree predict on ``rows`` rows."""
-        return rows * len(self.roots) <= FOREST_CELLS
+        return rows <= self.quick_rows
+
+    @property
+    def quick_rows(self) -> int:
+        """The most rows numpy's walk answers (beyond them scikit-learn's own predict is faster)."""
+        return FOREST_CELLS // len(self.roots)
 
     def raw(self, rows: np.ndarray) -> np.ndarray:
         """Raw scores, shape (rows, per_iteration), as scikit-learn's ``_raw_predict`` computes them."""
