@@ -18,7 +18,11 @@ Models:
 - ``lightgbm``: the ``wide`` data with LightGBM's classifier, 100 trees (ONNX Runtime where its conversion agrees).
 
     .venv/bin/python benchmarks/serving.py [--model churn wide linear] [--seconds 10] [--rounds 2]
-        [--mlserver /path/to/venv/bin/mlserver] [--no-mlflow]
+        [--mlserver /path/to/venv/bin/mlserver] [--no-mlflow] [--no-plain] [--workers 2]
+
+mlserver is not a dependency: install it for the benchmark only, in a virtual environment of its own
+(`python -m venv /tmp/mlserver && /tmp/mlserver/bin/pip install mlserver mlserver-sklearn`), and pass
+its `mlserver` command; it serves the same fitted model, saved with joblib, through its scikit-learn runtime.
 """
 
 from __future__ import annotations
@@ -253,7 +257,18 @@ def measure(model: str, args: argparse.Namespace) -> None:
             )
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/{name}") as response:
                 fastest = json.load(response)["parameters"]["runtime"]
-            if fastest != "scikit-learn":
+            if args.workers > 1:
+                port = free_port()
+                servers.start(
+                    f"shipyard-w{args.workers}",
+                    [*shipyard, "--port", str(port), "--workers", str(args.workers)],
+                    ready=f"http://127.0.0.1:{port}/v2/health/ready",
+                    url=f"http://127.0.0.1:{port}/v1/models/{name}:predict",
+                    body=v1,
+                    env=env,
+                    cwd=root,
+                )
+            if fastest != "scikit-learn" and not args.no_plain:
                 port = free_port()
                 servers.start(
                     "shipyard-sk",
@@ -336,6 +351,8 @@ def main() -> None:
     )
     parser.add_argument("--mlserver", help="the `mlserver` command of a virtual environment with mlserver-sklearn")
     parser.add_argument("--no-mlflow", action="store_true", help="leave `mlflow models serve` out (it is slow to start)")
+    parser.add_argument("--no-plain", action="store_true", help="leave out `shipyard serve --runtime scikit-learn`")
+    parser.add_argument("--workers", type=int, default=1, help="also `shipyard serve --workers N` (indicative on 2 cores)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")

@@ -92,6 +92,21 @@ def test_no_project_says_how_to_make_one(tmp_path: Path) -> None:
         ),
         (MINIMAL + "    monitoring: {window: -5}\n", "models.churn.monitoring.window"),
         (MINIMAL + "lineage: {endpoint: x}\n", "lineage.endpoint: unknown key"),
+        (MINIMAL + "retention: {predictions: {delete_after: soon}}\n", "retention.predictions.delete_after"),
+        (MINIMAL + "retention: {predictions: {drop_inputs_after: 0}}\n", "expected a positive duration"),
+        (
+            MINIMAL + "retention: {predictions: {drop_inputs_after: 30d, delete_after: 7d}}\n",
+            "delete_after is shorter than drop_inputs_after",
+        ),
+        (
+            MINIMAL + "retention: {artifacts: [{name: everything, stages: [archived, production], after: 1d}]}\n",
+            "retention rule 'everything' would move the files of production versions",
+        ),
+        (
+            MINIMAL + "retention: {artifacts: [{name: purge, stages: [staging], after: 1d, action: delete}]}\n",
+            "retention rule 'purge' would delete the files of staging versions",
+        ),
+        (MINIMAL + "retention: {artifacts: [{name: a, after: 1d}, {name: a, after: 2d}]}\n", "a appear more than once"),
     ],
 )
 def test_malformed_config_names_file_key_and_expectation(tmp_path: Path, text: str, expected: str) -> None:

@@ -39,6 +39,8 @@ def test_demo_runs_the_loop_and_leaves_an_explorable_project(tmp_path: Path, mod
     assert re.search(r"shipyard trace \w+: churn v5 ← run", out)
     assert "KPIs (`shipyard kpis`): 3 deployments" in out
     assert "@production → v5" in out
+    assert re.search(r"Shipped churn v5 rests on: \w+ \d+%, \w+ \d+%", out)  # the top features of the shipped version
+    assert "Shipped churn v5 costs: " in out and "ms at 1 / 64 / 1024 rows" in out
     assert "audit verify: chain intact" in out
     answered = re.search(r"Clients: (\d+)/(\d+) requests answered 200 through every rollout", out)
     assert answered is not None and answered.group(1) == answered.group(2) and int(answered.group(1)) > 100

@@ -107,6 +107,8 @@ def test_round_trip_across_models_and_days(tmp_path: Path) -> None:
         "latency_ms": 1.25,
         "status": 200,
         "model_ms": 0.5,
+        "batch_rows": 3,  # the batch of three rows that model_ms timed
+        "sample_rate": 1.0,
         "f_tenure": 12,
         "f_plan": "basic",
         "f_churned_before": True,

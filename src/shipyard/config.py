@@ -223,6 +223,100 @@ class LineageSpec(_Spec):
     api_key: str | None = None
 
 
+def _duration(value: Any) -> float:
+    """A length of time as people type it (30d, 12h) or seconds; never zero or negative."""
+    from shipyard.domain.durations import parse_duration
+
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 30d or 12h")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError("expected a positive duration like 30d or 12h")
+        return float(value)
+    try:
+        return parse_duration(str(value), unit_required=True)
+    except InvalidSpec as exc:
+        raise ValueError(exc.message) from None
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+DAY = 86400.0
+
+
+class PredictionRetention(_Spec):
+    compact_after: Duration | None = Field(
+        default=DAY, description="a day's small files become one file per model and day once the day is this old"
+    )
+    drop_inputs_after: Duration | None = Field(
+        default=None, description="raw inputs are dropped (a daily aggregate profile kept) once the day is this old"
+    )
+    delete_after: Duration | None = Field(default=None, description="a day of the log is deleted once it is this old")
+
+    @model_validator(mode="after")
+    def _in_order(self) -> PredictionRetention:
+        if self.delete_after is not None and self.drop_inputs_after is not None and self.delete_after < self.drop_inputs_after:
+            raise ValueError("delete_after is shorter than drop_inputs_after; expected delete_after >= drop_inputs_after")
+        return self
+
+
+RetiredStage = Literal["archived", "rejected", "candidate", "staging", "production"]  # staging/production: refused below
+SERVING_STAGES = ("production", "staging")
+
+
+def _archived_only() -> list[RetiredStage]:
+    return ["archived"]
+
+
+class ArtifactRule(_Spec):
+    """Versions in one of ``stages`` for longer than ``after`` lose their files to the cold location
+    (``action: cold``, re-hydrated on demand) or for good (``action: delete``)."""
+
+    name: str = Field(min_length=1)
+    stages: list[RetiredStage] = Field(default_factory=_archived_only)
+    after: Duration = Field(description="time in that stage, e.g. 180d")
+    action: Literal["cold", "delete"] = "cold"
+    model: str | None = Field(default=None, description="only this model (default: every model)")
+    versions: list[int] | None = Field(default=None, description="only these versions (default: every version)")
+
+    @model_validator(mode="after")
+    def _never_serving(self) -> ArtifactRule:
+        serving = sorted(set(self.stages) & set(SERVING_STAGES))
+        if serving:
+            raise ValueError(
+                f"retention rule {self.name!r} would {'delete' if self.action == 'delete' else 'move'} the files of "
+                f"{'/'.join(serving)} versions, which serve or are about to; expected stages among archived, rejected, candidate"
+            )
+        if not self.stages:
+            raise ValueError(f"retention rule {self.name!r} lists no stages; expected e.g. [archived]")
+        return self
+
+
+class RunRetention(_Spec):
+    delete_unregistered_after: Duration | None = Field(
+        default=None,
+        description="runs no version was registered from, in experiments Shipyard created, are deleted with their "
+        "artifacts once this old",
+    )
+
+
+class RetentionSpec(_Spec):
+    interval: Duration | None = Field(default=None, description="how often the worker applies retention; unset: never")
+    cold_location: str = Field(default=".shipyard/cold", description="where cold artifacts go (relative to the project)")
+    predictions: PredictionRetention = PredictionRetention()
+    artifacts: list[ArtifactRule] = Field(default_factory=list)
+    runs: RunRetention = RunRetention()
+    actor: str = Field(default="shipyard.retention", description="who the worker's retention passes act as")
+
+    @field_validator("artifacts")
+    @classmethod
+    def _unique_names(cls, rules: list[ArtifactRule]) -> list[ArtifactRule]:
+        names = [r.name for r in rules]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"rule names must be unique; {', '.join(twice)} appear more than once")
+        return rules
+
+
 class ProjectSpec(_Spec):
     project: str
     store: StoreSpec = StoreSpec()
@@ -230,6 +324,7 @@ class ProjectSpec(_Spec):
     lineage: LineageSpec = LineageSpec()
     worker: WorkerSpec = WorkerSpec()
     gateway: GatewaySpec = GatewaySpec()
+    retention: RetentionSpec = RetentionSpec()
     server: ServerSpec | None = Field(default=None, description="declare it for team mode (see README: Team mode)")
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     principals: dict[str, PrincipalRoles] | None = Field(

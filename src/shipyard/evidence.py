@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.checks.evaluation import THRESHOLD, binary_metrics, positive_scores
 from shipyard.config import ModelSpec
 from shipyard.domain.documents import json_safe
-from shipyard.policy.spec import Policy
+from shipyard.policy.spec import GATED_STAGES, Policy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -95,7 +95,7 @@ def collect(
     """Score the model on the holdout and run every check the policy can ask about."""
     import numpy as np
 
-    from shipyard.checks import comparison, data, fairness, robustness
+    from shipyard.checks import comparison, data, explanations, fairness, robustness
 
     holdout_x = holdout[features].reset_index(drop=True)
     if task != "binary":
@@ -119,9 +119,11 @@ def collect(
         "task_source": "declared" if task_declared else "inferred",
     }
     metric, resamples, confidence = comparison_settings(policy, spec)
+    champion_features = features
     if champion is not None:
         own = getattr(champion.model, "feature_names_in_", None)
-        champion_x = holdout[[str(c) for c in own]].reset_index(drop=True) if own is not None else holdout_x
+        champion_features = [str(c) for c in own] if own is not None else features
+        champion_x = holdout[champion_features].reset_index(drop=True)
         champion_scores = positive_scores(champion.model, champion_x)
         result = comparison.compare(
             y, scores, champion_scores, metric=metric, resamples=resamples, seed=spec.data.seed, confidence=confidence
@@ -136,6 +138,15 @@ def collect(
     evidence["robustness"] = robustness.probe(
         lambda rows: np.asarray(positive_scores(model, rows)), holdout_x, seed=spec.data.seed
     )
+    evidence["explanations"] = explanations.explain(
+        model,
+        holdout,
+        features,
+        seed=spec.data.seed,
+        slices=policy.slice_columns(),
+        sensitive=policy.fairness_columns(),
+        champion=(champion.version, champion.model, champion_features) if champion is not None else None,
+    )
     safe: dict[str, Any] = json_safe(evidence)
     return safe
 
@@ -147,7 +158,7 @@ def _collect_task(
     train_rows: int,
 ) -> dict[str, Any]:  # fmt: skip
     """A regression or multiclass model's evidence (``checks.task_evidence``), with the sections every task shares."""
-    from shipyard.checks import data, task_evidence
+    from shipyard.checks import data, explanations, task_evidence
 
     champion_x = None
     if champion is not None:
@@ -180,6 +191,11 @@ def _collect_task(
         "lineage": lineage.to_dict(),
         "data_validation": data.validate(schema, labelled, policy.constraints),
     }
+    # SHAP explanations are computed on a binary classifier's positive-class output; for other tasks they are
+    # reported unavailable (an explainability rule then blocks, saying why), and listed as not applicable.
+    reason = f"explanations are computed for binary classifiers, not yet for a {task} model"
+    evidence["explanations"] = {**explanations.unavailable(reason), "sensitive": list(policy.fairness_columns())}
+    evidence["not_applicable"] = {**evidence.get("not_applicable", {}), "explanations": reason}
     safe: dict[str, Any] = json_safe(evidence)
     return safe
 
@@ -198,6 +214,15 @@ def stale_reasons(evidence: dict[str, Any] | None, policy: Policy, spec: ModelSp
         boot = comparison.get("bootstrap", {})
         if comparison.get("metric") != metric or boot.get("resamples") != resamples or boot.get("confidence") != confidence:
             reasons.append("the policy's comparison settings changed")
+    kinds = {rule.kind for stage in GATED_STAGES for rule in policy.rules_for(stage)}
+    explained = evidence.get("explanations")
+    if explained is None:
+        if "explainability" in kinds:
+            reasons.append("no explanations")
+    elif explained.get("sensitive") != policy.fairness_columns():
+        reasons.append("the policy's sensitive columns changed since the explanations")
+    if "resources" in kinds and evidence.get("footprint") is None:
+        reasons.append("no footprint")
     slices = evidence.get("metrics", {}).get("slices", {})
     reasons += [f"no metrics by {c}" for c in policy.slice_columns() if c not in slices]
     fairness = evidence.get("fairness") or {}

@@ -266,7 +266,8 @@ class PredictionLog:
         tables: list[tuple[str, str, pa.Table]] = []
         for (model, version), group in groups.items():
             try:
-                tables.extend((model, day, table) for day, table in _split_by_day(_to_table(model, version, group)))
+                table = _to_table(model, version, group, self.sample_rate)
+                tables.extend((model, day, table) for day, table in _split_by_day(table))
             except Exception:
                 # Retrying cannot fix bad data, and keeping it would stall every later row.
                 rows = sum(batch.rows for batch in group)
@@ -355,7 +356,7 @@ def _flatten(parts: Sequence[tuple[Any, int, list[int] | None]]) -> Any:
     return flat
 
 
-def _to_table(model: str, version: int, group: list[_Batch]) -> pa.Table:
+def _to_table(model: str, version: int, group: list[_Batch], sample_rate: float = 1.0) -> pa.Table:
     import numpy as np
     import pyarrow as pa
 
@@ -377,6 +378,10 @@ def _to_table(model: str, version: int, group: list[_Batch]) -> pa.Table:
         "latency_ms": pa.array(column(lambda b: b.latency_ms), pa.float64()),
         "status": pa.array(column(lambda b: b.status), pa.int16()),
         "model_ms": pa.array(column(lambda b: b.model_ms), pa.float64()),
+        # model_ms is the whole batch's time on each of its rows (rollout analysis compares it per call);
+        # a row's share of the CPU is model_ms / batch_rows, so summing shares never multiplies by the batch size.
+        "batch_rows": pa.array(column(lambda b: np.full(len(b.request_ids), len(b.request_ids), np.int32)), pa.int32()),
+        "sample_rate": pa.repeat(pa.scalar(sample_rate, pa.float32()), rows),  # each kept row stands for 1/rate rows
     }
     for name in dict.fromkeys(name for batch in group for name in batch.features):
         values = column(lambda b, name=name: b.features.get(name))
@@ -414,6 +419,8 @@ def base_schema() -> pa.Schema:
             ("latency_ms", pa.float64()),
             ("status", pa.int16()),
             ("model_ms", pa.float64()),  # absent (null) in logs written before it was recorded
+            ("batch_rows", pa.int32()),  # rows of the model call model_ms timed; null in older logs
+            ("sample_rate", pa.float32()),  # the log's sampling rate when the row was kept; null in older logs
         ]
     )
 

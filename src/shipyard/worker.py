@@ -4,7 +4,8 @@ It drives rollouts (the controller pass), runs each model's monitor every `monit
 seconds with the actions its alerts ask for (a retrain trains in a child process), tells people
 (team mode's `server.notify_url`) when a version waits for approval or a gate blocks it, and
 keeps the store figures behind /metrics up to date (open alerts, KPIs from an incrementally
-verified audit chain). The gateway only serves. `shipyard serve` hosts a worker on a laptop;
+verified audit chain), and applies retention every `retention.interval`.
+The gateway only serves. `shipyard serve` hosts a worker on a laptop;
 `shipyard worker` runs one alone. On a shared store a lease makes exactly one worker act; the
 others wait.
 """
@@ -115,6 +116,8 @@ class Worker:
         self.notify_timer = Timer(notify_seconds)
         self.lease_timer = Timer(max(1.0, self.lease_seconds / 3))
         self.monitors: dict[str, Timer] = {}
+        retention = service.settings.spec.retention.interval
+        self.retention_timer = Timer(retention) if retention is not None else None
         self.held = False
         self._lease_lock = threading.Lock()
         self.refused: set[str] = set()  # work its principal may not do: not tried again
@@ -138,7 +141,21 @@ class Worker:
             self._run("store figures", self.refresh_figures, done)
         if self.notifying and self.notify_timer.ready(now):
             self._run("notifications", self.notify, done)
+        if self.retention_timer is not None and self.retention_timer.ready(now):
+            self._run("retention", self.retention, done)
         return done
+
+    def retention(self) -> None:
+        """One retention pass (`retention.interval`); a summary line, each action is in the audit log."""
+        outcome = self.service.retention_apply()
+        if outcome.done or outcome.failed:
+            log.log(
+                logging.WARNING if outcome.failed else logging.INFO,
+                "retention: %d actions, %d bytes freed, %d failed",
+                len(outcome.done),
+                outcome.bytes_freed,
+                len(outcome.failed),
+            )
 
     def drive_rollouts(self) -> list[Decision]:
         """One controller pass; each decision it applied (a step, a failed analysis, a promotion, a rollback)

@@ -64,6 +64,28 @@ EVIDENCE: dict[str, Any] = {
         "passed": True,
         "probes": {"missing_values": {"ok": True}, "noise": {"ok": True, "max_abs_change": 0.04, "mean_abs_change": 0.01}},
     },
+    "explanations": {
+        "available": True,
+        "explainer": "TreeExplainer",
+        "ranking": ["contract_type", "tenure_months", "gender", "monthly_charges", "support_calls"],
+        "share": {"contract_type": 0.45, "tenure_months": 0.2, "gender": 0.15, "monthly_charges": 0.12, "support_calls": 0.08},
+        "sensitive": ["gender", "senior_citizen"],
+        "champion": {
+            "version": 1,
+            "available": True,
+            "ranking": ["contract_type", "monthly_charges", "tenure_months", "support_calls", "gender"],
+        },
+    },
+    "footprint": {
+        "available": True,
+        "artifact_mb": 0.8,
+        "memory_mb": 3.1,
+        "load_s": 0.09,
+        "p50_ms": {"1": 0.07, "64": 1.2, "1024": 14.0},
+        "cpu_s_per_1k": 0.08,
+        "champion": {"version": 1, "p50_ms": {"1": 0.05, "64": 1.0, "1024": 7.0}},
+        "latency_factor": {"1": 1.4, "64": 1.2, "1024": 2.0},
+    },
     "artifacts": ["model", "model_card.md", "lineage.json", "requirements.txt"],
     "lineage": {"data_sources": ["file:///proj/data/churn.parquet"], "git_clean": True, "trained_by": "dana"},
 }
@@ -133,6 +155,16 @@ CASES: list[tuple[dict[str, Any], bool]] = [
     ({"kind": "robustness", "max_mean_change": 0.02}, True),
     ({"kind": "robustness", "max_mean_change": 0.005}, False),
     ({"kind": "robustness", "max_mean_change": 0.02, "max_change": 0.03}, False),
+    ({"kind": "explainability", "sensitive_not_in_top": 2, "max_share": 0.5}, True),
+    ({"kind": "explainability", "sensitive_not_in_top": 3}, False),  # gender is third
+    ({"kind": "explainability", "sensitive_not_in_top": 1, "proxies": ["contract_type"]}, False),
+    ({"kind": "explainability", "max_share": 0.4}, False),
+    ({"kind": "explainability", "max_rank_change": 2, "top": 5}, True),
+    ({"kind": "explainability", "max_rank_change": 1, "top": 5}, False),  # gender: #3 now, #5 for the champion
+    ({"kind": "resources", "max_memory_mb": 512, "max_p50_ms_1row": 5, "max_latency_factor": 2.5}, True),
+    ({"kind": "resources", "max_memory_mb": 2}, False),
+    ({"kind": "resources", "max_p50_ms_1row": 0.05, "max_cpu_s_per_1k": 1}, False),
+    ({"kind": "resources", "max_latency_factor": 1.5}, False),
     ({"kind": "expr", "expr": "evidence.metrics.holdout.roc_auc > 0.8 && evidence.lineage.git_clean"}, True),
     ({"kind": "expr", "expr": "evidence.fairness.gender.equalized_odds_difference < 0.1"}, False),
 ]
@@ -381,3 +413,45 @@ def test_a_report_without_group_sizes_is_missing_evidence() -> None:
     del evidence["fairness"]["gender"]["by_group"]["male"]["count"]
     result = judge(PARITY, evidence)
     assert result.outcome is Outcome.ERROR and "no group sizes" in result.observed
+
+
+def test_an_unexplainable_model_fails_explainability_unless_the_rule_only_warns() -> None:
+    evidence = {**EVIDENCE, "explanations": {"available": False, "reason": "no explainer supports KNeighborsClassifier"}}
+    blocked = judge({"kind": "explainability", "max_share": 0.9}, evidence)
+    assert blocked.outcome is Outcome.FAILED and blocked.blocking
+    assert "no explainer supports KNeighborsClassifier" in blocked.observed
+    warned = judge({"kind": "explainability", "max_share": 0.9, "severity": "warn"}, evidence)
+    assert warned.outcome is Outcome.WARNED and not warned.blocking
+
+
+def test_explainability_and_resources_say_what_they_observed() -> None:
+    result = judge({"kind": "explainability", "sensitive_not_in_top": 3, "max_rank_change": 1})
+    assert result.observed == "sensitive in the top 3: gender (#3); largest rank change vs v1: 2 (gender)"
+    assert result.expected == (
+        "no sensitive column or proxy in the top 3; no top-5 feature moving more than 1 places vs the champion"
+    )
+    result = judge({"kind": "resources", "max_memory_mb": 2, "max_latency_factor": 1.5})
+    assert result.observed == "memory 3.1 MB; latency 2.00× v1 at 1024 rows"
+    assert result.expected == "memory ≤ 2 MB; latency ≤ 1.5× the champion's"
+
+
+def test_without_a_champion_the_comparisons_hold() -> None:
+    evidence = copy.deepcopy(EVIDENCE)
+    evidence["explanations"]["champion"] = None
+    evidence["footprint"]["champion"] = None
+    evidence["footprint"]["latency_factor"] = None
+    assert judge({"kind": "explainability", "max_rank_change": 0}, evidence).outcome is Outcome.PASSED
+    assert judge({"kind": "resources", "max_latency_factor": 1.0}, evidence).outcome is Outcome.PASSED
+
+
+def test_a_footprint_that_could_not_be_measured_is_an_error_that_says_why() -> None:
+    evidence = {**EVIDENCE, "footprint": {"available": False, "reason": "the measuring process failed: MemoryError"}}
+    result = judge({"kind": "resources", "max_memory_mb": 512}, evidence)
+    assert result.outcome is Outcome.ERROR and result.blocking and "MemoryError" in result.observed
+    assert not judge({"kind": "resources", "max_memory_mb": 512, "severity": "warn"}, evidence).blocking
+
+
+@pytest.mark.parametrize("kind", ["explainability", "resources"])
+def test_a_rule_without_a_limit_is_refused(kind: str) -> None:
+    with pytest.raises(ValueError, match="needs"):
+        TypeAdapter(Rule).validate_python({"kind": kind})

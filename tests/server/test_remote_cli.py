@@ -60,6 +60,9 @@ READS: list[tuple[str, ...]] = [
     ("audit", "checkpoints", "export"),
     ("token", "list", "--json"),
     ("principals", "list", "--json"),
+    ("hold", "list", "--json"),
+    ("retention", "plan", "--json"),
+    ("costs", "--json"),
 ]
 
 
@@ -94,6 +97,11 @@ CHANGES: list[tuple[str, tuple[str, ...]]] = [
     ("bob", ("register", "churn", "--run-id", "0" * 32)),
     ("rui", ("promote", "churn", "2", "--to", "rejected", "--reason", "superseded", "--json")),
     ("rui", ("gate", "check", "churn", "2", "--to", "production", "--json")),
+    ("rui", ("hold", "add", "churn", "1", "--reason", "not an admin", "--json")),
+    ("ada", ("hold", "add", "churn", "1", "--reason", "case 114", "--json")),
+    ("ada", ("hold", "add", "churn", "1", "--reason", "twice", "--json")),
+    ("rui", ("retention", "apply", "--json")),
+    ("ada", ("hold", "remove", "churn", "1", "--reason", "case closed", "--json")),
 ]
 
 

@@ -39,6 +39,9 @@ MATRIX: list[tuple[str, str, str, dict[str, object] | None, set[str]]] = [
     ("remove_principal", "DELETE", "/principals/newcomer", None, {"admin"}),
     ("promote", "POST", "/models/churn/versions/2/promote", {"to": "rejected", "reason": "matrix"},
      {"scientist", "approver", "deployer", "admin"}),
+    ("add_hold", "POST", "/models/churn/versions/1/hold", {"reason": "matrix"}, {"admin"}),
+    ("remove_hold", "DELETE", "/models/churn/versions/1/hold?reason=matrix", None, {"admin"}),
+    ("retention_apply", "POST", "/retention/apply", {}, {"deployer", "admin"}),
 ]  # fmt: skip
 
 

@@ -97,6 +97,8 @@ def render(model: str, spec: ModelSpec, evidence: dict[str, Any]) -> str:
                 [[g, v["count"], v["selection_rate"], v["true_positive_rate"]] for g, v in report["by_group"].items()],
             )
             lines.append("")
+    lines += _explanations(evidence.get("explanations"))
+    lines += _footprint(evidence.get("footprint"))
     lines += ["## Limitations", ""]
     lines += [f"- {item}" for item in limitations(evidence)] or ["- None found by the automated checks."]
     lines.append("")
@@ -129,6 +131,43 @@ def _task_fairness(column: str, report: dict[str, Any]) -> list[str]:
     ]
 
 
+def _explanations(found: dict[str, Any] | None) -> list[str]:
+    if not found:
+        return []
+    lines = ["## What the scores rest on", ""]
+    if not found.get("available"):
+        return [*lines, f"No explanation: {found.get('reason')}", ""]
+    lines += [
+        f"Mean absolute SHAP value per input column ({found['explainer']}, {found['output']}, {found['rows']} holdout rows, "
+        f"seed {found['seed']}); one-hot columns are summed back to their source column.",
+        "",
+        *_table(["feature", "mean abs SHAP", "share"], [[t["feature"], t["mean_abs"], t["share"]] for t in found.get("top", [])]),
+        "",
+    ]
+    champion = found.get("champion")
+    if champion and champion.get("available"):
+        lines += [f"The champion (version {champion['version']}) ranks them: {', '.join(champion['ranking'][:5])}.", ""]
+    return lines
+
+
+def _footprint(found: dict[str, Any] | None) -> list[str]:
+    if not found:
+        return []
+    lines = ["## Footprint", ""]
+    if not found.get("available"):
+        return [*lines, f"Not measured: {found.get('reason')}", ""]
+    p50 = found.get("p50_ms") or {}
+    rows = [
+        ["artifact (MB)", found.get("artifact_mb")],
+        ["memory added by loading (MB)", found.get("memory_mb")],
+        ["load time (s)", found.get("load_s")],
+        *[[f"median predict at {n} rows (ms)", p50.get(n)] for n in ("1", "64", "1024")],
+        ["CPU seconds per 1,000 single-row predictions", found.get("cpu_s_per_1k")],
+        ["served by", found.get("runtime")],
+    ]
+    return [*lines, *_table(["figure", "value"], rows), ""]
+
+
 def limitations(evidence: dict[str, Any]) -> list[str]:
     found = []
     validation = evidence.get("data_validation") or {}
@@ -145,6 +184,9 @@ def limitations(evidence: dict[str, Any]) -> list[str]:
             found.append(f"Mean errors differ by {report['mean_error_difference']:.2f} across {column}.")
         if report.get("demographic_parity_difference", 0.0) > 0.1:
             found.append(f"Selection rates differ by {report['demographic_parity_difference']:.2f} across {column}.")
+    explained = evidence.get("explanations") or {}
+    if explained and not explained.get("available"):
+        found.append(f"No explainer supports the model: {explained.get('reason')}.")
     for column, groups in evidence.get("metrics", {}).get("slices", {}).items():
         if evidence.get("task", "binary") != "binary":
             continue

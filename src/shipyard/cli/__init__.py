@@ -6,7 +6,7 @@ commands in one module per noun; this module assembles them into one app.
 
 from __future__ import annotations
 
-from shipyard.cli import audit, gates, identity, models, monitor, pipeline, project, rollout, serve, server
+from shipyard.cli import audit, gates, identity, models, monitor, pipeline, project, retention, rollout, serve, server
 from shipyard.cli.root import app
 
 __all__ = ["app", "main"]
@@ -26,6 +26,7 @@ for command in (
     server.ui,
     monitor.trace,
     monitor.kpis,
+    retention.costs,
 ):
     app.command()(command)
 app.add_typer(pipeline.pipeline_app, name="pipeline")
@@ -39,6 +40,8 @@ app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(monitor.labels_app, name="labels")
 app.add_typer(identity.token_app, name="token")
 app.add_typer(identity.principals_app, name="principals")
+app.add_typer(retention.hold_app, name="hold")
+app.add_typer(retention.retention_app, name="retention")
 
 
 def main() -> None:

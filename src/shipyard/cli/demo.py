@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.cli.render import esc, ident, print_gate, print_table, rich_steps
+from shipyard.cli.render import esc, footprint_text, ident, print_gate, print_table, rich_steps, top_features
 from shipyard.domain.errors import Conflict, GateBlocked, PermissionDenied, ShipyardError
 from shipyard.domain.stages import Stage
 
@@ -125,6 +125,7 @@ def _story(console: Console, root: Path, people: People) -> bool:
         traffic.report(console)
 
         _summary(console, scientist)
+        _shipped_features(console, scientist)
         _champion_answers(console, people.local)
         _kpis(console, scientist)
         return _verify(console, scientist)
@@ -220,6 +221,17 @@ def _summary(console: Console, service: Shipyard) -> None:
         )
     console.print()
     print_table(console, table)
+
+
+def _shipped_features(console: Console, service: Shipyard) -> None:
+    """What the shipped version's scores rest on, and what it costs to serve, from its evidence."""
+    champion = next((v for v in service.versions("churn") if v.stage is Stage.PRODUCTION), None)
+    if champion is None:
+        return
+    evidence = service.evidence("churn", champion.version)
+    for label, text in (("rests on", top_features(evidence)), ("costs", footprint_text(evidence))):
+        if text:
+            console.print(f"Shipped churn v{champion.version} {label}: {text}", highlight=False, markup=False)
 
 
 def _champion_answers(console: Console, service: Shipyard) -> None:

@@ -342,12 +342,47 @@ def evidence_lines(evidence: dict[str, Any] | None) -> list[tuple[str, str]]:
     if robustness:
         bad = [n for n, p in robustness.get("probes", {}).items() if not p.get("ok")]
         lines.append(("robustness", "all probes passed" if not bad else f"failed: {', '.join(bad)}"))
+    explained = top_features(evidence)
+    if explained:
+        lines.append(("top features", explained))
+    sized = footprint_text(evidence)
+    if sized:
+        lines.append(("footprint", sized))
     lineage = evidence.get("lineage") or {}
     if lineage:
         lines.append(("trained by", str(lineage.get("trained_by"))))
         lines.append(("work tree", {True: "clean", False: "uncommitted changes", None: "unknown"}[lineage.get("git_clean")]))
     lines.append(("artifacts", ", ".join(evidence.get("artifacts", [])) or "-"))
     return lines
+
+
+def top_features(evidence: dict[str, Any] | None, count: int = 5) -> str | None:
+    """The features the model's scores rest on most (share of mean |SHAP|), or why there are none."""
+    found = (evidence or {}).get("explanations")
+    if not found:
+        return None
+    if not found.get("available"):
+        return f"not explainable: {found.get('reason')}"
+    listed = ", ".join(f"{t['feature']} {t['share']:.0%}" for t in found.get("top", [])[:count])
+    return f"{listed} (share of mean |SHAP|, {found.get('explainer')} on {found.get('rows')} holdout rows)"
+
+
+def footprint_text(evidence: dict[str, Any] | None) -> str | None:
+    found = (evidence or {}).get("footprint")
+    if not found:
+        return None
+    if not found.get("available"):
+        return f"not measured: {found.get('reason')}"
+    p50 = found.get("p50_ms") or {}
+    text = (
+        f"{found.get('memory_mb')} MB loaded, {found.get('artifact_mb')} MB on disk, load {found.get('load_s')} s; "
+        f"p50 {p50.get('1')} / {p50.get('64')} / {p50.get('1024')} ms at 1 / 64 / 1024 rows; "
+        f"{found.get('cpu_s_per_1k')} CPU s per 1k rows ({found.get('runtime')})"
+    )
+    factors = found.get("latency_factor")
+    if factors and found.get("champion"):
+        text += f"; latency vs v{found['champion']['version']}: " + ", ".join(f"{v}× at {k}" for k, v in factors.items())
+    return text
 
 
 def summarize(details: dict[str, Any]) -> str:

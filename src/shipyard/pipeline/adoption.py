@@ -12,6 +12,7 @@ from shipyard.pipeline.evidence import (
     gather_evidence,
     log_governance_artifacts,
     log_reference_profile,
+    measure_footprint,
 )
 from shipyard.pipeline.prepare import prepare, with_model_features
 from shipyard.pipeline.registration import (
@@ -86,6 +87,7 @@ def adopt(
             if PROFILE_ARTIFACT not in registry.artifact_names(run_id):
                 log_reference_profile(registry, run_id, model, prepared)
             equivalence = evidence["serving_equivalence"] = check_serving(registry, source, model, prepared, existing=files.onnx)
+            evidence["footprint"] = measure_footprint(store, registry, model_name, source, prepared, equivalence=equivalence)
             digests = dict(files.digests)
             if equivalence["converted"]:  # written beside the model just now: recorded with the files it was checked on
                 digests[ONNX_ARTIFACT] = equivalence["onnx_sha256"]

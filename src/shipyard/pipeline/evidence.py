@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard import evidence as evidence_mod
 from shipyard.config import Settings
@@ -15,6 +15,9 @@ from shipyard.pipeline.prepare import Prepared, prepare, with_model_features
 from shipyard.policy.spec import policy_for
 from shipyard.registry import MODEL_ARTIFACT, ONNX_ARTIFACT, Registry
 from shipyard.store.repository import Store
+
+if TYPE_CHECKING:
+    from shipyard.serving import footprint
 
 PROFILE_ARTIFACT = "reference_profile.json"
 
@@ -150,6 +153,51 @@ def check_serving(
     return found.evidence
 
 
+def measure_footprint(
+    store: Store,
+    registry: Registry,
+    model_name: str,
+    source: str,
+    prepared: Prepared,
+    *,
+    equivalence: dict[str, Any] | None,
+    excluding: int | None = None,
+    probe: footprint.Probe | None = None,
+) -> dict[str, Any]:
+    """The ``footprint`` evidence: the model at ``source`` measured in a fresh process, beside the champion's files
+    (checked against the digests recorded at its registration)."""
+    import shutil
+    import tempfile
+
+    from shipyard.domain.stages import Stage
+    from shipyard.registry import integrity
+    from shipyard.serving import footprint as measuring
+
+    try:
+        champion = next(
+            (v for v in store.list_versions(model_name) if v.stage is Stage.PRODUCTION and v.version != excluding), None
+        )
+    except NotFound:
+        champion = None
+    with tempfile.TemporaryDirectory(prefix="shipyard-footprint-files-") as tmp:
+        own = Path(tmp) / "candidate"
+        shutil.copytree(registry.local_model_dir(source), own)
+        theirs = None
+        if champion is not None:
+            folder = Path(tmp) / "champion"
+            shutil.copytree(registry.local_model_dir(champion.source), folder)
+            integrity.check(
+                champion.subject,
+                champion.source,
+                integrity.require_digests(champion.subject, champion.files_sha256),
+                integrity.file_digests(folder),
+            )
+            held = store.evidence(model_name, champion.version) or {}
+            theirs = (champion.version, folder, held.get("serving_equivalence"))
+        sample = prepared.parts.holdout[prepared.features].reset_index(drop=True)
+        return measuring.measure(own, sample, equivalence=equivalence, champion=theirs, probe=probe)
+
+
 def refresh_evidence(settings: Settings, store: Store, registry: Registry, version: ModelVersion) -> dict[str, Any]:
     """A registered version's evidence collected again, on the model's configured data and current champion.
 
@@ -174,6 +222,11 @@ def refresh_evidence(settings: Settings, store: Store, registry: Registry, versi
     evidence["holdout_fingerprint"] = prepared.dataset.fingerprint
     if "serving_equivalence" in old:  # about the registered files, which do not change
         evidence["serving_equivalence"] = old["serving_equivalence"]
+    # Measured again: the champion it is compared with may have changed.
+    evidence["footprint"] = measure_footprint(
+        store, registry, version.model, version.source, prepared,
+        equivalence=evidence.get("serving_equivalence"), excluding=version.version,
+    )  # fmt: skip
     evidence["artifacts"] = old.get("artifacts", [])
     if version.run_id:
         evidence["artifacts"] = log_governance_artifacts(settings, registry, version.model, version.run_id, evidence, schema)

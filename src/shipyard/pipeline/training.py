@@ -17,7 +17,13 @@ from typing import Any
 from shipyard.config import Settings
 from shipyard.domain.errors import InvalidSpec, NotFound, ShipyardError
 from shipyard.evidence import Lineage
-from shipyard.pipeline.evidence import check_serving, gather_evidence, log_governance_artifacts, log_reference_profile
+from shipyard.pipeline.evidence import (
+    check_serving,
+    gather_evidence,
+    log_governance_artifacts,
+    log_reference_profile,
+    measure_footprint,
+)
 from shipyard.pipeline.prepare import Prepared, prepare
 from shipyard.pipeline.registration import (
     GitInfo,
@@ -177,7 +183,13 @@ def run(
     actor = settings.actor
     lineage = lineage_emitter(settings)
 
-    with lineage.step(f"{model_name}.pipeline", facets={"shipyard_pipeline": {"model": model_name, "actor": actor}}) as parent:
+    from shipyard.serving.footprint import Probe
+
+    # The footprint's measuring process imports its libraries while this one trains and evaluates.
+    with (
+        Probe() as probe,
+        lineage.step(f"{model_name}.pipeline", facets={"shipyard_pipeline": {"model": model_name, "actor": actor}}) as parent,
+    ):
         with progress("load data"), lineage.step(f"{model_name}.load_data", parent=parent) as step:
             policy_for(settings, model_name)  # a bad policy fails before any work
             prepared = prepare(settings, spec, data_path)
@@ -210,6 +222,11 @@ def run(
                 source = _log_model(settings, registry, model_name, run_id, model, prepared, metrics)
                 log_reference_profile(registry, run_id, model, prepared)
                 evidence["serving_equivalence"] = check_serving(registry, source, model, prepared)
+            with progress("measure the footprint"):
+                evidence["footprint"] = measure_footprint(
+                    store, registry, model_name, source, prepared, equivalence=evidence["serving_equivalence"], probe=probe
+                )
+            with progress("log the evidence"):
                 evidence["artifacts"] = log_governance_artifacts(settings, registry, model_name, run_id, evidence, schema)
         except BaseException:
             registry.finish_run(run_id, failed=True)

@@ -18,6 +18,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "operate": frozenset({"deployer", "admin"}),
     "monitor": frozenset({"scientist", "deployer", "admin"}),
     "break_glass": frozenset({"admin"}),
+    "hold": frozenset({"admin"}),  # put a version under legal hold, or lift it
+    "retention": frozenset({"deployer", "admin"}),  # apply retention (the worker's service principal is a deployer)
     "principal": frozenset({"admin"}),  # manage principals and their roles
     "token:others": frozenset({"admin"}),  # create, list or revoke another principal's tokens
     "token:own": frozenset(ROLES),  # an api token for oneself: any principal

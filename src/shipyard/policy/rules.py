@@ -19,9 +19,11 @@ from shipyard.policy.spec import (
     CompareChampionRule,
     DataSourcesRule,
     DataValidationRule,
+    ExplainabilityRule,
     ExprRule,
     FairnessRule,
     MetricRule,
+    ResourcesRule,
     RobustnessRule,
     Rule,
 )
@@ -383,6 +385,92 @@ def check_robustness(rule: RobustnessRule, ctx: GateContext) -> Verdict:
     return Verdict(held=held, observed=observed, expected=expected, name="robustness")
 
 
+def check_explainability(rule: ExplainabilityRule, ctx: GateContext) -> Verdict:
+    found = _section(ctx.evidence, "explanations")
+    expected = []
+    if rule.sensitive_not_in_top is not None:
+        expected.append(f"no sensitive column or proxy in the top {rule.sensitive_not_in_top}")
+    if rule.max_share is not None:
+        expected.append(f"no feature above {rule.max_share:.0%} of the attribution")
+    if rule.max_rank_change is not None:
+        expected.append(f"no top-{rule.top} feature moving more than {rule.max_rank_change} places vs the champion")
+    if not found.get("available"):
+        # A model no explainer supports cannot show what it rests on: that fails the rule (a warning at severity warn).
+        reason = f"no explanations: {found.get('reason')}"
+        return Verdict(held=False, observed=reason, expected="; ".join(expected), name="explainability")
+    ranking: list[str] = list(found.get("ranking") or [])
+    share: dict[str, float] = found.get("share") or {}
+    observed, held = [], True
+    if rule.sensitive_not_in_top is not None:
+        watched = list(dict.fromkeys([*found.get("sensitive", []), *rule.proxies]))
+        top = ranking[: rule.sensitive_not_in_top]
+        inside = [f"{c} (#{ranking.index(c) + 1})" for c in watched if c in top]
+        held = held and not inside
+        ranks = ", ".join(f"{c} #{ranking.index(c) + 1}" if c in ranking else f"{c} not an input" for c in watched)
+        k = rule.sensitive_not_in_top
+        shown = f"top {k}: {', '.join(top)} ({ranks or 'no sensitive columns'})"
+        observed.append(f"sensitive in the top {k}: {', '.join(inside)}" if inside else shown)
+    if rule.max_share is not None:
+        leader = ranking[0] if ranking else None
+        largest = float(share.get(leader, 0.0)) if leader else 0.0
+        held = held and largest <= rule.max_share
+        observed.append(f"largest share {leader} {largest:.1%}")
+    if rule.max_rank_change is not None:
+        champion = found.get("champion")
+        if champion is None:
+            observed.append("no champion to compare with")
+        elif not champion.get("available"):
+            raise MissingEvidence(f"the champion v{champion.get('version')} has no explanations: {champion.get('reason')}")
+        else:
+            from shipyard.checks.explanations import rank_changes
+
+            changes = rank_changes(ranking, list(champion["ranking"]), rule.top)
+            mover = max(changes, key=lambda f: changes[f]) if changes else None
+            moved = changes.get(mover, 0) if mover else 0
+            held = held and moved <= rule.max_rank_change
+            where = f" ({mover})" if moved else ""
+            observed.append(f"largest rank change vs v{champion['version']}: {moved}{where}")
+    return Verdict(held=held, observed="; ".join(observed), expected="; ".join(expected), name="explainability")
+
+
+def check_resources(rule: ResourcesRule, ctx: GateContext) -> Verdict:
+    found = _section(ctx.evidence, "footprint")
+    if not found.get("available"):
+        raise CannotJudge(
+            f"no footprint: {found.get('reason')}",
+            expected="a footprint measured at registration",
+            hint="Collect the evidence again with `shipyard evidence collect MODEL VERSION`.",
+        )
+    checks: list[tuple[str, float | None, float | None, str]] = [
+        ("memory", found.get("memory_mb"), rule.max_memory_mb, "MB"),
+        ("p50 at 1 row", (found.get("p50_ms") or {}).get("1"), rule.max_p50_ms_1row, "ms"),
+        ("CPU per 1k rows", found.get("cpu_s_per_1k"), rule.max_cpu_s_per_1k, "s"),
+        ("artifact", found.get("artifact_mb"), rule.max_artifact_mb, "MB"),
+    ]
+    observed, expected, held = [], [], True
+    for label, value, limit, unit in checks:
+        if limit is None:
+            continue
+        if value is None:
+            raise MissingEvidence(f"the footprint has no {label}")
+        held = held and float(value) <= limit
+        observed.append(f"{label} {float(value):.3g} {unit}")
+        expected.append(f"{label} ≤ {limit:g} {unit}")
+    if rule.max_latency_factor is not None:
+        factors = found.get("latency_factor")
+        champion = found.get("champion")
+        expected.append(f"latency ≤ {rule.max_latency_factor:g}× the champion's")
+        if not champion:
+            observed.append("no champion to compare with")
+        elif not factors:
+            raise MissingEvidence(f"the footprint has no latency factor against the champion v{champion.get('version')}")
+        else:
+            rows, worst = max(factors.items(), key=lambda kv: float(kv[1]))
+            held = held and float(worst) <= rule.max_latency_factor
+            observed.append(f"latency {float(worst):.2f}× v{champion.get('version')} at {rows} rows")
+    return Verdict(held=held, observed="; ".join(observed), expected="; ".join(expected), name="resources")
+
+
 def check_expr(rule: ExprRule, ctx: GateContext) -> Verdict:
     try:
         held = cel.evaluate(rule.expr, ctx.evidence)
@@ -400,6 +488,8 @@ EVALUATORS: dict[str, Callable[[Any, GateContext], Verdict]] = {
     "data_sources": check_data_sources,
     "approvals": check_approvals,
     "robustness": check_robustness,
+    "explainability": check_explainability,
+    "resources": check_resources,
     "expr": check_expr,
 }
 

@@ -124,6 +124,53 @@ class RobustnessRule(_Rule):
     max_change: float | None = Field(default=None, gt=0.0)
 
 
+class ExplainabilityRule(_Rule):
+    """What the model's decisions may rest on, from the ``explanations`` evidence (mean |SHAP| per input column).
+
+    ``sensitive_not_in_top``: no sensitive column (the policy's ``sensitive`` list plus ``proxies``) among the
+    top k; ``max_share``: no column carries more than that share of all attribution; ``max_rank_change``: no
+    feature of either top ``top`` (candidate's or champion's) moves more places than that against the champion.
+    """
+
+    kind: Literal["explainability"]
+    sensitive_not_in_top: int | None = Field(default=None, ge=1)
+    proxies: list[str] = Field(default_factory=list, description="columns that stand in for a sensitive one")
+    max_share: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_rank_change: int | None = Field(default=None, ge=0)
+    top: int = Field(default=5, ge=1, description="the top features max_rank_change compares")
+
+    @model_validator(mode="after")
+    def _says_something(self) -> ExplainabilityRule:
+        if self.sensitive_not_in_top is None and self.max_share is None and self.max_rank_change is None:
+            raise ValueError("an explainability rule needs sensitive_not_in_top, max_share or max_rank_change (or several)")
+        return self
+
+
+class ResourcesRule(_Rule):
+    """What running the model costs, from the ``footprint`` evidence measured at registration in a fresh process.
+
+    ``max_latency_factor``: the candidate's median predict time over the champion's, measured side by side,
+    at the worst of 1, 64 and 1,024 rows.
+    """
+
+    kind: Literal["resources"]
+    max_memory_mb: float | None = Field(default=None, gt=0.0, description="resident memory added by loading the model")
+    max_p50_ms_1row: float | None = Field(default=None, gt=0.0)
+    max_cpu_s_per_1k: float | None = Field(default=None, gt=0.0, description="CPU seconds per 1,000 single-row predictions")
+    max_artifact_mb: float | None = Field(default=None, gt=0.0)
+    max_latency_factor: float | None = Field(default=None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> ResourcesRule:
+        limits = (self.max_memory_mb, self.max_p50_ms_1row, self.max_cpu_s_per_1k, self.max_artifact_mb, self.max_latency_factor)
+        if all(limit is None for limit in limits):
+            raise ValueError(
+                "a resources rule needs at least one limit: max_memory_mb, max_p50_ms_1row, max_cpu_s_per_1k, "
+                "max_artifact_mb or max_latency_factor"
+            )
+        return self
+
+
 class ExprRule(_Rule):
     """A CEL expression over the evidence (``evidence.metrics.holdout.roc_auc > 0.8``)."""
 
@@ -149,6 +196,8 @@ Rule = Annotated[
     | DataSourcesRule
     | ApprovalsRule
     | RobustnessRule
+    | ExplainabilityRule
+    | ResourcesRule
     | ExprRule,
     Field(discriminator="kind"),
 ]
@@ -161,6 +210,8 @@ RULE_KINDS: tuple[str, ...] = (
     "data_sources",
     "approvals",
     "robustness",
+    "explainability",
+    "resources",
     "expr",
 )
 

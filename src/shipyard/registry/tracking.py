@@ -53,13 +53,22 @@ def translate_errors(what: str, uri: str) -> Iterator[None]:
         raise BackendUnavailable(f"{what} failed against MLflow at {uri}: {exc}") from exc
 
 
+CREATED_TAG = "shipyard.created"  # on experiments Shipyard created
+
+
 class Tracking:
     """A project's MLflow tracking store: runs, their artifacts, and the folder its files lie in."""
 
     def __init__(
-        self, tracking_uri: str, registry_uri: str, artifact_root: Path | None = None, cache_dir: Path | None = None
+        self,
+        tracking_uri: str,
+        registry_uri: str,
+        artifact_root: Path | None = None,
+        cache_dir: Path | None = None,
+        cold_dir: Path | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
+        self.cold_dir = cold_dir  # where retention moved model files of long-archived versions (see registry.cold)
         self.registry_uri = registry_uri
         self.artifact_root = artifact_root
         self.cache_dir = cache_dir  # where facts about this machine may be kept between commands
@@ -117,6 +126,13 @@ class Tracking:
         return self._previous_roots
 
     def here(self, source: str) -> str:
+        """``source`` as it lies now (see ``located``), with its files brought back from the cold location
+        when retention moved them there."""
+        source = self.located(source)
+        self._rehydrate(source)
+        return source
+
+    def located(self, source: str) -> str:
         """``source`` as it lies now: a location recorded under a previous folder of the project, moved into the current one."""
         root = self.project_root
         if root is None or relocation.is_under(source, root):
@@ -126,6 +142,26 @@ class Tracking:
             if moved != source:
                 return moved
         return source
+
+    def cold_archive(self, source: str) -> Path | None:
+        """Where the cold location keeps (or would keep) ``source``'s files; None when it cannot."""
+        from shipyard.registry import cold
+
+        path = local_path(self.located(source))
+        if path is None or self.cold_dir is None or self.artifact_root is None:
+            return None
+        return cold.archive_for(self.cold_dir, self.artifact_root, path)
+
+    def _rehydrate(self, source: str) -> None:
+        path = local_path(source)
+        if path is None or path.exists():
+            return
+        archive = self.cold_archive(source)
+        if archive is not None and archive.is_file():
+            from shipyard.registry import cold
+
+            cold.rehydrate(path, archive)
+            log.info("brought the model files at %s back from the cold location", source)
 
     @contextmanager
     def _as_default(self) -> Iterator[None]:
@@ -164,7 +200,8 @@ class Tracking:
             if found is not None:
                 return str(found.experiment_id)
             location = self.artifact_root.resolve().as_uri() if self.artifact_root is not None else None
-            return str(self.client.create_experiment(name, artifact_location=location))
+            # The tag marks it as Shipyard's own: retention deletes stray runs only in experiments so marked.
+            return str(self.client.create_experiment(name, artifact_location=location, tags={CREATED_TAG: "true"}))
 
     def start_run(self, experiment_id: str, *, run_name: str, tags: Mapping[str, str]) -> str:
         with translate_errors("starting a run", self.tracking_uri):

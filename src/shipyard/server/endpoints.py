@@ -21,6 +21,7 @@ from shipyard.domain.governance import Approval, GateReport
 from shipyard.domain.identity import Principal, Token
 from shipyard.domain.mirror import PendingMirror
 from shipyard.domain.monitoring import Alert
+from shipyard.domain.retention import LegalHold, RetentionOutcome, RetentionPlan
 from shipyard.domain.rollouts import Analysis, Rollout
 
 if TYPE_CHECKING:
@@ -119,6 +120,10 @@ class TraceParams(Params):
 
 class KpiParams(Params):
     since: str = "30d"
+
+
+class HoldParams(VersionParams):
+    reason: str = Field(min_length=1)
 
 
 class TokenCreateParams(Params):
@@ -272,6 +277,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              params=TraceParams, returns=dict[str, Any], call=lambda s, p: s.trace(p.request_id)),
     Endpoint(method="GET", path="/kpis", name="kpis", summary="DORA and governance figures over a window.",
              params=KpiParams, returns="shipyard.kpis:Kpis", call=lambda s, p: s.kpis(p.since)),
+    Endpoint(method="GET", path="/costs", name="costs",
+             summary="Per model: CPU time predicting, predictions served, CPU-seconds per 1,000, storage used.",
+             params=KpiParams, returns="shipyard.costs:Costs", call=lambda s, p: s.costs(p.since)),
+    Endpoint(method="GET", path="/holds", name="holds", summary="Versions under legal hold.",
+             params=OptionalModel, returns=list[LegalHold], call=lambda s, p: s.holds(p.model)),
+    Endpoint(method="GET", path="/retention/plan", name="retention_plan",
+             summary="Every action a retention pass would take now, with the bytes it frees. Changes nothing.",
+             params=NoParams, returns=RetentionPlan, call=lambda s, p: s.retention_plan()),
     Endpoint(method="GET", path="/audit/events", name="audit_log", summary="The audit log, oldest first.",
              params=OptionalModel, returns=list[AuditEvent], call=lambda s, p: s.audit_log(p.model), paged=True),
     Endpoint(method="POST", path="/audit/verify", name="audit_verify",
@@ -335,6 +348,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(method="POST", path="/models/{model}/labels", name="ingest_labels", mutating=True, body="raw",
              summary="Upload outcomes (CSV or Parquet, as the body) and join them to logged predictions.",
              params=LabelParams, returns="shipyard.labels:Ingested", call=_ingest),
+    Endpoint(method="POST", path="/models/{model}/versions/{version}/hold", name="add_hold", mutating=True,
+             summary="Put a version under legal hold (admins): retention never touches it.",
+             params=HoldParams, returns=LegalHold, call=lambda s, p: s.add_hold(p.model, p.version, reason=p.reason)),
+    Endpoint(method="DELETE", path="/models/{model}/versions/{version}/hold", name="remove_hold", mutating=True,
+             summary="Lift a legal hold (admins).",
+             params=HoldParams, returns=LegalHold, call=lambda s, p: s.remove_hold(p.model, p.version, reason=p.reason)),
+    Endpoint(method="POST", path="/retention/apply", name="retention_apply", mutating=True,
+             summary="Carry the retention plan out, each action audited; safe to interrupt and run again.",
+             params=NoParams, returns=RetentionOutcome, call=lambda s, p: s.retention_apply()),
     Endpoint(method="POST", path="/audit/rotate-key", name="rotate_audit_key", mutating=True,
              summary="Start a new audit signing key (admins); old public keys stay listed.",
              params=NoParams, returns=AuditKey, call=lambda s, p: s.rotate_audit_key()),

@@ -139,7 +139,8 @@ class ServiceBase:
                 self.settings.state_dir / "artifacts" if uri.startswith(("sqlite:", "file:")) or "://" not in uri else None
             )
             cache = self.settings.state_dir / "cache"
-            self._registry = Registry(uri, self.settings.registry_uri, artifact_root=artifacts, cache_dir=cache)
+            cold = self.settings.resolve(self.settings.spec.retention.cold_location)
+            self._registry = Registry(uri, self.settings.registry_uri, artifact_root=artifacts, cache_dir=cache, cold_dir=cold)
         return self._registry
 
     # -- authorization ---------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 A monitor run keeps its statistics, not the data behind them; ``drift_view`` reads that run's window of the
 prediction log again (its version, the successful rows between its window's start and end) and puts it beside
-the version's reference profile, bin by bin for a number, category by category for a category.
+the version's reference profile, bin by bin for a number, category by category for a category. Days whose raw
+inputs retention dropped count through the daily profiles it kept in their place (whole days).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class DriftViews(Loop):
         import numpy as np
         import pandas as pd
 
-        from shipyard.monitoring.profile import CategoricalProfile, NumericProfile
+        from shipyard.monitoring.profile import CategoricalProfile, NumericProfile, category_counts
         from shipyard.predlog import FEATURE_PREFIX, read_log
 
         chosen = self._monitor_run(model, run)
@@ -109,15 +110,28 @@ class DriftViews(Loop):
         frame = read_log(self.settings.predictions_dir, model=model, since=chosen.window_start, until=until).to_pandas()
         frame = frame[(frame["version"] == chosen.version) & (frame["routing"] != "shadow") & (frame["status"] == 200)]
         live = frame[column] if column in frame.columns else pd.Series([], dtype=float)
+        # Days whose raw inputs retention dropped count through the daily profiles it kept (whole days); their
+        # scores stay in the log, so the score never needs them.
+        kept = [] if feature is None else self._kept_profiles(model, chosen, feature)
         if isinstance(reference, CategoricalProfile):
-            bins = _categories(reference, live)
-            live_rows, reference_rows, sampled = int(live.notna().sum()), reference.count, False
+            counts = category_counts(live)
+            for day in kept:
+                if isinstance(day, CategoricalProfile):
+                    for key, n in zip(day.categories, day.counts, strict=True):
+                        counts[key] = counts.get(key, 0) + n
+            bins = _categories(reference, counts)
+            live_rows, reference_rows, sampled = sum(counts.values()), reference.count, False
         else:
             assert isinstance(reference, NumericProfile)
             values = pd.to_numeric(live, errors="coerce").to_numpy(dtype=float)
             values = values[np.isfinite(values)]
-            bins = _histogram(reference, values)
-            live_rows, reference_rows, sampled = len(values), reference.count, reference.sampled
+            weights = np.ones(len(values))
+            for day in kept:
+                if isinstance(day, NumericProfile) and day.count:
+                    values = np.concatenate([values, day.values])
+                    weights = np.concatenate([weights, day.weights * (day.count / day.weights.sum())])
+            bins = _histogram(reference, values, weights)
+            live_rows, reference_rows, sampled = round(float(weights.sum())), reference.count, reference.sampled
         return DriftView(
             model=model,
             version=chosen.version,
@@ -132,6 +146,19 @@ class DriftViews(Loop):
             bins=tuple(bins),
         )
 
+    def _kept_profiles(self, model: str, chosen: MonitorRun, feature: str | None) -> list[FeatureProfile]:
+        from shipyard.monitoring.profile import load_profile
+        from shipyard.retention.logfiles import daily_profiles
+
+        found: list[FeatureProfile] = []
+        paths = daily_profiles(self.settings.predictions_dir, model, chosen.version, chosen.window_start, chosen.window_end)
+        for path in paths:
+            day = load_profile(path)
+            part = day.features.get(feature) if feature is not None else None
+            if part is not None:
+                found.append(part)
+        return found
+
     def _monitor_run(self, model: str, run: int | None) -> MonitorRun:
         runs = self.store.monitor_runs(model, limit=1 if run is None else RUNS_SEARCHED)
         found = runs[0] if run is None and runs else next((r for r in runs if r.id == run), None)
@@ -144,8 +171,8 @@ class DriftViews(Loop):
         return found
 
 
-def _histogram(reference: Any, live: np.ndarray) -> list[DriftBin]:
-    """Equal-width bins over both sides' range; the reference's share from its stored values and weights."""
+def _histogram(reference: Any, live: np.ndarray, live_weights: np.ndarray) -> list[DriftBin]:
+    """Equal-width bins over both sides' range; each side's share from its values and their weights."""
     import numpy as np
 
     if reference.count == 0 and not len(live):
@@ -155,7 +182,8 @@ def _histogram(reference: Any, live: np.ndarray) -> list[DriftBin]:
     low, high = min(lows), max(highs)
     edges = np.linspace(low, high, HISTOGRAM_BINS + 1) if high > low else np.array([low, low + 1.0])
     ref_counts, _ = np.histogram(reference.values, bins=edges, weights=reference.weights)
-    live_counts, _ = np.histogram(live, bins=edges)
+    live_weighted, _ = np.histogram(live, bins=edges, weights=live_weights)
+    live_counts = np.rint(live_weighted).astype(int)
     ref_total, live_total = float(ref_counts.sum()), int(live_counts.sum())
     return [
         DriftBin(
@@ -170,11 +198,8 @@ def _histogram(reference: Any, live: np.ndarray) -> list[DriftBin]:
     ]
 
 
-def _categories(reference: Any, live: Any) -> list[DriftBin]:
+def _categories(reference: Any, counts: dict[Any, int]) -> list[DriftBin]:
     """The reference's categories, most frequent first, then any the live window brought that it never saw."""
-    from shipyard.monitoring.profile import category_counts
-
-    counts = category_counts(live)
     keys = list(reference.categories) + [c for c in counts if c not in set(reference.categories)]
     known = dict(zip(reference.categories, reference.counts, strict=True))
     live_total = sum(counts.values())

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from shipyard import __version__
 from shipyard.domain.errors import ShipyardError, http_status
+from shipyard.serving.explain import explain_v1
 from shipyard.serving.gateway import Usage
 from shipyard.serving.http import (
     REQUEST_ID,
@@ -72,6 +73,8 @@ def create_app(gateway: Gateway) -> Predictions:
         Route("/v2/models/{name}/stats", statistics, methods=["GET"], middleware=guard),
         Route("/v2/models/{name}/versions/{version}/stats", statistics, methods=["GET"], middleware=guard),
         Route("/v2/repository/index", repository_index, methods=["POST"], middleware=guard),
+        Route("/v1/models/{name}:explain", explain_v1, methods=["POST"], middleware=guard),
+        Route("/v1/models/{name}/versions/{version}:explain", explain_v1, methods=["POST"], middleware=guard),
         Route("/metrics", metrics_endpoint, methods=["GET"], middleware=guard),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]

@@ -32,6 +32,19 @@ _V1_REQUEST = {
         },
     },
 }
+_EXPLAINED = {
+    "type": "object",
+    "required": ["model", "version", "features", "explanations"],
+    "properties": {
+        "model": {"type": "string"},
+        "version": {"type": "integer"},
+        "explainer": {"type": "string"},
+        "output": {"type": "string", "description": "what a row's attributions and the base value add up to"},
+        "base_value": {"type": "number"},
+        "features": {"type": "array", "items": {"type": "string"}},
+        "explanations": {"type": "array", "items": {"type": "object", "additionalProperties": {"type": "number"}}},
+    },
+}
 _V2_REQUEST = {
     "type": "object",
     "required": ["inputs"],
@@ -140,6 +153,13 @@ def openapi_document(models: list[str] | None = None) -> dict[str, Any]:
                     "parameters": _name(),
                     "requestBody": {"required": True, "content": {"application/json": {"schema": _V1_REQUEST}}},
                     "responses": _responses(v1),
+                }
+            },
+            "/v1/models/{name}:explain": {
+                "post": {
+                    "parameters": _name(),
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": _V1_REQUEST}}},
+                    "responses": _responses(_EXPLAINED),
                 }
             },
             "/metrics": {"get": {"responses": {"200": {"description": "Prometheus text format"}}}},

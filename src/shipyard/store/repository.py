@@ -2,7 +2,7 @@
 
 ``Store`` opens the connection and the transactions; what it records lives in one
 module per concern (versions, governance, delivery, identity, monitoring, the
-MLflow mirror's backlog, leases, notification cursors, audit checkpoints, the audit log).
+MLflow mirror's backlog, leases, notification cursors, audit checkpoints, legal holds, the audit log).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from shipyard.store.base import Tx
 from shipyard.store.checkpoints import CheckpointRecords
 from shipyard.store.delivery import DeliveryRecords
 from shipyard.store.governance import GovernanceRecords
+from shipyard.store.holds import HoldRecords
 from shipyard.store.identity import IdentityRecords
 from shipyard.store.leases import LeaseRecords
 from shipyard.store.mirror import MirrorRecords
@@ -38,6 +39,7 @@ class Store(
     LeaseRecords,
     NotifyRecords,
     CheckpointRecords,
+    HoldRecords,
     AuditRecords,
 ):
     """Shipyard's source of truth on SQLite or PostgreSQL."""

@@ -1,0 +1,1 @@
+"""Retention: the prediction log, archived artifacts and stray runs, shrunk by rules and never past a hold."""
