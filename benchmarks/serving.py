@@ -15,6 +15,7 @@ Models:
 - ``churn``: the demo's champion, a one-hot-encoding gradient-boosting pipeline (numpy tree walk);
 - ``wide``: a 20-feature HistGradientBoosting on numeric features (numpy tree walk);
 - ``linear``: scaler + polynomial features + one-hot + logistic regression on the churn data (ONNX Runtime).
+- ``lightgbm``: the ``wide`` data with LightGBM's classifier, 100 trees (ONNX Runtime where its conversion agrees).
 
     .venv/bin/python benchmarks/serving.py [--model churn wide linear] [--seconds 10] [--rounds 2]
         [--mlserver /path/to/venv/bin/mlserver] [--no-mlflow] [--no-plain] [--workers 2]
@@ -50,6 +51,13 @@ WIDE_TRAIN = """from sklearn.ensemble import HistGradientBoostingClassifier
 
 def train(frame):
     return HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(frame.drop(columns=["y"]), frame["y"])
+"""
+# The same data with LightGBM's classifier (scikit-learn API), trained by the pipeline's train().
+LIGHTGBM_TRAIN = """from lightgbm import LGBMClassifier
+
+
+def train(frame):
+    return LGBMClassifier(n_estimators=100, verbose=-1, random_state=0).fit(frame.drop(columns=["y"]), frame["y"])
 """
 LINEAR_TRAIN = """from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
@@ -102,14 +110,14 @@ def build(root: Path, model: str) -> tuple[str, dict[str, Any]]:
     name, row = "churn", dict(SAMPLE_CUSTOMER)
     if model == "linear":
         (root / "train.py").write_text(LINEAR_TRAIN)
-    elif model == "wide":
+    elif model in ("wide", "lightgbm"):
         from sklearn.datasets import make_classification
 
         x, y = make_classification(n_samples=20_000, n_features=20, n_informative=12, random_state=0)
         frame = pd.DataFrame(x, columns=WIDE_FEATURES)
         frame["y"] = y
         frame.to_parquet(root / "data" / "wide.parquet", index=False)
-        (root / "train_wide.py").write_text(WIDE_TRAIN)
+        (root / "train_wide.py").write_text(LIGHTGBM_TRAIN if model == "lightgbm" else WIDE_TRAIN)
         config = yaml.safe_load((root / "shipyard.yaml").read_text())
         config["models"] = {
             "wide": {"owner": "bench", "train": "train_wide.py:train", "data": {"path": "data/wide.parquet", "target": "y"}}
@@ -338,7 +346,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--model", nargs="+", choices=["churn", "wide", "linear"], default=["churn", "wide", "linear"])
+    parser.add_argument(
+        "--model", nargs="+", choices=["churn", "wide", "linear", "lightgbm"], default=["churn", "wide", "linear"]
+    )
     parser.add_argument("--mlserver", help="the `mlserver` command of a virtual environment with mlserver-sklearn")
     parser.add_argument("--no-mlflow", action="store_true", help="leave `mlflow models serve` out (it is slow to start)")
     parser.add_argument("--no-plain", action="store_true", help="leave out `shipyard serve --runtime scikit-learn`")

@@ -79,7 +79,9 @@ def test_no_project_says_how_to_make_one(tmp_path: Path) -> None:
         (MINIMAL.replace("target: y}", "target: y, holdout_fraction: 1.5}"), "models.churn.data.holdout_fraction"),
         (MINIMAL + "    train: train\n", "models.churn.train: Value error, expected FILE.py:FUNCTION"),
         (MINIMAL + "    risk_tier: extreme\n", "models.churn.risk_tier"),
-        (MINIMAL + "    primary_metric: mae\n", "models.churn.primary_metric"),
+        (MINIMAL + "    primary_metric: mse\n", "models.churn.primary_metric"),
+        (MINIMAL + "    task: binary\n    primary_metric: rmse\n", "metric 'rmse' does not apply to a binary model"),
+        (MINIMAL + "    task: forecast\n", "models.churn.task"),
         (
             MINIMAL + "    monitoring: {alerts: [{signal: vibes, threshold: 1}]}\n",
             "models.churn.monitoring.alerts.0.signal",

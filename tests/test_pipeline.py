@@ -115,7 +115,8 @@ def _break(project: Path, old: str, new: str, file: str = "shipyard.yaml") -> No
         ("shipyard.yaml", "data/churn.parquet", "data/missing.parquet", NotFound, "missing.parquet does not exist"),
         ("shipyard.yaml", "train.py:train", "train.py:fit", InvalidSpec, "has no function 'fit'"),
         ("shipyard.yaml", "train.py:train", "nope.py:train", NotFound, "nope.py does not exist"),
-        ("shipyard.yaml", "target: churned", "target: contract_type", InvalidSpec, "expected both classes of a binary 0/1 label"),
+        # Three text labels make a multiclass target, which roc_auc (the template's primary metric) cannot judge.
+        ("shipyard.yaml", "target: churned", "target: contract_type", InvalidSpec, "does not apply to a multiclass model"),
         (
             "train.py",
             "return model.fit(features, frame[TARGET])",

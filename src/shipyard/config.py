@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shipyard.domain.errors import InvalidSpec, NotFound
+from shipyard.domain.tasks import ALL_METRICS, DEFAULT_METRIC, Task, metric_error
 
 CONFIG_FILE = "shipyard.yaml"
 STATE_DIR = ".shipyard"
-METRICS = ("roc_auc", "accuracy", "f1", "log_loss", "brier")
 ROLES = ("viewer", "scientist", "approver", "deployer", "admin")
 Role = Literal["viewer", "scientist", "approver", "deployer", "admin"]
 
@@ -158,7 +158,10 @@ class ModelSpec(_Spec):
     risk_tier: Literal["low", "medium", "high"] = "medium"
     train: str = Field(default="train.py:train", description="FILE.py:FUNCTION, relative to the project folder")
     data: DataSpec
-    primary_metric: Literal["roc_auc", "accuracy", "f1", "log_loss", "brier"] = "roc_auc"
+    task: Task | None = Field(default=None, description="binary, multiclass or regression; inferred from the target when absent")
+    primary_metric: str | None = Field(
+        default=None, description="what the champion comparison ranks by; default: roc_auc, f1_macro or rmse by task"
+    )
     policy: str | None = None
     rollout: RolloutSpec = RolloutSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
@@ -170,6 +173,27 @@ class ModelSpec(_Spec):
         if not sep or not path.endswith(".py") or not func.isidentifier():
             raise ValueError("expected FILE.py:FUNCTION, e.g. train.py:train")
         return value
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in ALL_METRICS:
+            raise ValueError(f"unknown metric; expected one of {', '.join(ALL_METRICS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> ModelSpec:
+        if self.task is not None and self.primary_metric is not None:
+            problem = metric_error(self.task, self.primary_metric)
+            if problem is not None:
+                raise ValueError(f"primary_metric: {problem}")
+        if self.task is not None and self.task != "binary" and self.data.positive_label is not None:
+            raise ValueError(f"data.positive_label makes a binary target; remove it, or declare task: binary (not {self.task})")
+        return self
+
+    def metric(self, task: str | None = None) -> str:
+        """The primary metric for the model's task (``task``: the one its evidence recorded, else the declared one)."""
+        return self.primary_metric or DEFAULT_METRIC[task or self.task or "binary"]
 
 
 class WorkerSpec(_Spec):

@@ -48,11 +48,11 @@ class Lineage:
         }
 
 
-def comparison_settings(policy: Policy, spec: ModelSpec) -> tuple[str, int, float]:
+def comparison_settings(policy: Policy, spec: ModelSpec, task: str | None = None) -> tuple[str, int, float]:
     rule = policy.comparison_settings()
     if rule is None:
-        return spec.primary_metric, DEFAULT_RESAMPLES, 1 - 2 * DEFAULT_ALPHA
-    return rule.metric or spec.primary_metric, rule.resamples, 1 - 2 * rule.alpha
+        return spec.metric(task), DEFAULT_RESAMPLES, 1 - 2 * DEFAULT_ALPHA
+    return rule.metric or spec.metric(task), rule.resamples, 1 - 2 * rule.alpha
 
 
 def slice_metrics(y: np.ndarray, scores: np.ndarray, holdout: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
@@ -88,6 +88,9 @@ def collect(
     champion: Champion | None,
     split_method: str,
     train_rows: int,
+    task: str = "binary",
+    task_declared: bool = True,
+    train_target: pd.Series | None = None,
 ) -> dict[str, Any]:
     """Score the model on the holdout and run every check the policy can ask about."""
     import numpy as np
@@ -95,6 +98,12 @@ def collect(
     from shipyard.checks import comparison, data, explanations, fairness, robustness
 
     holdout_x = holdout[features].reset_index(drop=True)
+    if task != "binary":
+        return _collect_task(
+            task, task_declared, model=model, spec=spec, policy=policy, frame=frame, holdout=holdout, holdout_x=holdout_x,
+            target=target, holdout_target=holdout_target, train_target=train_target if train_target is not None else target,
+            schema=schema, lineage=lineage, champion=champion, split_method=split_method, train_rows=train_rows,
+        )  # fmt: skip
     y = holdout_target.to_numpy().astype(int)
     scores = positive_scores(model, holdout_x)
     predictions = (scores >= THRESHOLD).astype(int)
@@ -106,6 +115,8 @@ def collect(
         "rows": {"train": train_rows, "holdout": len(holdout)},
         "split": split_method,
         "lineage": lineage.to_dict(),
+        "task": task,
+        "task_source": "declared" if task_declared else "inferred",
     }
     metric, resamples, confidence = comparison_settings(policy, spec)
     champion_features = features
@@ -140,6 +151,55 @@ def collect(
     return safe
 
 
+def _collect_task(
+    task: str, task_declared: bool, *, model: Any, spec: ModelSpec, policy: Policy, frame: pd.DataFrame,
+    holdout: pd.DataFrame, holdout_x: pd.DataFrame, target: pd.Series, holdout_target: pd.Series,
+    train_target: pd.Series, schema: dict[str, Any], lineage: Lineage, champion: Champion | None, split_method: str,
+    train_rows: int,
+) -> dict[str, Any]:  # fmt: skip
+    """A regression or multiclass model's evidence (``checks.task_evidence``), with the sections every task shares."""
+    from shipyard.checks import data, explanations, task_evidence
+
+    champion_x = None
+    if champion is not None:
+        own = getattr(champion.model, "feature_names_in_", None)
+        champion_x = holdout[[str(c) for c in own]].reset_index(drop=True) if own is not None else holdout_x
+    found = task_evidence.collect(
+        task=task,
+        model=model,
+        holdout=holdout,
+        holdout_x=holdout_x,
+        holdout_target=holdout_target,
+        train_target=train_target,
+        slice_columns=policy.slice_columns(),
+        fairness_columns=policy.fairness_columns(),
+        champion_model=champion.model if champion is not None else None,
+        champion_x=champion_x,
+        comparison=comparison_settings(policy, spec, task),
+        seed=spec.data.seed,
+    )
+    if found["comparison"] is not None and champion is not None:
+        found["comparison"] = {**found["comparison"], "champion_version": champion.version}
+    labelled = frame.copy()
+    labelled[spec.data.target] = target.to_numpy()
+    evidence: dict[str, Any] = {
+        "task": task,
+        "task_source": "declared" if task_declared else "inferred",
+        **found,
+        "rows": {"train": train_rows, "holdout": len(holdout)},
+        "split": split_method,
+        "lineage": lineage.to_dict(),
+        "data_validation": data.validate(schema, labelled, policy.constraints),
+    }
+    # SHAP explanations are computed on a binary classifier's positive-class output; for other tasks they are
+    # reported unavailable (an explainability rule then blocks, saying why), and listed as not applicable.
+    reason = f"explanations are computed for binary classifiers, not yet for a {task} model"
+    evidence["explanations"] = {**explanations.unavailable(reason), "sensitive": list(policy.fairness_columns())}
+    evidence["not_applicable"] = {**evidence.get("not_applicable", {}), "explanations": reason}
+    safe: dict[str, Any] = json_safe(evidence)
+    return safe
+
+
 def stale_reasons(evidence: dict[str, Any] | None, policy: Policy, spec: ModelSpec, champion_version: int | None) -> list[str]:
     """Why stored evidence cannot judge this policy now (empty when it can)."""
     if evidence is None:
@@ -149,8 +209,8 @@ def stale_reasons(evidence: dict[str, Any] | None, policy: Policy, spec: ModelSp
     held = comparison.get("champion_version") if comparison else None
     if held != champion_version:
         reasons.append(f"the champion is now {champion_version or 'none'}, the evidence compared with {held or 'none'}")
-    elif comparison:
-        metric, resamples, confidence = comparison_settings(policy, spec)
+    elif comparison and "label_set_changed" not in comparison:
+        metric, resamples, confidence = comparison_settings(policy, spec, evidence.get("task"))
         boot = comparison.get("bootstrap", {})
         if comparison.get("metric") != metric or boot.get("resamples") != resamples or boot.get("confidence") != confidence:
             reasons.append("the policy's comparison settings changed")

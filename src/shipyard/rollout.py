@@ -175,9 +175,12 @@ def online_metric_check(
     """Once labels have arrived for the window: the challenger's primary metric must not be significantly worse."""
     import numpy as np
 
-    from shipyard.checks.comparison import MIN_LABELLED, unpaired_difference
+    from shipyard.checks.comparison import METRICS, MIN_LABELLED, unpaired_difference
     from shipyard.labels import read_labels
 
+    metric = str(rollout.checks.get("metric", "roc_auc"))
+    if metric not in METRICS:  # an online comparison on delayed labels is measured for binary classifiers
+        return None
     labels = read_labels(labels_dir, rollout.model)
     if labels.num_rows == 0:
         return None
@@ -187,7 +190,6 @@ def online_metric_check(
     a, b = champion & labelled, challenger & labelled
     if min(a.sum(), b.sum()) < MIN_LABELLED or len(np.unique(y[a])) < 2 or len(np.unique(y[b])) < 2:
         return None
-    metric = str(rollout.checks.get("metric", "roc_auc"))
     difference, low, high = unpaired_difference(y[a], score[a], y[b], score[b], metric=metric)
     return Check(
         name=f"online {metric} vs champion",

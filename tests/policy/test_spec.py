@@ -113,7 +113,7 @@ def test_a_model_without_a_policy_blocks_both_gates(tmp_path: Path) -> None:
             "staging:\n  - {kind: artifacts, required: [a]}\n  - {kind: metric, metric: roc_auc, op: '>=', value: high}\n",
             "staging rule 1 (metric): value",
         ),
-        ("staging:\n  - {kind: metric, metric: mae, op: '>=', value: 1}\n", "staging rule 0 (metric): metric"),
+        ("staging:\n  - {kind: metric, metric: mse, op: '>=', value: 1}\n", "staging rule 0 (metric): metric"),
         ("staging:\n  - {kind: metric, metric: f1, op: '=>', value: 1}\n", "staging rule 0 (metric): op"),
         ("production:\n  - {kind: compare_champion, resamples: 10}\n", "production rule 0 (compare_champion): resamples"),
         (

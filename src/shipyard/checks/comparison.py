@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from shipyard.checks.evaluation import THRESHOLD
 from shipyard.domain.errors import InvalidSpec
+from shipyard.domain.tasks import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
 METRICS = ("roc_auc", "accuracy", "f1", "log_loss", "brier")
-LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
 MIN_RESAMPLES = 100
 CLIP = 1e-15
 # Below this many discordant pairs the chi-square approximation is poor.

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 TOLERANCE = 1e-4  # the largest class-probability difference from scikit-learn that is still the same model
 BUDGET_SECONDS = 2.0  # conversion and check for a churn-sized model (benchmarks/onnx_serving.py measures it)
 REASON_CHARS = 400
+STACKED_KEY = "shipyard.stacked_columns"  # metadata of a one-input graph: the columns it stacks, one per line
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +39,7 @@ class Session:
     session: Any
     inputs: tuple[tuple[str, bool], ...]  # input name, whether it takes strings
     probabilities: str  # the output holding class probabilities
+    stacked: tuple[str, ...] = ()  # a one-input graph (a bare LightGBM/XGBoost model): its columns, in order
 
     @classmethod
     def of(cls, data: bytes) -> Session:
@@ -51,12 +53,20 @@ class Session:
         inputs = tuple((i.name, i.type == "tensor(string)") for i in session.get_inputs())
         outputs = [o.name for o in session.get_outputs()]
         probabilities = "probabilities" if "probabilities" in outputs else outputs[-1]
-        return cls(session=session, inputs=inputs, probabilities=probabilities)
+        stacked = session.get_modelmeta().custom_metadata_map.get(STACKED_KEY)
+        return cls(
+            session=session, inputs=inputs, probabilities=probabilities, stacked=tuple(stacked.split("\n")) if stacked else ()
+        )
 
     def feed(self, columns: dict[str, Any]) -> dict[str, np.ndarray] | None:
         """The session's inputs from typed columns; None when a value has no ONNX form (a missing text, a datetime)."""
         import numpy as np
 
+        if self.stacked:
+            arrays = [np.asarray(columns.get(name)) for name in self.stacked]
+            if any(a.dtype.kind not in "biuf" for a in arrays):
+                return None
+            return {self.inputs[0][0]: np.column_stack(arrays).astype(np.float32)}
         feed = {}
         for name, text in self.inputs:
             values = columns.get(name)
@@ -133,17 +143,22 @@ def _converted_and_compared(model: Any, holdout: pd.DataFrame, found: dict[str, 
     try:
         import onnxruntime
         import skl2onnx
-        from skl2onnx import to_onnx
     except ImportError as exc:
         return None, f"the converter is not installed: {exc}"
-    found["converter"] = f"skl2onnx {skl2onnx.__version__}, onnxruntime {onnxruntime.__version__}"
+    from shipyard.checks import boosting_onnx
+
+    boosting = boosting_onnx.register()
+    found["converter"] = f"skl2onnx {skl2onnx.__version__}, onnxruntime {onnxruntime.__version__}" + (
+        f" (with onnxmltools for {', '.join(boosting)})" if boosting else ""
+    )
     if len(holdout) == 0:
         return None, "the holdout has no rows to compare on"
     types = input_types(holdout)
     if isinstance(types, str):
         return None, types
     try:
-        converted = to_onnx(model, initial_types=types, options={id(model): {"zipmap": False}})
+        classifier = hasattr(model, "predict_proba")
+        converted = _convert(model, types, classifier=classifier)
         data = converted.SerializeToString()
     except Exception as exc:  # skl2onnx raises anything from RuntimeError to TypeError on what it cannot convert
         return None, _short(f"skl2onnx cannot convert the model: {type(exc).__name__}: {exc}")
@@ -154,6 +169,8 @@ def _converted_and_compared(model: Any, holdout: pd.DataFrame, found: dict[str, 
         return None, _short(f"onnxruntime cannot run the converted model: {type(exc).__name__}: {exc}")
     if answered is None:
         return None, "the holdout's columns cannot be fed to the converted model"
+    if not classifier:
+        return data, _same_predictions(np.asarray(model.predict(holdout), dtype=np.float64), answered, found)
     expected = np.asarray(model.predict_proba(holdout), dtype=np.float64)
     if answered.shape != expected.shape:
         return None, f"the converted model answers {answered.shape[1:]} probabilities per row, scikit-learn {expected.shape[1:]}"
@@ -166,6 +183,63 @@ def _converted_and_compared(model: Any, holdout: pd.DataFrame, found: dict[str, 
     if not difference <= TOLERANCE:
         return data, f"probabilities differ by up to {difference:.3g}, more than the tolerance {TOLERANCE:g}"
     return data, None
+
+
+def _convert(model: Any, types: list[tuple[str, Any]], *, classifier: bool) -> Any:
+    """skl2onnx's graph of the model: one input per column, as the gateway feeds them; a bare LightGBM or XGBoost
+    model takes one input of every column instead, and the graph records their order (``STACKED_KEY``)."""
+    from skl2onnx import get_latest_tested_opset_version, to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    # onnxmltools' tree converters (LightGBM, XGBoost) write the ai.onnx.ml domain at version 3.
+    boosting = {"": get_latest_tested_opset_version(), "ai.onnx.ml": 3}
+    attempts: list[tuple[Any, list[tuple[str, Any]], Any]] = [(model, types, None), (model, types, boosting)]
+    if all(isinstance(t, FloatTensorType) for _, t in types) and len(types) > 1:
+        single = [("input", FloatTensorType([None, len(types)]))]
+        bare = _unnamed(model)
+        attempts += [(bare, single, None), (bare, single, boosting)]
+    failure: Exception | None = None
+    for candidate, inputs, opsets in attempts:
+        options = {id(candidate): {"zipmap": False}} if classifier else None
+        try:
+            converted = to_onnx(candidate, initial_types=inputs, options=options, target_opset=opsets)
+        except Exception as exc:  # skl2onnx raises anything from RuntimeError to its own exceptions
+            if "ai.onnx.ml" in str(exc) or "at most 1 input" in str(exc):
+                failure = exc
+                continue
+            raise
+        if inputs is not types:
+            entry = converted.metadata_props.add()
+            entry.key, entry.value = STACKED_KEY, "\n".join(name for name, _ in types)
+        return converted
+    assert failure is not None
+    raise failure
+
+
+def _unnamed(model: Any) -> Any:
+    """An XGBoost model's copy without feature names (onnxmltools reads trees split on f0, f1, …); others as they are."""
+    if not hasattr(model, "get_booster"):
+        return model
+    import copy
+
+    plain = copy.deepcopy(model)
+    plain.get_booster().feature_names = None
+    return plain
+
+
+def _same_predictions(expected: np.ndarray, answered: np.ndarray, found: dict[str, Any]) -> str | None:
+    """A regressor's agreement: predictions within ``TOLERANCE`` of the largest magnitude (float32 rounds big values)."""
+    import numpy as np
+
+    expected = expected.reshape(len(expected), -1)
+    if answered.shape != expected.shape:
+        return f"the converted model answers {answered.shape[1:]} values per row, the model {expected.shape[1:]}"
+    scale = max(1.0, float(np.abs(expected).max()))
+    difference = float(np.abs(answered - expected).max())
+    found["max_prediction_difference"] = difference
+    if not difference <= TOLERANCE * scale:
+        return f"predictions differ by up to {difference:.3g}, more than the tolerance {TOLERANCE * scale:.3g}"
+    return None
 
 
 def _classes(proba: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ def render(model: str, spec: ModelSpec, evidence: dict[str, Any]) -> str:
     lineage = evidence.get("lineage", {})
     holdout = evidence.get("metrics", {}).get("holdout", {})
     rows = evidence.get("rows", {})
+    task = evidence.get("task", "binary")
     lines = [
         f"# Model card: {model}",
         "",
@@ -31,6 +32,7 @@ def render(model: str, spec: ModelSpec, evidence: dict[str, Any]) -> str:
         "",
         f"- Owner: {spec.owner}",
         f"- Risk tier: {spec.risk_tier}",
+        f"- Task: {task}" + (f" (classes {', '.join(evidence['classes'])})" if evidence.get("classes") else ""),
         f"- Trained by: {lineage.get('trained_by', 'unknown')}, run {lineage.get('run_id', 'unknown')}",
         "",
         "## Data",
@@ -52,13 +54,22 @@ def render(model: str, spec: ModelSpec, evidence: dict[str, Any]) -> str:
     ]
     for column, groups in evidence.get("metrics", {}).get("slices", {}).items():
         lines += [f"### By {column}", ""]
+        shown = {"binary": ["roc_auc", "accuracy"], "multiclass": ["accuracy", "f1_macro"]}.get(task, ["rmse", "mae"])
         lines += _table(
-            ["value", "rows", "roc_auc", "accuracy"],
-            [[g, m.get("rows", "?"), m.get("roc_auc", "n/a"), m.get("accuracy", "n/a")] for g, m in groups.items()],
+            ["value", "rows", *shown], [[g, m.get("rows", "?"), *(m.get(k, "n/a") for k in shown)] for g, m in groups.items()]
         )
         lines.append("")
     comparison = evidence.get("comparison")
-    if comparison:
+    if comparison and "label_set_changed" in comparison:
+        changed = comparison["label_set_changed"]
+        lines += [
+            "## Against the champion",
+            "",
+            f"Not compared: version {comparison.get('champion_version')} predicts {', '.join(changed['champion'])}; "
+            f"this version {', '.join(changed['candidate'])}.",
+            "",
+        ]
+    elif comparison:
         boot = comparison["bootstrap"]
         lines += [
             "## Against the champion",
@@ -73,6 +84,9 @@ def render(model: str, spec: ModelSpec, evidence: dict[str, Any]) -> str:
     if fairness:
         lines += ["## Fairness", ""]
         for column, report in fairness.items():
+            if report.get("task") in ("regression", "multiclass"):
+                lines += [*_task_fairness(column, report), ""]
+                continue
             lines.append(
                 f"By {column}: demographic parity difference {report['demographic_parity_difference']:.4f}, "
                 f"equalized odds difference {report['equalized_odds_difference']:.4f}"
@@ -89,6 +103,32 @@ def render(model: str, spec: ModelSpec, evidence: dict[str, Any]) -> str:
     lines += [f"- {item}" for item in limitations(evidence)] or ["- None found by the automated checks."]
     lines.append("")
     return "\n".join(lines)
+
+
+def _task_fairness(column: str, report: dict[str, Any]) -> list[str]:
+    if report["task"] == "regression":
+        return [
+            f"By {column}: mean error difference {report['mean_error_difference']:.4f}, "
+            f"mean prediction difference {report['mean_prediction_difference']:.4f}",
+            "",
+            *_table(
+                ["group", "count", "mean error", "mean abs error", "mean prediction", "mean target"],
+                [
+                    [g, v["count"], v["mean_error"], v["mean_abs_error"], v["mean_prediction"], v["mean_target"]]
+                    for g, v in report["by_group"].items()
+                ],
+            ),
+        ]
+    by_group = report["by_group"]
+    classes = list(next(iter(by_group.values()))["selection_rate"]) if by_group else []
+    return [
+        f"By {column}: largest gap in a class's selection rate {report['demographic_parity_difference']:.4f}",
+        "",
+        *_table(
+            ["group", "count", *(f"predicted {c}" for c in classes)],
+            [[g, v["count"], *(v["selection_rate"][c] for c in classes)] for g, v in by_group.items()],
+        ),
+    ]
 
 
 def _explanations(found: dict[str, Any] | None) -> list[str]:
@@ -140,12 +180,16 @@ def limitations(evidence: dict[str, Any]) -> list[str]:
         if not probe.get("ok"):
             found.append(f"The model fails the {name.replace('_', ' ')} probe: {probe.get('error') or 'invalid outputs'}.")
     for column, report in (evidence.get("fairness") or {}).items():
+        if report.get("mean_error_difference", 0.0) > 1.0:
+            found.append(f"Mean errors differ by {report['mean_error_difference']:.2f} across {column}.")
         if report.get("demographic_parity_difference", 0.0) > 0.1:
             found.append(f"Selection rates differ by {report['demographic_parity_difference']:.2f} across {column}.")
     explained = evidence.get("explanations") or {}
     if explained and not explained.get("available"):
         found.append(f"No explainer supports the model: {explained.get('reason')}.")
     for column, groups in evidence.get("metrics", {}).get("slices", {}).items():
+        if evidence.get("task", "binary") != "binary":
+            continue
         thin = [g for g, m in groups.items() if "roc_auc" not in m]
         if thin:
             found.append(f"Metrics are undefined for {column} = {', '.join(thin)} (one class only in the holdout).")

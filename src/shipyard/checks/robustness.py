@@ -30,8 +30,12 @@ def probe(
     seed: int = 0,
     noise: float = 0.01,
     max_rows: int = 200,
+    bounded: bool = True,
 ) -> dict[str, Any]:
-    """Run every probe on up to ``max_rows`` rows of ``sample``; ``predict_proba`` gives positive-class probabilities."""
+    """Run every probe on up to ``max_rows`` rows of ``sample``; ``predict_proba`` gives positive-class probabilities.
+
+    ``bounded=False``: the outputs are any finite numbers (a regression's predictions, scaled by the caller).
+    """
     import numpy as np
     import pandas as pd
 
@@ -48,13 +52,13 @@ def probe(
     numeric = [c for c in clean.columns if _is_number(clean[c])]
     text = [c for c in clean.columns if _is_text(clean[c])]
 
-    baseline, clean_predicted = _score(predict_proba, clean)
+    baseline, clean_predicted = _score(predict_proba, bounded, clean)
     probes = {
-        "missing_values": _score(predict_proba, _with_missing(clean, rng), columns=list(clean.columns))[0],
-        "out_of_range": _score(predict_proba, _out_of_range(clean, numeric), columns=numeric)[0],
-        "unseen_categories": _score(predict_proba, _unseen(clean, text), columns=text)[0],
+        "missing_values": _score(predict_proba, bounded, _with_missing(clean, rng), columns=list(clean.columns))[0],
+        "out_of_range": _score(predict_proba, bounded, _out_of_range(clean, numeric), columns=numeric)[0],
+        "unseen_categories": _score(predict_proba, bounded, _unseen(clean, text), columns=text)[0],
     }
-    noisy, predicted = _score(predict_proba, _with_noise(clean, numeric, noise, rng), columns=numeric)
+    noisy, predicted = _score(predict_proba, bounded, _with_noise(clean, numeric, noise, rng), columns=numeric)
     if predicted is not None and clean_predicted is not None:
         change = np.abs(predicted - clean_predicted)
         noisy.update(noise=noise, mean_abs_change=float(change.mean()), max_abs_change=float(change.max()))
@@ -81,7 +85,11 @@ def _is_text(series: pd.Series) -> bool:
 
 
 def _score(
-    predict_proba: Callable[[pd.DataFrame], np.ndarray], frame: pd.DataFrame, *, columns: list[str] | None = None
+    predict_proba: Callable[[pd.DataFrame], np.ndarray],
+    bounded: bool,
+    frame: pd.DataFrame,
+    *,
+    columns: list[str] | None = None,
 ) -> tuple[dict[str, Any], np.ndarray | None]:
     """One probe's result, and the predictions when they are valid."""
     import warnings
@@ -105,7 +113,7 @@ def _score(
     if output.shape != (len(frame),):
         result["error"] = f"expected {len(frame)} probabilities (shape ({len(frame)},)), got shape {output.shape}"
         return result, None
-    valid = bool(np.isfinite(output).all() and (output >= 0.0).all() and (output <= 1.0).all())
+    valid = bool(np.isfinite(output).all() and (not bounded or ((output >= 0.0).all() and (output <= 1.0).all())))
     result.update(ok=valid, valid_outputs=valid)
     return result, output if valid else None
 

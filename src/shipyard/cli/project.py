@@ -18,7 +18,12 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
     example: Annotated[
-        str | None, typer.Option("--example", help="churn (synthetic, the default) or arrests (real data, for fairness).")
+        str | None,
+        typer.Option(
+            "--example",
+            help="churn (synthetic, the default), arrests (real data, for fairness), "
+            "abalone (regression) or penguins (multiclass).",
+        ),
     ] = None,
     from_data: Annotated[
         Path | None,

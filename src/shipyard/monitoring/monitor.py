@@ -105,23 +105,46 @@ def live_performance(
     frame: pd.DataFrame, labels: pd.DataFrame, *, metric: str, holdout: float | None
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The primary metric on the labelled rows of the window, with its bootstrap interval, against the holdout value."""
-    from shipyard.checks.comparison import LOWER_IS_BETTER, bootstrap_interval
+    from shipyard.checks.comparison import METRICS, bootstrap_interval
+    from shipyard.domain.tasks import LOWER_IS_BETTER, METRICS_BY_TASK
 
     if not len(labels):
         return None, ["no labels ingested yet: performance not judged"]
     joined = frame[["request_id", "score"]].merge(labels[["request_id", "label"]], on="request_id", how="inner")
     joined = joined[joined["score"].notna()]
-    classes = joined["label"].nunique()
-    if len(joined) < MIN_LABELLED or classes < 2:
-        return None, [f"{len(joined)} labelled predictions in the window ({classes} classes); {MIN_LABELLED} of both are needed"]
-    interval = bootstrap_interval(joined["label"].to_numpy(), joined["score"].to_numpy(), metric=metric, resamples=1000, seed=0)
-    result: dict[str, Any] = {"live": interval.to_dict(), "holdout": holdout, "labelled": len(joined)}
+    if metric in METRICS_BY_TASK["regression"]:
+        # A regression's logged score is its prediction; its label is the true value.
+        if len(joined) < MIN_LABELLED:
+            return None, [f"{len(joined)} labelled predictions in the window; {MIN_LABELLED} are needed"]
+        from shipyard.checks.task_metrics import interval as task_interval
+
+        live = task_interval("regression", metric, joined["label"].to_numpy(dtype=float), joined["score"].to_numpy())
+    elif metric not in METRICS:
+        return None, [f"live {metric} from delayed labels is not measured for this model's task: performance not judged"]
+    else:
+        classes = joined["label"].nunique()
+        if len(joined) < MIN_LABELLED or classes < 2:
+            return None, [
+                f"{len(joined)} labelled predictions in the window ({classes} classes); {MIN_LABELLED} of both are needed"
+            ]
+        live = bootstrap_interval(
+            joined["label"].to_numpy(), joined["score"].to_numpy(), metric=metric, resamples=1000, seed=0
+        ).to_dict()
+    interval = _Live(value=float(live["value"]), ci_low=float(live["ci_low"]), ci_high=float(live["ci_high"]))
+    result: dict[str, Any] = {"live": live, "holdout": holdout, "labelled": len(joined)}
     if holdout is not None:
         lower_better = metric in LOWER_IS_BETTER
         result["decay"] = (interval.value - holdout) if lower_better else (holdout - interval.value)
         # Significant only when the whole interval lies on the worse side of the holdout value.
         result["significant"] = interval.ci_low > holdout if lower_better else interval.ci_high < holdout
     return result, []
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    value: float
+    ci_low: float
+    ci_high: float
 
 
 def observe(
@@ -165,7 +188,7 @@ def observe(
             score_psi = float(report.score.statistics["psi"])
     else:
         notes.append(f"{rows} successful predictions in the window; {monitoring.min_rows} are needed to judge drift")
-    performance, why = live_performance(ok, labels, metric=spec.primary_metric, holdout=holdout_metric)
+    performance, why = live_performance(ok, labels, metric=spec.metric(), holdout=holdout_metric)
     notes.extend(why)
 
     readings: list[SignalReading] = []

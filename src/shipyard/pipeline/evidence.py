@@ -69,6 +69,9 @@ def gather_evidence(
         champion=current_champion(store, registry, model_name, excluding=version),
         split_method=parts.method,
         train_rows=len(parts.train),
+        task=prepared.task,
+        task_declared=prepared.task_declared,
+        train_target=parts.train[spec.data.target],
     )
     if prepared.feature_store is not None and spec.data.feast is not None:
         from shipyard.checks import skew
@@ -110,7 +113,14 @@ def log_reference_profile(registry: Registry, run_id: str, model: Any, prepared:
     from shipyard.monitoring.profile import build_profile, save_profile
 
     features = prepared.features
-    scores = positive_scores(model, prepared.parts.holdout[features])
+    if prepared.task == "binary":
+        scores = positive_scores(model, prepared.parts.holdout[features])
+    else:
+        from shipyard.checks.outputs import task_scores
+        from shipyard.checks.targets import classes
+
+        labels = classes(prepared.parts.train[prepared.target]) if prepared.task == "multiclass" else []
+        scores = task_scores(model, prepared.parts.holdout[features], prepared.task, labels)
     profile = build_profile(prepared.parts.train[features].reset_index(drop=True), scores=scores)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / PROFILE_ARTIFACT

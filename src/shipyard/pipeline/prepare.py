@@ -44,6 +44,10 @@ class Prepared:
             facts["entities"]["path"],
         ]
 
+    task: str = "binary"
+    task_declared: bool = True
+    target: str = ""
+
 
 def feature_columns(spec: ModelSpec, frame: pd.DataFrame, source: str) -> list[str]:
     data = spec.data
@@ -111,8 +115,10 @@ def _from_feature_store(settings: Settings, spec: ModelSpec, feast: FeastSpec, e
         if spec.data.time_column
         else spec.model_copy(update={"data": spec.data.model_copy(update={"time_column": feast.event_timestamp})})
     )
+    task, declared = resolve_task(spec, frame)
     parts = split(timed, frame)
-    check_binary_target(spec, parts)
+    if task == "binary":
+        check_binary_target(spec, parts)
     uri = f"feast:{built.facts['project']}/{built.facts['feature_service']}"
     return Prepared(
         dataset=Dataset(frame=frame, uri=uri, fingerprint=built.fingerprint),
@@ -120,7 +126,30 @@ def _from_feature_store(settings: Settings, spec: ModelSpec, feast: FeastSpec, e
         parts=parts,
         path=built.entity_path,
         feature_store=built.facts,
+        task=task,
+        task_declared=declared,
+        target=spec.data.target,
     )
+
+
+def resolve_task(spec: ModelSpec, frame: pd.DataFrame) -> tuple[str, bool]:
+    """The model's task and whether it was declared; an inferred one is read from the target's values."""
+    from shipyard.checks.targets import check_target, infer_task
+
+    target = spec.data.target
+    declared = spec.task is not None or spec.data.positive_label is not None
+    task = spec.task or ("binary" if spec.data.positive_label is not None else infer_task(frame[target]))
+    check_target(task, frame[target], column=target, declared=declared)
+    if not declared and spec.primary_metric is not None:
+        from shipyard.domain.tasks import metric_error
+
+        problem = metric_error(task, spec.primary_metric)
+        if problem is not None:
+            raise InvalidSpec(
+                f"primary_metric: {problem} (the task was inferred from target {target!r})",
+                hint="Declare models.*.task in shipyard.yaml, or name a metric of that task.",
+            )
+    return task, declared
 
 
 def prepare(settings: Settings, spec: ModelSpec, data_path: Path | None = None) -> Prepared:
@@ -134,13 +163,18 @@ def prepare(settings: Settings, spec: ModelSpec, data_path: Path | None = None) 
     if spec.data.positive_label is not None:
         frame = frame.copy()
         frame[spec.data.target] = (frame[spec.data.target] == spec.data.positive_label).astype("int64")
+    task, declared = resolve_task(spec, frame)
     parts = split(spec, frame)
-    check_binary_target(spec, parts)
+    if task == "binary":
+        check_binary_target(spec, parts)
     return Prepared(
         dataset=Dataset(frame=frame, uri=dataset.uri, fingerprint=dataset.fingerprint),
         features=features,
         parts=parts,
         path=data_path,
+        task=task,
+        task_declared=declared,
+        target=spec.data.target,
     )
 
 

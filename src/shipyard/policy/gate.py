@@ -28,6 +28,7 @@ def evaluate(
                 message=hint,
             )
         )
+    results.extend(_task_findings(ctx))
     for index, rule in enumerate(policy.rules_for(ctx.stage)):
         try:
             verdict = evaluate_rule(rule, ctx)
@@ -69,3 +70,40 @@ def evaluate(
         break_glass=break_glass,
         champion=champion,
     )
+
+
+def _task_findings(ctx: GateContext) -> list[RuleResult]:
+    """What the model's task means for this gate, whatever the rules: a changed label set blocks; evidence kinds that
+    do not apply to the model are listed (a rule that needs one of them cannot pass)."""
+    found: list[RuleResult] = []
+    comparison = ctx.evidence.get("comparison") or {}
+    changed = comparison.get("label_set_changed") if isinstance(comparison, dict) else None
+    if changed:
+        found.append(
+            RuleResult(
+                index=0,
+                kind="task",
+                name="label set",
+                severity="block",
+                outcome=Outcome.ERROR,
+                observed=f"this version predicts {changed['candidate']}; "
+                f"the champion v{comparison.get('champion_version')} predicts {changed['champion']}",
+                expected="the champion's label set",
+                message="A model with other classes is a new model: register it under another name, or retire the champion.",
+            )
+        )
+    skipped = ctx.evidence.get("not_applicable") or {}
+    if skipped:
+        found.append(
+            RuleResult(
+                index=0,
+                kind="task",
+                name="evidence not applicable",
+                severity="warn",
+                outcome=Outcome.PASSED,
+                observed="; ".join(f"{kind}: {reason}" for kind, reason in sorted(skipped.items())),
+                expected=f"evidence a {ctx.evidence.get('task', 'binary')} model can give",
+                message="Rules that need these kinds report them as not applicable and block.",
+            )
+        )
+    return found

@@ -10,6 +10,7 @@ from typing import Any
 
 from shipyard.domain.errors import InvalidSpec
 from shipyard.domain.governance import Approval
+from shipyard.domain.tasks import metric_error
 from shipyard.policy import cel
 from shipyard.policy.access import Access
 from shipyard.policy.spec import (
@@ -28,7 +29,6 @@ from shipyard.policy.spec import (
     Rule,
 )
 
-LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     ">": operator.gt,
@@ -95,8 +95,23 @@ def _fmt(value: Any) -> Any:
     return round(value, 4) if isinstance(value, float) else value
 
 
+def not_applicable(ctx: GateContext, what: str) -> None:
+    """Raise when the evidence says ``what`` does not apply to this model (its task, or a model without probabilities)."""
+    task = ctx.evidence.get("task")
+    if what.startswith("metric ") and task is not None:
+        problem = metric_error(task, what.removeprefix("metric "))
+        if problem is not None:
+            raise CannotJudge(
+                f"not applicable: {problem}", expected=f"a rule for a {task} model", hint="Change the policy's rule."
+            )
+    reason = (ctx.evidence.get("not_applicable") or {}).get(what)
+    if reason:
+        raise CannotJudge(f"not applicable: {reason}", expected=f"{what} evidence", hint="Change the policy's rule.")
+
+
 def check_metric(rule: MetricRule, ctx: GateContext) -> Verdict:
     compare = OPERATORS[rule.op]
+    not_applicable(ctx, f"metric {rule.metric}")
     expected = f"{rule.op} {rule.value}"
     if rule.slice is None:
         value = float(_section(ctx.evidence, "metrics", "holdout", rule.metric))
@@ -118,7 +133,17 @@ def check_metric(rule: MetricRule, ctx: GateContext) -> Verdict:
 def check_compare_champion(rule: CompareChampionRule, ctx: GateContext) -> Verdict:
     metric = rule.metric or ctx.primary_metric
     name = f"compare_champion {metric}"
+    not_applicable(ctx, f"metric {metric}")
+    not_applicable(ctx, "comparison")
     comparison = ctx.evidence.get("comparison")
+    if comparison and "label_set_changed" in comparison:
+        change = comparison["label_set_changed"]
+        raise CannotJudge(
+            f"the label set changed: v{comparison.get('champion_version')} predicts {change['champion']}, "
+            f"this version {change['candidate']}",
+            expected="the champion's label set",
+            hint="A model with other classes is a new model: register it under another name.",
+        )
     if not comparison:
         return Verdict(
             held=True, observed="no production version to compare with", expected="not worse than the champion", name=name
@@ -130,7 +155,7 @@ def check_compare_champion(rule: CompareChampionRule, ctx: GateContext) -> Verdi
     observed = (
         f"improvement {boot['improvement']:+.4f} vs v{comparison['champion_version']} ({level}% lower bound {boot['ci_low']:+.4f}"
     )
-    for test in ("delong", "mcnemar"):
+    for test in ("delong", "mcnemar", "wilcoxon"):
         if test in comparison:
             observed += f", {test} p={comparison[test]['p_value']:.3g}"
     observed += ")"
@@ -164,6 +189,8 @@ def _group_rates(metric: str, group: str, rates: Mapping[str, Any]) -> str:
 
 def check_fairness(rule: FairnessRule, ctx: GateContext) -> Verdict:
     report = _section(ctx.evidence, "fairness", rule.sensitive)
+    if report.get("task") in ("regression", "multiclass") or rule.metric not in FAIRNESS_RATES:
+        return _check_task_fairness(rule, ctx, report)
     by_group: dict[str, dict[str, Any]] = report.get("by_group") or {}
     column, least = rule.sensitive, rule.min_group_size
     if not by_group or any(not isinstance(v.get("count"), int) for v in by_group.values()):
@@ -194,6 +221,40 @@ def check_fairness(rule: FairnessRule, ctx: GateContext) -> Verdict:
                 observed += f"; {group} has no positive labels: its TPR is 0.0 by convention"
             if v.get("positive_rate") in (1, 1.0):
                 observed += f"; {group} has no negative labels: its FPR is 0.0 by convention"
+    return Verdict(
+        held=value <= rule.max,
+        observed=observed,
+        expected=f"≤ {rule.max} between groups of ≥ {least} rows",
+        name=f"fairness {rule.metric} by {column}",
+    )
+
+
+def _check_task_fairness(rule: FairnessRule, ctx: GateContext, report: Mapping[str, Any]) -> Verdict:
+    """A regression's gaps in mean error or mean prediction; a multiclass model's gap in per-class selection rates."""
+    from shipyard.checks import task_fairness
+
+    task = str(report.get("task") or ctx.evidence.get("task") or "binary")
+    if rule.metric not in task_fairness.METRICS_BY_TASK.get(task, ()):
+        raise CannotJudge(
+            f"not applicable: fairness {rule.metric} does not apply to a {task} model",
+            expected=f"one of {', '.join(task_fairness.METRICS_BY_TASK.get(task, ()))}",
+            hint="Change the policy's fairness rule.",
+        )
+    column, least = rule.sensitive, rule.min_group_size
+    by_group: dict[str, Any] = dict(report.get("by_group") or {})
+    shown = "; ".join(task_fairness.describe(rule.metric, g, v) for g, v in by_group.items())
+    eligible = {g: v for g, v in by_group.items() if int(v.get("count", 0)) >= least}
+    if len(eligible) < 2:
+        raise CannotJudge(
+            f"only {len(eligible)} group(s) with at least {least} rows ({shown})",
+            expected=f"at least 2 groups of ≥ {least} rows to compare",
+            hint=f"Collect more holdout rows, or lower min_group_size on this rule (now {least}).",
+        )
+    value = task_fairness.difference(rule.metric, eligible)
+    small = [f"{g} (n={v['count']})" for g, v in by_group.items() if g not in eligible]
+    observed = f"{value:.4f} ({shown})"
+    if small:
+        observed += f"; warning: {', '.join(small)} left out of the difference: fewer than {least} rows"
     return Verdict(
         held=value <= rule.max,
         observed=observed,
@@ -307,6 +368,7 @@ def _lapsed(rule: ApprovalsRule, ctx: GateContext, approval: Approval) -> str | 
 
 
 def check_robustness(rule: RobustnessRule, ctx: GateContext) -> Verdict:
+    not_applicable(ctx, "robustness")
     report = _section(ctx.evidence, "robustness")
     probes = report.get("probes", {})
     broken = [f"{name}: {p.get('error') or 'invalid outputs'}" for name, p in probes.items() if not p.get("ok")]

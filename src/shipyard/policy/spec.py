@@ -27,10 +27,13 @@ from pydantic import (
 from shipyard.checks.data import ColumnConstraint
 from shipyard.config import Settings, format_validation_error
 from shipyard.domain.errors import InvalidSpec, NotFound
+from shipyard.domain.tasks import LOWER_IS_BETTER, MetricName
 
 Severity = Literal["block", "warn"]
 Operator = Literal[">=", ">", "<=", "<", "=="]
-FairnessMetric = Literal["demographic_parity_difference", "equalized_odds_difference"]
+FairnessMetric = Literal[
+    "demographic_parity_difference", "equalized_odds_difference", "mean_error_difference", "mean_prediction_difference"
+]
 GATED_STAGES = ("staging", "production")
 
 
@@ -45,17 +48,30 @@ class MetricRule(_Rule):
     """A holdout metric (or a metric on each value of a slice column) against a threshold."""
 
     kind: Literal["metric"]
-    metric: Literal["roc_auc", "accuracy", "f1", "log_loss", "brier"]
+    metric: MetricName
     op: Operator
     value: float
     slice: str | None = Field(default=None, description="slice column: the rule must hold for every value of it")
+
+    @model_validator(mode="after")
+    def _direction(self) -> MetricRule:
+        # A floor on an error (rmse >= 2) passes every bad model: the direction of each metric is known, so say so.
+        lower = self.metric in LOWER_IS_BETTER
+        if (lower and self.op in (">=", ">")) or (not lower and self.op in ("<=", "<")):
+            better = "lower" if lower else "higher"
+            bound = "<=" if lower else ">="
+            raise ValueError(
+                f"{self.metric} is {better}-is-better, so op {self.op!r} bounds it the wrong way; "
+                f"write op: {bound!r} to require at {'most' if lower else 'least'} {self.value}"
+            )
+        return self
 
 
 class CompareChampionRule(_Rule):
     """Non-inferiority against the champion: the CI of the improvement must stay above -max_drop."""
 
     kind: Literal["compare_champion"]
-    metric: Literal["roc_auc", "accuracy", "f1", "log_loss", "brier"] | None = None
+    metric: MetricName | None = None
     max_drop: float = Field(default=0.0, ge=0.0)
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     resamples: int = Field(default=2000, ge=1000)

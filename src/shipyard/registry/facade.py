@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.domain.errors import BackendUnavailable, NotFound
 from shipyard.domain.stages import STAGE_ALIASES, Stage
-from shipyard.registry import integrity, view
+from shipyard.registry import flavors, integrity, view
 from shipyard.registry.integrity import ModelFiles
 from shipyard.registry.tracking import MODEL_ARTIFACT, ONNX_ARTIFACT, Tracking, local_path, translate_errors
 from shipyard.registry.view import MANAGED_ALIASES, ORPHANED, STAGE_TAG, MlflowModel, MlflowVersion
@@ -128,7 +128,8 @@ class Registry(Tracking):
         source = self.here(source)
         with self._mlmodel_folder(source) as folder:
             mlmodel = integrity.read_mlmodel(folder, source)
-        return integrity.serialization_format(integrity.sklearn_flavor(mlmodel, source))
+        kind, flavor = flavors.model_kind(mlmodel, source)
+        return flavors.serialization_format(kind, flavor, integrity.serialization_format(flavor))
 
     def load_files(
         self,
@@ -154,14 +155,25 @@ class Registry(Tracking):
             if digests is not None:
                 integrity.check(subject or source, source, digests, found)
             mlmodel = integrity.read_mlmodel(folder, source)
-            flavor = integrity.sklearn_flavor(mlmodel, source)
+            kind, flavor = flavors.model_kind(mlmodel, source)
+            fmt = flavors.serialization_format(kind, flavor, integrity.serialization_format(flavor))
             if digests is None and not allow_pickle:
-                integrity.refuse_untrusted(folder, flavor, source=source, run_id=run_id)
-            model = self._load_sklearn_folder(folder, source)
+                if kind == "sklearn":
+                    integrity.refuse_untrusted(folder, flavor, source=source, run_id=run_id)
+                elif (reason := flavors.untrusted_reason(kind, flavor, fmt)) is not None:
+                    raise integrity.UntrustedFormat(
+                        f"refusing to load the model of {f'run {run_id}' if run_id else source}: {reason}",
+                        hint=f"Pass {integrity.TRUST_FLAG} if you trust the run and whoever could write its artifacts.",
+                    )
+            if kind == "sklearn":
+                model = self._load_sklearn_folder(folder, source)
+            else:
+                with translate_errors(f"loading the model at {source}", self.tracking_uri):
+                    model = flavors.load(kind, folder)
             return ModelFiles(
                 model=model,
                 digests=found,
-                serialization_format=integrity.serialization_format(flavor),
+                serialization_format=fmt,
                 mlmodel=mlmodel,
                 input_example=_input_example(folder),
                 onnx=_onnx(folder),

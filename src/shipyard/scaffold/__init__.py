@@ -14,7 +14,7 @@ from shipyard.domain.errors import Conflict, InvalidSpec
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 EXAMPLE = EXAMPLES / "churn"
-KNOWN = ("churn", "arrests", "churn-features")
+KNOWN = ("churn", "arrests", "churn-features", "abalone", "penguins")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,9 +114,11 @@ def init_project(
         write_features(target, EXAMPLE / "churn.parquet")
         apply(target / "feature_repo")  # registers the feature views, so the project trains straight away
     else:
-        from shipyard.examples.arrests import write_data
+        import importlib
 
-        write_data(target / "data" / "arrests.parquet")
+        # Real data that a package ships (scikit-lego), written into the project: no download.
+        write_data = importlib.import_module(f"shipyard.examples.{example}").write_data
+        write_data(target / "data" / f"{example}.parquet")
     if actor:
         _add_principal(target / "shipyard.yaml", actor)
     if git:

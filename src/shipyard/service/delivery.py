@@ -95,7 +95,7 @@ class Delivery(Training):
             strategy=strategy,
             steps=[float(s) for s in steps],
             interval_seconds=interval if interval is not None else spec.interval,
-            checks={**merged, "metric": self.settings.model(model).primary_metric},
+            checks={**merged, "metric": self.settings.model(model).metric()},
             # Each threshold this rollout was given, as validated: the audit shows what was chosen, not only the result.
             overrides={key: merged[key] for key in checks or {}},
             failure_limit=spec.failure_limit,

@@ -113,7 +113,7 @@ class Loop(Delivery):
             self.settings.predictions_dir, name, version.version, window=window or spec.monitoring.window, last=last, now=now
         )
         evidence = self.store.evidence(name, version.version) or {}
-        holdout = ((evidence.get("metrics") or {}).get("holdout") or {}).get(spec.primary_metric)
+        holdout = ((evidence.get("metrics") or {}).get("holdout") or {}).get(spec.metric(evidence.get("task")))
         observation = observe(
             model=name,
             version=version.version,

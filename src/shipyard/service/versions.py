@@ -203,7 +203,7 @@ class Versions(Mirroring):
             registered_by=version.registered_by,
             trained_by=(evidence.get("lineage") or {}).get("trained_by"),
             access=self.access,
-            primary_metric=spec.primary_metric,
+            primary_metric=spec.metric(evidence.get("task") if evidence else None),
             evidence_sha256=canonical_sha256(evidence) if evidence else None,
             restoring=target is Stage.PRODUCTION and version.stage is Stage.ARCHIVED and self._served_before(version),
         )

@@ -189,10 +189,7 @@ async def model_metadata(request: Request) -> Response:
             "platform": "sklearn",
             "parameters": {"runtime": loaded.runtime},
             "inputs": [{"name": f.name, "datatype": _oip_type(f.type), "shape": [-1]} for f in schema.fields],
-            "outputs": [
-                {"name": "predict", "datatype": "INT64", "shape": [-1]},
-                {"name": "probability", "datatype": "FP64", "shape": [-1]},
-            ],
+            "outputs": _output_metadata(loaded.task, loaded.classes),
         },
         request_id,
     )
@@ -217,14 +214,31 @@ async def model_config(request: Request) -> Response:
             "version_policy": {"specific": {"versions": [str(v) for v in sorted(route.versions)]}},
             "input": [{"name": f.name, "data_type": _config_type(f.type), "dims": [1]} for f in loaded.schema.fields],
             "output": [
-                {"name": "predict", "data_type": "TYPE_INT64", "dims": [1]},
-                {"name": "probability", "data_type": "TYPE_FP64", "dims": [1]},
+                {
+                    "name": o["name"],
+                    "data_type": f"TYPE_{'STRING' if o['datatype'] == 'BYTES' else o['datatype']}",
+                    "dims": [1] if len(o["shape"]) == 1 else [o["shape"][1]],
+                }
+                for o in _output_metadata(loaded.task, loaded.classes)
             ],
             "dynamic_batching": {"max_queue_delay_microseconds": round(gateway.config.max_wait_ms * 1000)},
             "parameters": {"runtime_reason": {"string_value": loaded.runtime_reason}},
         },
         request_id,
     )
+
+
+def _output_metadata(task: str, classes: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """The outputs a version answers, by its task (regression: the value; multiclass: label and class probabilities)."""
+    if task == "regression":
+        return [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
+    if task == "multiclass":
+        label = "INT64" if all(isinstance(c, int) for c in classes) else "BYTES"
+        return [
+            {"name": "predict", "datatype": label, "shape": [-1]},
+            {"name": "probability", "datatype": "FP64", "shape": [-1, len(classes)], "classes": [str(c) for c in classes]},
+        ]
+    return [{"name": "predict", "datatype": "INT64", "shape": [-1]}, {"name": "probability", "datatype": "FP64", "shape": [-1]}]
 
 
 def _config_type(mlflow_type: str) -> str:

@@ -17,7 +17,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shipyard.domain.entities import Deployment
 from shipyard.domain.errors import ModelFailed, NotReady, NotServed, ShipyardError
@@ -124,9 +124,10 @@ class Usage:
 class Answer:
     model: str
     version: int
-    predictions: list[int]
-    scores: list[float]
+    predictions: list[Any]  # 0/1 (binary), a label (multiclass) or a value (regression)
+    scores: list[Any]  # the positive class's probability (binary), each class's (multiclass), the value (regression)
     routing: str
+    task: str = "binary"
 
 
 class Gateway:
@@ -385,7 +386,9 @@ class Gateway:
                 known = ", ".join(str(v) for v in sorted(route.versions))
                 raise NotServed(f"version {version} of {name!r} is not served here", hint=f"Served versions: {known}.")
             predictions, scores = await batcher.submit(decoded, request_id=request_id, routing="pinned", received_at=received)
-            return Answer(model=name, version=version, predictions=predictions, scores=scores, routing="pinned")
+            return Answer(
+                model=name, version=version, predictions=predictions, scores=scores, routing="pinned", task=batcher.loaded.task
+            )
         if route.mode == "shadow" and route.challenger is not None:
             task = asyncio.get_running_loop().create_task(self._shadow(route.challenger, decoded, request_id, received))
             self._shadow_tasks.add(task)
@@ -404,6 +407,7 @@ class Gateway:
                     predictions=predictions,
                     scores=scores,
                     routing="challenger",
+                    task=route.challenger.loaded.task,
                 )
             except (ModelFailed, TimeoutError):
                 # A failing or slow challenger is the rollout's problem, never the client's; the
@@ -413,7 +417,12 @@ class Gateway:
             decoded, request_id=request_id, routing="champion", received_at=received
         )
         return Answer(
-            model=name, version=route.champion.loaded.version, predictions=predictions, scores=scores, routing="champion"
+            model=name,
+            version=route.champion.loaded.version,
+            predictions=predictions,
+            scores=scores,
+            routing="champion",
+            task=route.champion.loaded.task,
         )
 
     async def _shadow(self, challenger: Batcher, decoded: Decoded, request_id: str, received: float) -> None:
@@ -472,7 +481,11 @@ class Gateway:
         meters = self.metrics.meters(name, version)
         meters.batch_rows.observe(rows)
         meters.model_seconds.observe(done.model_seconds)
-        self.metrics.scores.observe_many(name, version, done.scores)
+        predictions, scores = done.predictions, done.scores
+        if done.loaded.task == "multiclass":
+            # One score per row for the histogram and the log: the predicted class's index and its probability.
+            predictions, scores = scores.argmax(axis=1), scores.max(axis=1)
+        self.metrics.scores.observe_many(name, version, scores)
         if self.predlog is None:
             return
         now = time.perf_counter()
@@ -493,8 +506,8 @@ class Gateway:
             received_at=received,
             routing=routing,
             features=features.logged(self.lookups.get(done.loaded.key), done),  # + entity keys (serving/features.py)
-            predictions=done.predictions,
-            scores=done.scores,
+            predictions=predictions,
+            scores=scores,
             latency_ms=latency,
             status=[200] * rows,
             model_ms=[done.model_seconds * 1000.0] * rows,

@@ -40,7 +40,13 @@ def onnx_model(
     try:
         session = Session.of(data)
         answered = session.predict_proba(example)
-        expected = np.asarray(model.predict_proba(frame_of(example)), dtype=np.float64)
+        if hasattr(model, "predict_proba"):
+            expected = np.asarray(model.predict_proba(frame_of(example)), dtype=np.float64)
+        else:  # a regressor: its values as one column, within the tolerance of their magnitude (float32 rounds)
+            expected = np.asarray(model.predict(frame_of(example)), dtype=np.float64).reshape(-1, 1)
+            if answered is not None and answered.shape == expected.shape:
+                answered = answered / max(1.0, float(np.abs(expected).max()))
+                expected = expected / max(1.0, float(np.abs(expected).max()))
     except Exception as exc:  # onnxruntime's errors share no base class
         return None, f"the ONNX file cannot answer the input example: {type(exc).__name__}: {exc}"
     if answered is None or answered.shape != expected.shape or not np.abs(answered - expected).max() <= TOLERANCE:

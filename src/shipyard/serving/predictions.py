@@ -117,6 +117,9 @@ class Predictions:
             await send_bytes(send, http_status(exc), json_bytes(error_body(exc)), _id_header(shown_id), JSON)
             return
         gateway.answered(name, answer.version, time.perf_counter() - started)
+        if answer.task != "binary":
+            await send_bytes(send, 200, _task_body(answer, protocol, request_id), _id_header(shown_id), JSON)
+            return
         if protocol == "v1":
             await send_bytes(send, 200, json_bytes(_v1_body(answer, request_id)), _id_header(shown_id), JSON)
             return
@@ -149,6 +152,20 @@ def _routing_key(headers: list[tuple[bytes, bytes]], decoded: Decoded, field: st
         return sent
     values = decoded.columns.get(field)
     return str(values[0]) if values else None
+
+
+def _task_body(answer: Answer, protocol: str, request_id: str) -> bytes:
+    """A regression's value ('predict'); a multiclass model's label ('predict') and each class's probability
+    ('probability', rows of a 2-D tensor). JSON in both protocols: binary tensors are for binary models."""
+    outputs: dict[str, list[Any]] = {"predict": answer.predictions}
+    if answer.task == "multiclass":
+        outputs["probability"] = answer.scores
+    if protocol == "v2":
+        return encode_v2_response(answer.model, str(answer.version), request_id, outputs)
+    body = {k: v for k, v in _v1_body(answer, request_id).items() if k != "probabilities"}
+    if "probability" in outputs:
+        body["probabilities"] = outputs["probability"]
+    return json_bytes(body)
 
 
 def _v1_body(answer: Answer, request_id: str) -> dict[str, Any]:

@@ -32,6 +32,8 @@ class LoadedModel:
     encoded: EncodedForest | None = None  # a one-hot pipeline answered without pandas (see `encoded_model`)
     onnx: Session | None = None  # the ONNX file the registration checked, run by ONNX Runtime (see `shipyard.serving.onnx`)
     runtime_reason: str = ""  # why the version got its runtime (the gateway logs it at load)
+    task: str = "binary"  # binary, multiclass (answers a label and per-class probabilities) or regression (a value)
+    classes: tuple[Any, ...] = ()  # a multiclass model's labels, in the order of its probability columns
 
     @property
     def runtime(self) -> str:
@@ -56,6 +58,8 @@ class LoadedModel:
         """
         import numpy as np
 
+        if self.task != "binary":
+            return self._predict_task(columns, fast_only=fast_only)
         proba = None
         if self.on_arrays is not None:
             rows = np.column_stack(list(columns.values())).astype(np.float64, copy=False)
@@ -70,6 +74,27 @@ class LoadedModel:
             proba = np.asarray(self.model.predict_proba(frame_of(columns)))
         scores = proba[:, 1] if proba.ndim == 2 and proba.shape[1] == 2 else proba.max(axis=1)
         return (scores >= 0.5).astype(np.int64), scores.astype(np.float64)
+
+    def _predict_task(self, columns: dict[str, Any], *, fast_only: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """A regression's values (as predictions and scores), or a multiclass model's labels and probability rows."""
+        import numpy as np
+
+        answered = None
+        if self.on_arrays is not None and self.task == "multiclass":
+            rows = np.column_stack(list(columns.values())).astype(np.float64, copy=False)
+            answered = np.asarray(self.on_arrays.predict_proba(rows))
+        elif self.onnx is not None:
+            answered = self.onnx.predict_proba(columns)  # a regressor's session answers its values, one column
+        if answered is None:
+            if fast_only:
+                return None
+            frame = frame_of(columns)
+            answered = np.asarray(self.model.predict_proba(frame) if self.task == "multiclass" else self.model.predict(frame))
+        if self.task == "regression":
+            values = answered.reshape(len(answered), -1)[:, 0].astype(np.float64)
+            return values, values
+        labels = np.asarray(self.classes, dtype=object)[answered.argmax(axis=1)]
+        return labels, answered.astype(np.float64)
 
     def quick(self, rows: int) -> bool:
         """Whether a predict call on ``rows`` rows costs less than handing it to a thread does."""
@@ -266,8 +291,9 @@ def load(
     if categories:
         schema = schema.with_categories(categories)
     model = files.model
+    task, classes = model_task(model)
     example = _example(files.input_example, schema)
-    on_arrays = array_model(model, schema, example) if fast else None
+    on_arrays = array_model(model, schema, example) if fast and task != "regression" else None
     encoded = None if on_arrays is not None or not fast else encoded_model(model, schema, example)
     onnx, reason = None, "the exact tree walk"
     if not fast:
@@ -286,7 +312,19 @@ def load(
         encoded=encoded,
         onnx=onnx,
         runtime_reason=reason,
+        task=task,
+        classes=classes,
     )
+
+
+def model_task(model: Any) -> tuple[str, tuple[Any, ...]]:
+    """What a loaded model answers: a classifier's probabilities (two classes: binary), or a regressor's values."""
+    if not hasattr(model, "predict_proba"):
+        return "regression", ()
+    classes = tuple(getattr(model, "classes_", ()))
+    if len(classes) > 2:
+        return "multiclass", tuple(c.item() if hasattr(c, "item") else c for c in classes)
+    return "binary", classes
 
 
 def _typed_example(schema: InputSchema, example: dict[str, list[Any]]) -> dict[str, Any] | None:

@@ -149,7 +149,7 @@ def sparkline(values: list[float | None], *, label: str, show: Callable[[float],
 
 def _primary(acting: Shipyard, model: str) -> str | None:
     try:
-        return acting.settings.model(model).primary_metric
+        return acting.settings.model(model).metric()
     except ShipyardError:  # a model the store knows and shipyard.yaml no longer declares
         return None
 
