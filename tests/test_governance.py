@@ -237,7 +237,15 @@ def test_approval_then_promotion(trained_project: Path) -> None:
     with svc(trained_project, "rui") as service:
         outcome = service.promote("churn", 1, "production", reason="ship")
     assert outcome.gate is not None and outcome.gate.passed
-    assert {r.kind for r in outcome.gate.results} == {"compare_champion", "metric", "fairness", "approvals", "expr"}
+    assert {r.kind for r in outcome.gate.results} == {
+        "compare_champion",
+        "metric",
+        "fairness",
+        "approvals",
+        "expr",
+        "explainability",
+        "resources",
+    }
     assert audit_actions(trained_project)[-5:] == [
         ("gate.evaluated", "churn/1", "alice"),
         ("version.stage_changed", "churn/1", "alice"),
