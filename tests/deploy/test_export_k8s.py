@@ -9,9 +9,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from clusterchecks import kustomize, promtool_check, validate_operator_objects
 from typer.testing import CliRunner
 
+from deploy.clusterchecks import kustomize, promtool_check, validate_operator_objects
 from shipyard.cli import app
 from shipyard.service import Shipyard
 
