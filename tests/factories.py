@@ -54,3 +54,21 @@ def copy_versions(source: Store, target: Store, model: str = "churn") -> list[Mo
             )
         )
     return copied
+
+
+def forge(store: Store, statement: str, **params: object) -> None:
+    """Change the store behind its back with raw SQL, as an attacker with database access would.
+
+    Times are bound as ISO text, as the sqlite3 driver's own adapter binds them: importing Feast's SQLite
+    online store replaces that adapter for the whole process (times become epoch integers), which would
+    write rows no real store holds.
+    """
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    bound = {
+        k: v.isoformat(" ") if isinstance(v, datetime) and store.engine.dialect.name == "sqlite" else v for k, v in params.items()
+    }
+    with store.engine.begin() as conn:
+        conn.execute(text(statement), bound)

@@ -42,6 +42,8 @@ MATRIX: list[tuple[str, str, str, dict[str, object] | None, set[str]]] = [
     ("add_hold", "POST", "/models/churn/versions/1/hold", {"reason": "matrix"}, {"admin"}),
     ("remove_hold", "DELETE", "/models/churn/versions/1/hold?reason=matrix", None, {"admin"}),
     ("retention_apply", "POST", "/retention/apply", {}, {"deployer", "admin"}),
+    # churn is not Feast-backed: who may operate gets the 400 that says so, the others are refused first
+    ("materialize_features", "POST", "/models/churn/features/materialize", {}, {"deployer", "admin"}),
 ]  # fmt: skip
 
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from sqlalchemy import text
 
-from factories import register
+from factories import forge, register
 from shipyard import signing
 from shipyard.config import load_settings
 from shipyard.domain.checkpoints import Checkpoint, signing_time
@@ -43,8 +43,7 @@ def team(project: Path, store: Store) -> Iterator[tuple[Shipyard, Shipyard]]:
 
 
 def sql(store: Store, statement: str, **params: object) -> None:
-    with store.engine.begin() as conn:
-        conn.execute(text(statement), params)
+    forge(store, statement, **params)
 
 
 def rewrite(store: Store, seq: int, actor: str = "mallory") -> None:

@@ -8,9 +8,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
 
-from factories import register
+from factories import forge, register
 from shipyard.domain.stages import Stage
 from shipyard.store.audit import GENESIS, event_hash
 from shipyard.store.repository import Store
@@ -28,8 +27,7 @@ def chained(store: Store) -> Store:
 
 
 def sql(store: Store, statement: str, **params: object) -> None:
-    with store.engine.begin() as conn:
-        conn.execute(text(statement), params)
+    forge(store, statement, **params)
 
 
 def test_intact_chain_verifies(chained: Store) -> None:

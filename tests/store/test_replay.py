@@ -7,15 +7,14 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from factories import register
+from factories import forge, register
 from shipyard.domain.governance import Approval
 from shipyard.domain.stages import Stage
 from shipyard.store.repository import Store
 
 
 def sql(store: Store, statement: str, **params: object) -> None:
-    with store.engine.begin() as conn:
-        conn.execute(text(statement), params)
+    forge(store, statement, **params)
 
 
 def approval(version: int, actor: str = "vera", decision: str = "approve") -> Approval:

@@ -38,13 +38,13 @@ class Training(Versions):
         audited."""
         from shipyard.features import FeatureSource, Materialized, materialize
 
+        self.authorize("operate", what=f"materialize the online features of {model}", subject=model)
         spec = self.settings.model(model)
         if spec.data.feast is None:
             raise InvalidSpec(
                 f"model {model!r} is not trained from a feature store: it has no online features to materialize",
                 hint="Declare models.*.data.feast (repo, feature_service, entities, event_timestamp) in shipyard.yaml.",
             )
-        self.authorize("operate", what=f"materialize the online features of {model}", subject=model)
         try:
             when = datetime.fromisoformat(end) if end and end != "now" else datetime.now(UTC)
         except ValueError:

@@ -192,12 +192,12 @@ class Batcher:
         columns = batch_columns([job.decoded for job in jobs], self.loaded.schema)
         answered = None
         if self.executor is None:
-            answered = self.loaded.timed_predict(columns, fast_only=False, on_loop=True)
+            answered = self.loaded.timed_predict(columns)
         elif self.loaded.quick(sum(job.decoded.rows for job in jobs)):
             # A batch the model answers in a fraction of a millisecond: handing the call to a thread and back
             # would cost more than the call (and the thread's bid for the GIL slows the loop), so it runs here,
             # unless its values need scikit-learn's own (slow) path after all: then it goes to the thread.
-            answered = self.loaded.timed_predict(columns, fast_only=True, on_loop=True)
+            answered = self.loaded.timed_predict(columns, fast_only=True)
         if answered is None:
             answered = await asyncio.get_running_loop().run_in_executor(self.executor, self.loaded.timed_predict, columns)
         predictions, scores, model_seconds = answered

@@ -113,22 +113,17 @@ class LoadedModel:
     @overload
     def timed_predict(self, columns: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]: ...
     @overload
-    def timed_predict(
-        self, columns: dict[str, Any], *, fast_only: bool, on_loop: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, float] | None: ...
+    def timed_predict(self, columns: dict[str, Any], *, fast_only: bool) -> tuple[np.ndarray, np.ndarray, float] | None: ...
 
-    def timed_predict(
-        self, columns: dict[str, Any], *, fast_only: bool = False, on_loop: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """`predict` and the seconds the model took. In a predict thread that is the thread's CPU time: unlike
-        wall time, not inflated by the event loop taking the interpreter lock meanwhile. ``on_loop``: the event
-        loop's own call, which nothing interrupts, so wall time is that time, without thread_time's system call."""
-        clock = time.perf_counter if on_loop else time.thread_time
-        started = clock()
+    def timed_predict(self, columns: dict[str, Any], *, fast_only: bool = False) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """`predict` and the CPU seconds it took on this thread: unlike wall time, not inflated by other threads or
+        processes, so versions answered on the event loop and in a predict thread compare alike (the rollout's
+        model-time check; a wall clock on the loop let a slow challenger pass beside its loaded champion)."""
+        started = time.thread_time()
         answered = self.predict(columns, fast_only=fast_only)
         if answered is None:
             return None
-        return *answered, clock() - started
+        return *answered, time.thread_time() - started
 
 
 NUMERIC = frozenset({"double", "float", "long", "integer"})
