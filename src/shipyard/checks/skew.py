@@ -31,7 +31,7 @@ def measure(root: Path, feast: Any, keys: Any, *, sample: int = SAMPLE, seed: in
     import pandas as pd
 
     from shipyard.features.online import OnlineFeatures
-    from shipyard.features.repo import FeatureSource, open_store, service
+    from shipyard.features.repo import FeatureSource
 
     source = FeatureSource.of(root, feast)
     now = datetime.now(UTC)
@@ -40,14 +40,8 @@ def measure(root: Path, feast: Any, keys: Any, *, sample: int = SAMPLE, seed: in
         unique = keys[online.join_keys].drop_duplicates().reset_index(drop=True)
         chosen = unique.sample(n=min(sample, len(unique)), random_state=seed).reset_index(drop=True)
         fetched = online.fetch({key: chosen[key].tolist() for key in online.join_keys})
-        store = open_store(source)
         entity_df = chosen.assign(event_timestamp=pd.Timestamp(now), __shipyard_row=range(len(chosen)))
-        offline = (
-            store.get_historical_features(entity_df=entity_df, features=service(store, source))
-            .to_df()
-            .sort_values("__shipyard_row")
-            .reset_index(drop=True)
-        )
+        offline = _offline(source, entity_df)
     except ShipyardError as exc:
         return {"error": exc.message, "measured_at": now.isoformat(timespec="seconds")}
     except Exception as exc:  # Feast and its stores' errors: reported, judged by the gate as unmeasured
@@ -94,7 +88,7 @@ def live(root: Path, feast: Any, window: Any, *, sample: int = SAMPLE, seed: int
     """Skew on live traffic: the feature values logged with a window's predictions against the offline store's
     as of each prediction's time. ``window``: prediction-log rows (``f_``-prefixed columns, ``received_at``)."""
     from shipyard.features.online import OnlineFeatures
-    from shipyard.features.repo import FeatureSource, open_store, service
+    from shipyard.features.repo import FeatureSource
     from shipyard.predlog import FEATURE_PREFIX
 
     now = datetime.now(UTC)
@@ -108,13 +102,7 @@ def live(root: Path, feast: Any, window: Any, *, sample: int = SAMPLE, seed: int
         keys = chosen[[FEATURE_PREFIX + k for k in online.join_keys]].rename(columns=lambda c: c[len(FEATURE_PREFIX) :])
         served = {name: chosen[FEATURE_PREFIX + name].tolist() for name in online.features}
         entity_df = keys.assign(event_timestamp=chosen["received_at"], __shipyard_row=range(len(chosen)))
-        store = open_store(source)
-        offline = (
-            store.get_historical_features(entity_df=entity_df, features=service(store, source))
-            .to_df()
-            .sort_values("__shipyard_row")
-            .reset_index(drop=True)
-        )
+        offline = _offline(source, entity_df)
     except ShipyardError as exc:
         return {"error": exc.message, "measured_at": now.isoformat(timespec="seconds")}
     except Exception as exc:  # reported with the monitor run, never failing it
@@ -128,3 +116,12 @@ def live(root: Path, feast: Any, window: Any, *, sample: int = SAMPLE, seed: int
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def _offline(source: Any, entity_df: Any) -> Any:
+    """The feature service's offline values as of each entity row's time, in the entity rows' order (a frame)."""
+    from shipyard.features.repo import open_store, service
+
+    store = open_store(source)
+    found = store.get_historical_features(entity_df=entity_df, features=service(store, source)).to_df()
+    return found.sort_values("__shipyard_row").reset_index(drop=True)
