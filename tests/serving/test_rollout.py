@@ -99,18 +99,21 @@ def test_a_good_canary_reaches_full_traffic(champion_and_candidate: Path) -> Non
     assert 1 in load.versions and 2 in load.versions
 
 
-BAD_CHALLENGERS: dict[str, tuple[list[tuple[str, str]], float, str, dict[str, float]]] = {
+BAD_CHALLENGERS: dict[str, tuple[list[tuple[str, str]], float, str, dict[str, float], tuple[str, ...]]] = {
     # raises on 30% of requests (an unseen category): the champion answers them, the analysis sees the errors
     "raises": (
         [('OneHotEncoder(handle_unknown="ignore")', 'OneHotEncoder(handle_unknown="error")')],
         0.3,
         "error rate increase",
         {},
+        (),
     ),
     # ranks as well (same AUC) but scores far higher (PSI ≈ 0.8): only live divergence shows it
-    "shifted": ([("random_state=0)", "random_state=0, class_weight={0: 1, 1: 6})")], 0.0, "score divergence (PSI)", {}),
-    # the champion's model behind 2,000 identity steps: the same scores, twice the model time, against a
-    # rollout that allows 1.5 times the champion's
+    "shifted": ([("random_state=0)", "random_state=0, class_weight={0: 1, 1: 6})")], 0.0, "score divergence (PSI)", {}, ()),
+    # the champion's model behind 400 validating identity steps: the same scores, several times the model time
+    # (8.4× measured), against a rollout that allows 1.5 times the champion's. The gateway is pinned to each
+    # model's own predict: ONNX Runtime drops identity steps, and the champion's tree walk against the
+    # challenger's ONNX session is a ratio near 1.5 either way, which decides nothing.
     "slow": (
         [
             (
@@ -119,12 +122,13 @@ BAD_CHALLENGERS: dict[str, tuple[list[tuple[str, str]], float, str, dict[str, fl
             ),
             (
                 '            ("classify",',
-                '            *[(f"pad{i}", FunctionTransformer()) for i in range(2000)],\n            ("classify",',
+                '            *[(f"pad{i}", FunctionTransformer(validate=True)) for i in range(400)],\n            ("classify",',
             ),
         ],
         0.0,
         "p95 model time factor",
         {"max_latency_factor": 1.5},
+        ("--runtime", "scikit-learn"),
     ),
 }
 
@@ -137,7 +141,7 @@ BAD_CHALLENGERS: dict[str, tuple[list[tuple[str, str]], float, str, dict[str, fl
     indirect=["backend"],
 )
 def test_a_bad_challenger_is_rolled_back_without_client_failures(champion_and_candidate: Path, kind: str) -> None:
-    edits, bad_share, failing, checks = BAD_CHALLENGERS[kind]
+    edits, bad_share, failing, checks, serve_args = BAD_CHALLENGERS[kind]
     root = champion_and_candidate
     policy = root / "policies" / "churn.yaml"
     policy.write_text(
@@ -152,7 +156,7 @@ def test_a_bad_challenger_is_rolled_back_without_client_failures(champion_and_ca
     with svc(root, "alice") as service:
         bad = service.run_pipeline("churn").version.version
         service.promote("churn", bad, "staging", reason="looks fine offline")
-    with ServeProcess(root, env=ENV) as server, Load(server.url, bad_share=bad_share) as load:
+    with ServeProcess(root, env=ENV, args=serve_args) as server, Load(server.url, bad_share=bad_share) as load:
         wait_for(lambda: len(load.statuses) > 20)
         with svc(root, "rui") as service:
             service.start_rollout("churn", bad, steps=[50, 100], checks=checks)
