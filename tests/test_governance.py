@@ -444,3 +444,10 @@ def test_arrests_gate_shows_the_real_disparity(tmp_path: Path) -> None:
     # The data's own disparity: White arrestees were released more often than Black ones.
     assert groups["White"]["positive_rate"] - groups["Black"]["positive_rate"] > 0.02
     assert "Black" in str(parity.observed) and "White" in str(parity.observed) and "actual positive" in str(parity.observed)
+    # Why: skin colour is among the three columns the model leans on most (mean |SHAP|, the dummies summed back).
+    [leaning] = [r for r in report.results if r.name.startswith("explainability")]
+    ranking = facts["explanations"]["ranking"]
+    assert sorted(ranking) == sorted(["colour", "age", "sex", "employed", "citizen", "checks"])
+    assert ranking.index("colour") < 3 and leaning.outcome.value == "failed" and "colour" in str(leaning.observed)
+    [resources] = [r for r in report.results if r.name.startswith("resources")]
+    assert resources.outcome.value == "passed" and facts["footprint"]["p50_ms"]["1"] > 0

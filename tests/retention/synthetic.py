@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,22 @@ import yaml
 from shipyard.predlog import PredictionLog
 
 
-def write_log(root: Path, *, end: datetime, days: int, files_per_day: int = 3, rows: int = 8) -> list[str]:
+def churn_features(rng: np.random.Generator, rows: int) -> dict[str, Any]:
+    return {"tenure": rng.integers(0, 60, rows), "plan": rng.choice(["basic", "pro"], rows)}
+
+
+def write_log(
+    root: Path,
+    *,
+    end: datetime,
+    days: int,
+    files_per_day: int = 3,
+    rows: int = 8,
+    model: str = "churn",
+    features: Callable[[np.random.Generator, int], dict[str, Any]] = churn_features,
+) -> list[str]:
     """``days`` days of two versions' traffic up to the day before ``end``; each day is files_per_day flushes
-    of one file per version."""
+    of one file per version, each a model call of ``rows`` rows that took 1 ms."""
     rng = np.random.default_rng(7)
     ids: list[str] = []
     log = PredictionLog(root)
@@ -26,12 +40,12 @@ def write_log(root: Path, *, end: datetime, days: int, files_per_day: int = 3, r
                 request_ids = [f"d{day}-p{part}-v{version}-{i}" for i in range(rows)]
                 ids += request_ids
                 log.append(
-                    model="churn",
+                    model=model,
                     version=version,
                     request_ids=request_ids,
                     received_at=[at.timestamp()] * rows,
                     routing=["champion"] * rows,
-                    features={"tenure": rng.integers(0, 60, rows), "plan": rng.choice(["basic", "pro"], rows)},
+                    features=features(rng, rows),
                     predictions=rng.integers(0, 2, rows),
                     scores=rng.random(rows),
                     latency_ms=[2.0] * rows,
