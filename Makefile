@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/shipyard demo
 
 test: lint typecheck $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -129,3 +129,15 @@ def trained_project(trained_template: Path, tmp_path: Path) -> Path:
     target = tmp_path / "trained"
     shutil.copytree(trained_template, target)
     return target
+
+
+# `make test` spreads the suite over every core (pytest-xdist, --dist loadgroup). Tests sharing an expensive
+# session fixture run on one worker, so it is built once, not once per worker.
+SHARED_FIXTURE_GROUPS = {"features_template": "feast-example"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, group in SHARED_FIXTURE_GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
