@@ -283,3 +283,32 @@ def test_a_binary_rollout_keeps_its_checks(tmp_path: Path) -> None:
     names = [c.name for c in analyze(tmp_path, binary_rollout()).checks]
     assert names == ["challenger requests", "error rate increase", "p95 latency factor", "p95 model time factor",
                      "score divergence (PSI)"]  # fmt: skip
+
+
+# -- score drift per class --------------------------------------------------------------------------
+
+
+def test_monitor_drift_reads_each_class_probability(tmp_path: Path) -> None:
+    """The predicted class's probability keeps its distribution while the mass moves between the other classes:
+    the per-class comparison shows it, and the prediction-drift reading takes the largest PSI."""
+    from shipyard.monitoring.drift import drift_report
+    from shipyard.monitoring.profile import Profile, build_profile, load_profile, save_profile
+
+    rng = np.random.default_rng(9)
+    reference = class_proba(rng, 1000)
+    frame = pd.DataFrame({"x": rng.normal(size=1000)})
+    profile = build_profile(frame, scores=reference.max(axis=1), class_scores=reference)
+    save_profile(profile, tmp_path / "profile.json")
+    assert load_profile(tmp_path / "profile.json") == profile and set(profile.class_scores) == {"0", "1", "2"}
+    assert "class_scores" not in build_profile(frame, scores=reference.max(axis=1)).to_dict()  # other tasks: as before
+    assert Profile.from_dict(build_profile(frame).to_dict()).class_scores == {}
+
+    calm = class_proba(rng, 500)
+    moved = class_proba(rng, 500, swap=True)
+    current = pd.DataFrame({"x": rng.normal(size=500)})
+    same = drift_report(profile, current, scores=calm.max(axis=1), class_scores=calm)
+    shifted = drift_report(profile, current, scores=moved.max(axis=1), class_scores=moved)
+    assert same.score_psi is not None and same.score_psi < 0.1
+    assert shifted.score is not None and shifted.score.statistics["psi"] < 0.1  # the predicted class's: unchanged
+    assert shifted.score_psi is not None and shifted.score_psi > 0.25
+    assert set(shifted.to_dict()["class_scores"]) == {"0", "1", "2"}

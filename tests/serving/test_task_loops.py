@@ -146,6 +146,8 @@ def test_the_whole_loop_for_each_task(tmp_path: Path, model: str) -> None:
         report = outcome.run.report
         live = report["performance"]["live"]
         assert live["metric"] == case["metric"] and live["rows"] == len(answered) and math.isfinite(live["value"])
+        if model == "penguins":  # each class's probability, as the gateway logged it, against the holdout's
+            assert set(report["drift"]["class_scores"]) == {"0", "1", "2"}
         [fired] = [s for s in report["signals"] if s["signal"] == case["alert"]["signal"]]
         assert fired["fired"] is True, report
         (action,) = outcome.actions

@@ -211,18 +211,24 @@ def observe(
     share: float | None = None
     score_psi: float | None = None
     if rows >= monitoring.min_rows:
+        from shipyard.predlog import PROBABILITY_PREFIX
+
         scores = ok["score"].to_numpy(dtype=float)
+        # A multiclass model's logged probability of each class, when the gateway logged them for every row.
+        columns = [PROBABILITY_PREFIX + index for index in profile.class_scores]
+        logged = task == "multiclass" and columns and all(c in ok.columns for c in columns)
+        per_class = ok[columns].to_numpy(dtype=float) if logged else None
         report = drift_report(
             profile,
             features_of(ok, profile),
             scores=scores if profile.score is not None and np.isfinite(scores).any() else None,
             spec=drift_spec(spec, model),
+            class_scores=per_class if per_class is not None and not np.isnan(per_class).any() else None,
         )
         drift = report.to_dict()
         dataset_drift = bool(report.dataset_drift)
         share = float(report.share_drifted)
-        if report.score is not None and report.score.status == "ok":
-            score_psi = float(report.score.statistics["psi"])
+        score_psi = report.score_psi
     else:
         notes.append(f"{rows} successful predictions in the window; {monitoring.min_rows} are needed to judge drift")
     performance, why = live_performance(ok, labels, metric=spec.metric(task), holdout=holdout_metric, task=task, classes=classes)
