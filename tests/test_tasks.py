@@ -136,6 +136,34 @@ def test_the_task_is_inferred_and_recorded_when_not_declared(tmp_path: Path) -> 
         result = service.run_pipeline("penguins")
         evidence = service.evidence("penguins", result.version.version)
     assert evidence["task"] == "multiclass" and evidence["task_source"] == "inferred"
+    # The monitor and a rollout judge it by its evidenced task's metric (f1_macro), not the binary default.
+    import time
+
+    from shipyard.predlog import PredictionLog
+
+    version = result.version.version
+    to_production(root, "penguins", version)
+    frame = pd.read_parquet(root / "data" / "penguins.parquet").dropna(subset=["bill_length_mm"]).reset_index(drop=True)
+    features = frame.drop(columns=["species", "sex"])
+    with svc(root) as service:
+        assert service.task_of("penguins") == ("multiclass", ["Adelie", "Chinstrap", "Gentoo"])
+        model = service.registry.load_version(service.store.get_version("penguins", version)).model
+    proba = model.predict_proba(features)
+    ids = [f"p{i}" for i in range(len(frame))]
+    with PredictionLog(root / ".shipyard" / "predictions") as log:
+        log.append(
+            model="penguins", version=version, request_ids=ids, received_at=[time.time()] * len(ids),
+            routing=["champion"] * len(ids), features={c: features[c].tolist() for c in features.columns},
+            predictions=proba.argmax(axis=1), scores=proba.max(axis=1), latency_ms=[1.0] * len(ids),
+            status=[200] * len(ids), probabilities=proba,
+        )  # fmt: skip
+    labels = root / "labels.csv"
+    pd.DataFrame({"request_id": ids, "species": frame["species"]}).to_csv(labels, index=False)
+    with svc(root) as service:
+        service.ingest_labels(labels, model="penguins")
+        (outcome,) = service.monitor("penguins", last=len(ids))
+    live = outcome.run.report["performance"]["live"]
+    assert live["metric"] == "f1_macro" and live["rows"] == len(ids) and live["value"] > 0.9
 
 
 def test_regression_output_drift_is_watched(tmp_path: Path) -> None:

@@ -105,7 +105,21 @@ class RolloutChecks(_Spec):
         "(request received to answer ready, in milliseconds, as its clients see it) must be at most this; its p95 model "
         "time, a part of that latency, is held to the same limit",
     )
-    max_divergence: float = Field(default=0.25, ge=0.0, description="PSI between the two score distributions")
+    max_divergence: float = Field(
+        default=0.25, ge=0.0, description="PSI between the two score distributions (multiclass: on each class's probability)"
+    )
+    min_class_agreement: float = Field(
+        default=0.9,
+        ge=0.0,
+        le=1.0,
+        description="multiclass: share of shadowed requests to which both versions answer the same class",
+    )
+    max_pair_difference: float = Field(
+        default=0.5,
+        ge=0.0,
+        description="regression: mean absolute difference of the two versions' predictions on shadowed requests, "
+        "in standard deviations of the champion's predictions",
+    )
     max_wait: float = Field(
         default=600.0, gt=0.0, description="seconds a step may wait for min_requests before it counts as a failed analysis"
     )

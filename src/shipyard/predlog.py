@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FEATURE_PREFIX = "f_"
+# A multiclass model's probability of each class, by the class's index in the model's label set: `p_0`, `p_1`, …
+PROBABILITY_PREFIX = "p_"
 _MICROS_PER_DAY = 86_400_000_000
 _HASH_SPACE = 2**64
 
@@ -44,6 +46,7 @@ class _Batch(NamedTuple):
     latency_ms: Sequence[float]
     status: Sequence[int]
     model_ms: Sequence[float] | None
+    probabilities: NDArray[Any] | None  # rows × classes (multiclass), else None
     keep: list[int] | None  # rows that survived sampling; None keeps all
     rows: int  # rows kept
 
@@ -131,10 +134,12 @@ class PredictionLog:
         latency_ms: Sequence[float],
         status: Sequence[int],
         model_ms: Sequence[float] | None = None,
+        probabilities: NDArray[Any] | None = None,
     ) -> None:
         """Record one predicted batch (`received_at` in epoch seconds); never blocks on I/O.
 
-        `model_ms` is the model's own time for the batch each row was in (None: not measured).
+        `model_ms` is the model's own time for the batch each row was in (None: not measured);
+        `probabilities` a multiclass model's rows × classes probabilities, logged as `p_<class index>`.
         """
         n = len(request_ids)
         if (
@@ -145,6 +150,7 @@ class PredictionLog:
             or len(latency_ms) != n
             or len(status) != n
             or (model_ms is not None and len(model_ms) != n)
+            or (probabilities is not None and len(probabilities) != n)
             or any(len(values) != n for values in features.values())
         ):
             raise ValueError(f"every column of a batch needs one value per request id ({n}); got {_lengths_seen(locals())}")
@@ -166,6 +172,7 @@ class PredictionLog:
             latency_ms,
             status,
             model_ms,
+            probabilities,
             keep,
             rows,
         )
@@ -383,6 +390,15 @@ def _to_table(model: str, version: int, group: list[_Batch], sample_rate: float 
         "batch_rows": pa.array(column(lambda b: np.full(len(b.request_ids), len(b.request_ids), np.int32)), pa.int32()),
         "sample_rate": pa.repeat(pa.scalar(sample_rate, pa.float32()), rows),  # each kept row stands for 1/rate rows
     }
+    widths = [np.asarray(b.probabilities).shape[1] if b.probabilities is not None else 0 for b in group]
+    for index in range(max(widths)):
+
+        def probability(b: _Batch, index: int = index) -> Any:
+            if b.probabilities is None or np.asarray(b.probabilities).shape[1] <= index:
+                return None
+            return np.asarray(b.probabilities, dtype=np.float64)[:, index]
+
+        columns[PROBABILITY_PREFIX + str(index)] = pa.array(column(probability), pa.float64())
     for name in dict.fromkeys(name for batch in group for name in batch.features):
         values = column(lambda b, name=name: b.features.get(name))
         # from_pandas: features usually come from a frame, where NaN, NaT and pd.NA mean "missing".

@@ -73,12 +73,14 @@ def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> 
     from shipyard.predlog import read_log
 
     checks = thresholds(rollout)
-    table = read_log(
-        log_dir,
-        model=rollout.model,
-        since=rollout.started_at,
-        columns=["request_id", "received_at", "version", "routing", "status", "latency_ms", "model_ms", "score"],
-    )
+    from shipyard.checks.targets import MAX_CLASSES
+    from shipyard.predlog import PROBABILITY_PREFIX
+
+    task = str(rollout.checks.get("task", "binary"))
+    columns = ["request_id", "received_at", "version", "routing", "status", "latency_ms", "model_ms", "score", "prediction"]
+    if task == "multiclass":  # each class's probability; a column no file has reads as null and is dropped below
+        columns += [PROBABILITY_PREFIX + str(i) for i in range(MAX_CLASSES)]
+    table = read_log(log_dir, model=rollout.model, since=rollout.started_at, columns=columns)
     received = np.asarray(table.column("received_at").to_numpy(zero_copy_only=False)).astype("datetime64[us]")
     in_step = received >= np.datetime64(rollout.step_started_at.replace(tzinfo=None), "us")
     version = np.asarray(table.column("version").to_numpy(zero_copy_only=False))
@@ -116,18 +118,35 @@ def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> 
     own_champion = model_ms[champion & ok & ~np.isnan(model_ms)]
     if len(own_challenger) and len(own_champion):  # logs from before model times were recorded have none
         results.append(slower("p95 model time factor", own_challenger, own_champion, checks))
-    a, b = score[champion & ok], score[challenger & ok]
-    divergence = score_psi_excess(a, b) if len(a) and len(b) else float("inf")
-    results.append(
-        Check(
-            name="score divergence (PSI)",
-            passed=divergence <= checks.max_divergence,
-            observed=round(divergence, 4) if np.isfinite(divergence) else "no scores",
-            threshold=f"≤ {checks.max_divergence}",
+    request_ids = np.asarray(table.column("request_id").to_numpy(zero_copy_only=False)).astype(str)
+    probabilities = class_probabilities(table) if task == "multiclass" else None
+    if probabilities is not None:
+        # Each class's probability, not only the predicted one's: a challenger that moves mass between two
+        # unpredicted classes, or swaps which class wins, shows here.
+        results.append(per_class_divergence(probabilities, champion & ok, challenger & ok, checks))
+    else:
+        a, b = score[champion & ok], score[challenger & ok]
+        divergence = score_psi_excess(a, b) if len(a) and len(b) else float("inf")
+        results.append(
+            Check(
+                name="score divergence (PSI)",
+                passed=divergence <= checks.max_divergence,
+                observed=round(divergence, 4) if np.isfinite(divergence) else "no scores",
+                threshold=f"≤ {checks.max_divergence}",
+            )
         )
-    )
-    if labels_dir is not None:
-        request_ids = np.asarray(table.column("request_id").to_numpy(zero_copy_only=False)).astype(str)
+    if task in ("multiclass", "regression"):
+        # Shadowed requests were answered by both versions: compare the answers request by request.
+        prediction = np.asarray(table.column("prediction").to_numpy(zero_copy_only=False), dtype=float)
+        paired = shadow_pairs(request_ids, version, routing, rollout, ok & in_step)
+        if paired is not None:
+            first, second = paired
+            if task == "multiclass":
+                results.append(class_agreement(prediction[first], prediction[second], checks))
+            else:
+                spread = float(np.std(prediction[champion & ok])) if (champion & ok).any() else 0.0
+                results.append(pair_difference(prediction[first], prediction[second], spread, checks))
+    if labels_dir is not None and task == "binary":
         online = online_metric_check(labels_dir, rollout, request_ids, score, champion & ok, challenger & ok)
         if online is not None:
             results.append(online)
@@ -136,6 +155,86 @@ def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> 
         checks=tuple(results),
         challenger_requests=n_challenger,
         champion_requests=n_champion,
+    )
+
+
+def class_probabilities(table: Any) -> np.ndarray | None:
+    """The logged probability of each class (rows × classes), or None when the log has none (older logs)."""
+    import numpy as np
+
+    from shipyard.predlog import PROBABILITY_PREFIX
+
+    names = sorted(
+        (n for n in table.column_names if n.startswith(PROBABILITY_PREFIX) and n.removeprefix(PROBABILITY_PREFIX).isdigit()),
+        key=lambda n: int(n.removeprefix(PROBABILITY_PREFIX)),
+    )
+    names = [n for n in names if table.column(n).null_count < table.num_rows]
+    if len(names) < 2:
+        return None
+    return np.column_stack([np.asarray(table.column(n).to_numpy(zero_copy_only=False), dtype=float) for n in names])
+
+
+def per_class_divergence(probabilities: np.ndarray, champion: np.ndarray, challenger: np.ndarray, checks: RolloutChecks) -> Check:
+    """The largest PSI (beyond sampling noise) over the classes' probabilities; every class's value is shown."""
+    import numpy as np
+
+    a_rows = champion & ~np.isnan(probabilities).any(axis=1)
+    b_rows = challenger & ~np.isnan(probabilities).any(axis=1)
+    if not a_rows.any() or not b_rows.any():
+        return Check(
+            name="per-class score divergence (PSI)", passed=False, observed="no scores", threshold=f"≤ {checks.max_divergence}"
+        )
+    each = [score_psi_excess(probabilities[a_rows, k], probabilities[b_rows, k]) for k in range(probabilities.shape[1])]
+    worst = int(np.argmax(each))
+    return Check(
+        name="per-class score divergence (PSI)",
+        passed=max(each) <= checks.max_divergence,
+        observed=f"{max(each):.4f} (class {worst}; by class: {', '.join(f'{v:.3f}' for v in each)})",
+        threshold=f"≤ {checks.max_divergence}",
+    )
+
+
+def shadow_pairs(
+    request_ids: np.ndarray, version: np.ndarray, routing: np.ndarray, rollout: Rollout, usable: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Row indices of (champion, challenger) answers to the same shadowed request in the step, or None without any."""
+    import numpy as np
+
+    shadow = np.flatnonzero(usable & (version == rollout.version) & (routing == "shadow"))
+    if not len(shadow):
+        return None
+    main = np.flatnonzero(usable & (version == rollout.champion) & (routing == "champion"))
+    where = {rid: i for i, rid in zip(main.tolist(), request_ids[main].tolist(), strict=True)}
+    pairs = [(where[rid], i) for i, rid in zip(shadow.tolist(), request_ids[shadow].tolist(), strict=True) if rid in where]
+    if not pairs:
+        return None
+    first, second = zip(*pairs, strict=True)
+    return np.asarray(first), np.asarray(second)
+
+
+def class_agreement(champion: np.ndarray, challenger: np.ndarray, checks: RolloutChecks) -> Check:
+    import numpy as np
+
+    rate = float(np.mean(champion == challenger))
+    return Check(
+        name="class agreement (shadowed requests)",
+        passed=rate >= checks.min_class_agreement,
+        observed=f"{rate:.4f} on {len(champion)} requests",
+        threshold=f"≥ {checks.min_class_agreement}",
+    )
+
+
+def pair_difference(champion: np.ndarray, challenger: np.ndarray, spread: float, checks: RolloutChecks) -> Check:
+    """Mean absolute difference of the two predictions on the same requests, in the champion's standard deviations."""
+    import numpy as np
+
+    difference = float(np.mean(np.abs(challenger - champion)))
+    scaled = difference / spread if spread > 0 else (0.0 if difference == 0 else float("inf"))
+    return Check(
+        name="mean absolute difference (shadowed requests)",
+        passed=scaled <= checks.max_pair_difference,
+        observed=f"{difference:.4g} ({scaled:.3f} sd) on {len(champion)} requests",
+        threshold=f"≤ {checks.max_pair_difference} sd of the champion's predictions",
     )
 
 

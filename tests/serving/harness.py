@@ -178,7 +178,9 @@ def customers(count: int = 500, seed: int = 11) -> list[dict[str, Any]]:
 
 class Load:
     """Clients sending single-row predictions until stopped, after ``max_requests``, or once ``seconds`` have
-    passed; every status, and every answering version, is kept."""
+    passed; every status, and every answering version, is kept. ``model`` and ``rows`` send another model's
+    rows (abalone, penguins); ``answered`` keeps each answered request's id and the index of the row it sent,
+    so a test can label what was served."""
 
     def __init__(
         self,
@@ -189,8 +191,10 @@ class Load:
         seconds: float | None = None,
         max_requests: int = 20_000,
         rows: list[dict[str, Any]] | None = None,
+        model: str = "churn",
     ) -> None:
-        self.url, self.bad_share, self.max_requests = url, bad_share, max_requests
+        self.url, self.bad_share, self.max_requests, self.model = url, bad_share, max_requests, model
+        self.answered: list[tuple[str, int]] = []
         self.until = time.monotonic() + seconds if seconds is not None else float("inf")
         self.rows = rows if rows is not None else customers()
         self.statuses: list[int] = []
@@ -205,13 +209,15 @@ class Load:
         rng = random.Random(seed)
         with httpx.Client(timeout=30) as client:
             while not self.stop.is_set() and len(self.statuses) < self.max_requests and time.monotonic() < self.until:
-                row = rng.choice(self.rows)
+                index = rng.randrange(len(self.rows))
+                row = self.rows[index]
                 if rng.random() < self.bad_share:
                     row = {**row, "contract_type": "lifetime"}
-                response = client.post(f"{self.url}/v1/models/churn:predict", content=json.dumps({"instances": [row]}))
+                response = client.post(f"{self.url}/v1/models/{self.model}:predict", content=json.dumps({"instances": [row]}))
                 self.statuses.append(response.status_code)
                 if response.status_code == 200:
                     self.versions.append(response.json()["version"])
+                    self.answered.append((response.headers["x-request-id"], index))
 
     def __enter__(self) -> Load:
         for thread in self.threads:

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
@@ -336,10 +336,19 @@ class DriftReport:
     dataset_drift: bool
     missing: list[str]
     notes: list[str]
+    class_scores: dict[str, FeatureDrift] = field(default_factory=dict)  # multiclass: each class's probability
+
+    @property
+    def score_psi(self) -> float | None:
+        """The score's PSI; for a multiclass model the largest over its predicted class's and each class's probability."""
+        judged = [s for s in (self.score, *self.class_scores.values()) if s is not None and s.status == "ok"]
+        return max((float(s.statistics["psi"]) for s in judged), default=None)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe."""
+        extra = {"class_scores": {k: v.to_dict() for k, v in self.class_scores.items()}} if self.class_scores else {}
         return {
+            **extra,
             "rows": self.rows,
             "reference_rows": self.reference_rows,
             "dataset_drift": self.dataset_drift,
@@ -355,7 +364,12 @@ class DriftReport:
 
 
 def drift_report(
-    profile: Profile, current: pd.DataFrame, *, scores: ArrayLike | None = None, spec: DriftSpec | None = None
+    profile: Profile,
+    current: pd.DataFrame,
+    *,
+    scores: ArrayLike | None = None,
+    spec: DriftSpec | None = None,
+    class_scores: ArrayLike | None = None,
 ) -> DriftReport:
     """Compare ``current`` (and the model's ``scores`` on it) with the reference ``profile``.
 
@@ -364,7 +378,8 @@ def drift_report(
     is a fact a scheduled monitor should report, not crash on. Its report has ``rows`` = 0, every
     feature ``empty``, ``evaluated`` = 0, ``dataset_drift`` False and a note saying nothing was
     compared. A spec naming a feature the profile lacks, or giving a feature a method that does
-    not apply to its type, raises ``InvalidSpec`` before anything is computed.
+    not apply to its type, raises ``InvalidSpec`` before anything is computed. ``class_scores``
+    (rows × classes) compares each class's probability with the profile's, when it has them.
     """
     spec = spec or DriftSpec()
     methods = _resolve(profile, spec)
@@ -391,6 +406,13 @@ def drift_report(
         else:
             values = score_values(scores)
             score = _numeric("score", profile.score, spec.score, values, len(values))
+    per_class: dict[str, FeatureDrift] = {}
+    if class_scores is not None and profile.class_scores:
+        matrix = np.asarray(class_scores, dtype=float)
+        for index, reference in profile.class_scores.items():
+            if int(index) < matrix.shape[1]:
+                values = matrix[:, int(index)]
+                per_class[index] = _numeric(f"p_{index}", reference, spec.score, values, len(values))
     evaluated = [drift for drift in features.values() if drift.status == "ok"]
     drifted = [drift.name for drift in evaluated if drift.drifted]
     share = len(drifted) / len(evaluated) if evaluated else 0.0
@@ -417,6 +439,7 @@ def drift_report(
         dataset_drift=bool(evaluated) and share >= spec.drift_share,
         missing=missing,
         notes=notes,
+        class_scores=per_class,
     )
 
 

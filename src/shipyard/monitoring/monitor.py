@@ -102,7 +102,13 @@ def features_of(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
 
 
 def live_performance(
-    frame: pd.DataFrame, labels: pd.DataFrame, *, metric: str, holdout: float | None
+    frame: pd.DataFrame,
+    labels: pd.DataFrame,
+    *,
+    metric: str,
+    holdout: float | None,
+    task: str = "binary",
+    classes: list[str] | None = None,
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """The primary metric on the labelled rows of the window, with its bootstrap interval, against the holdout value."""
     from shipyard.checks.comparison import METRICS, bootstrap_interval
@@ -110,22 +116,34 @@ def live_performance(
 
     if not len(labels):
         return None, ["no labels ingested yet: performance not judged"]
-    joined = frame[["request_id", "score"]].merge(labels[["request_id", "label"]], on="request_id", how="inner")
+    from shipyard.predlog import PROBABILITY_PREFIX
+
+    kept = ["request_id", "score", "prediction", *(c for c in frame.columns if str(c).startswith(PROBABILITY_PREFIX))]
+    joined = frame[[c for c in kept if c in frame.columns]].merge(labels[["request_id", "label"]], on="request_id", how="inner")
     joined = joined[joined["score"].notna()]
-    if metric in METRICS_BY_TASK["regression"]:
+    if task == "regression" or metric in METRICS_BY_TASK["regression"]:
         # A regression's logged score is its prediction; its label is the true value.
         if len(joined) < MIN_LABELLED:
             return None, [f"{len(joined)} labelled predictions in the window; {MIN_LABELLED} are needed"]
         from shipyard.checks.task_metrics import interval as task_interval
 
         live = task_interval("regression", metric, joined["label"].to_numpy(dtype=float), joined["score"].to_numpy())
+    elif task == "multiclass":
+        if not classes:
+            return None, ["the champion's evidence names no classes: multiclass performance not judged"]
+        if metric not in METRICS_BY_TASK["multiclass"]:
+            return None, [f"live {metric} is not measured for a multiclass model: performance not judged"]
+        known = joined[joined["label"].astype(str).isin(classes) & joined["prediction"].notna()]
+        if len(known) < MIN_LABELLED:
+            return None, [f"{len(known)} labelled predictions in the window; {MIN_LABELLED} are needed"]
+        live = task_interval_multiclass(known, metric, classes)
     elif metric not in METRICS:
         return None, [f"live {metric} from delayed labels is not measured for this model's task: performance not judged"]
     else:
-        classes = joined["label"].nunique()
-        if len(joined) < MIN_LABELLED or classes < 2:
+        classes_seen = joined["label"].nunique()
+        if len(joined) < MIN_LABELLED or classes_seen < 2:
             return None, [
-                f"{len(joined)} labelled predictions in the window ({classes} classes); {MIN_LABELLED} of both are needed"
+                f"{len(joined)} labelled predictions in the window ({classes_seen} classes); {MIN_LABELLED} of both are needed"
             ]
         live = bootstrap_interval(
             joined["label"].to_numpy(), joined["score"].to_numpy(), metric=metric, resamples=1000, seed=0
@@ -138,6 +156,23 @@ def live_performance(
         # Significant only when the whole interval lies on the worse side of the holdout value.
         result["significant"] = interval.ci_low > holdout if lower_better else interval.ci_high < holdout
     return result, []
+
+
+def task_interval_multiclass(joined: pd.DataFrame, metric: str, classes: list[str]) -> dict[str, Any]:
+    """A multiclass metric on labelled rows: the logged class probabilities (``p_<index>``) where the gateway
+    logged them, else the predicted class as certain (log loss then needs the probabilities)."""
+    import numpy as np
+
+    from shipyard.checks.task_metrics import interval
+    from shipyard.predlog import PROBABILITY_PREFIX
+
+    y = joined["label"].astype(str).map({name: index for index, name in enumerate(classes)}).to_numpy(dtype=int)
+    columns = [PROBABILITY_PREFIX + str(i) for i in range(len(classes))]
+    if all(c in joined.columns for c in columns) and joined[columns].notna().all(axis=None):
+        output = joined[columns].to_numpy(dtype=float)
+    else:
+        output = np.eye(len(classes))[joined["prediction"].to_numpy(dtype=int)]
+    return interval("multiclass", metric, y, output)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +191,8 @@ def observe(
     window: Window,
     labels: pd.DataFrame,
     holdout_metric: float | None,
+    task: str = "binary",
+    classes: list[str] | None = None,
 ) -> Observation:
     """Drift, errors and live performance of a window, and one reading per alert rule that could be judged."""
     import numpy as np
@@ -174,21 +211,27 @@ def observe(
     share: float | None = None
     score_psi: float | None = None
     if rows >= monitoring.min_rows:
+        from shipyard.predlog import PROBABILITY_PREFIX
+
         scores = ok["score"].to_numpy(dtype=float)
+        # A multiclass model's logged probability of each class, when the gateway logged them for every row.
+        columns = [PROBABILITY_PREFIX + index for index in profile.class_scores]
+        logged = task == "multiclass" and columns and all(c in ok.columns for c in columns)
+        per_class = ok[columns].to_numpy(dtype=float) if logged else None
         report = drift_report(
             profile,
             features_of(ok, profile),
             scores=scores if profile.score is not None and np.isfinite(scores).any() else None,
             spec=drift_spec(spec, model),
+            class_scores=per_class if per_class is not None and not np.isnan(per_class).any() else None,
         )
         drift = report.to_dict()
         dataset_drift = bool(report.dataset_drift)
         share = float(report.share_drifted)
-        if report.score is not None and report.score.status == "ok":
-            score_psi = float(report.score.statistics["psi"])
+        score_psi = report.score_psi
     else:
         notes.append(f"{rows} successful predictions in the window; {monitoring.min_rows} are needed to judge drift")
-    performance, why = live_performance(ok, labels, metric=spec.metric(), holdout=holdout_metric)
+    performance, why = live_performance(ok, labels, metric=spec.metric(task), holdout=holdout_metric, task=task, classes=classes)
     notes.extend(why)
 
     readings: list[SignalReading] = []

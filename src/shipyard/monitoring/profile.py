@@ -143,16 +143,21 @@ class Profile:
     rows: int
     format: ClassVar[str] = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)  # free-form provenance (e.g. run id), kept as is
+    # A multiclass model's holdout probability of each class, by the class's index in its label set.
+    class_scores: dict[str, NumericProfile] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe (no NaN or infinity); ``Profile.from_dict`` restores an equal profile."""
-        return {
+        data = {
             "format": FORMAT,
             "rows": self.rows,
             "features": {name: feature.to_dict() for name, feature in self.features.items()},
             "score": None if self.score is None else self.score.to_dict(),
             "extra": self.extra,
         }
+        if self.class_scores:  # absent for other tasks, as in profiles written before it
+            data["class_scores"] = {index: score.to_dict() for index, score in self.class_scores.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
@@ -177,7 +182,15 @@ class Profile:
         extra = data.get("extra", {})
         if not isinstance(extra, dict):
             raise InvalidSpec("a drift profile's 'extra' must be a mapping")
-        return cls(features=features, score=score, rows=_count(data, "rows"), extra=extra)
+        raw_classes = data.get("class_scores") or {}
+        try:
+            class_scores = {
+                str(index): NumericProfile.from_dict(_mapping(raw, f"class_scores.{index}"))
+                for index, raw in _mapping(raw_classes, "class_scores").items()
+            }
+        except InvalidSpec as exc:
+            raise InvalidSpec(f"class_scores: {exc.message}") from None
+        return cls(features=features, score=score, rows=_count(data, "rows"), extra=extra, class_scores=class_scores)
 
 
 def build_profile(
@@ -185,6 +198,7 @@ def build_profile(
     *,
     categorical: Sequence[str] | None = None,
     scores: ArrayLike | None = None,
+    class_scores: ArrayLike | None = None,
     bins: int = DEFAULT_BINS,
     sample_size: int = DEFAULT_SAMPLE_SIZE,
     seed: int = 0,
@@ -195,7 +209,7 @@ def build_profile(
     ``categorical``, when given, is the complete list of categorical columns and every other column
     must be numeric. NaN and None (and ±inf in numeric columns) count as missing and stay out of
     the statistics. ``seed`` sets where the systematic sample starts, for features with more than
-    ``sample_size`` distinct values.
+    ``sample_size`` distinct values. ``class_scores`` (rows × classes) profiles each class's probability.
     """
     if bins < 2:
         raise InvalidSpec(f"bins must be at least 2, got {bins}")
@@ -220,7 +234,12 @@ def build_profile(
     score = None
     if scores is not None:
         score = numeric_profile(score_values(scores), bins=bins, sample_size=sample_size, rng=rng)
-    return Profile(features=features, score=score, rows=len(frame))
+    per_class: dict[str, NumericProfile] = {}
+    if class_scores is not None:  # rows × classes: each class's probability
+        matrix = np.asarray(class_scores, dtype=float)
+        for index in range(matrix.shape[1]):
+            per_class[str(index)] = numeric_profile(matrix[:, index], bins=bins, sample_size=sample_size, rng=rng)
+    return Profile(features=features, score=score, rows=len(frame), class_scores=per_class)
 
 
 def numeric_profile(

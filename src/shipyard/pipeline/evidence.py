@@ -121,7 +121,12 @@ def log_reference_profile(registry: Registry, run_id: str, model: Any, prepared:
 
         labels = classes(prepared.parts.train[prepared.target]) if prepared.task == "multiclass" else []
         scores = task_scores(model, prepared.parts.holdout[features], prepared.task, labels)
-    profile = build_profile(prepared.parts.train[features].reset_index(drop=True), scores=scores)
+    per_class = None
+    if prepared.task == "multiclass":  # each class's probability, watched beside the predicted class's
+        from shipyard.checks.outputs import class_probabilities
+
+        per_class = class_probabilities(model, prepared.parts.holdout[features], labels)
+    profile = build_profile(prepared.parts.train[features].reset_index(drop=True), scores=scores, class_scores=per_class)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / PROFILE_ARTIFACT
         save_profile(profile, path)

@@ -88,6 +88,7 @@ class Delivery(Training):
         self.authorize("promote:production", what=f"roll out {found.subject}", subject=found.subject)
         report = self.enforce_gate(found, Stage.PRODUCTION)
         merged = self._rollout_checks(model, checks)
+        task, _ = self.task_of(model, version)
         return self.store.start_rollout(
             actor=self.actor,
             model=model,
@@ -95,7 +96,8 @@ class Delivery(Training):
             strategy=strategy,
             steps=[float(s) for s in steps],
             interval_seconds=interval if interval is not None else spec.interval,
-            checks={**merged, "metric": self.settings.model(model).metric()},
+            # The task and metric of the version's evidence: a model whose task was inferred has none declared.
+            checks={**merged, "metric": self.settings.model(model).metric(task), "task": task},
             # Each threshold this rollout was given, as validated: the audit shows what was chosen, not only the result.
             overrides={key: merged[key] for key in checks or {}},
             failure_limit=spec.failure_limit,

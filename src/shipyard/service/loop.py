@@ -114,7 +114,10 @@ class Loop(Delivery):
         )
         evidence = self.store.evidence(name, version.version) or {}
         holdout = ((evidence.get("metrics") or {}).get("holdout") or {}).get(spec.metric(evidence.get("task")))
+        task = str(evidence.get("task") or spec.task or "binary")
         observation = observe(
+            task=task,
+            classes=evidence.get("classes"),
             model=name,
             version=version.version,
             spec=spec,
@@ -348,6 +351,7 @@ class Loop(Delivery):
 
         spec = self.settings.model(model)
         self.authorize("monitor", what=f"ingest labels for {model}", subject=model)
+        task, classes = self.task_of(model)
         result = ingest(
             path,
             model=model,
@@ -356,6 +360,8 @@ class Loop(Delivery):
             entity_key=entity_key or spec.data.id_column,
             label_column=label_column or spec.data.target,
             positive_label=spec.data.positive_label,
+            task=task,
+            classes=classes,
         )
         with self.store.write(self.actor) as tx:
             tx.audit("labels.ingested", model, result.to_dict())

@@ -111,6 +111,19 @@ class Versions(Mirroring):
             gate_reports=self.store.gate_reports(model, found.version),
         )
 
+    def task_of(self, model: str, version: int | None = None) -> tuple[str, list[str] | None]:
+        """A model's task and, for a multiclass one, its label set: the version's evidence (else the champion's,
+        else the latest version's) says what the pipeline found; the declared task when no evidence has one."""
+        declared = self.settings.model(model).task
+        versions = self.store.list_versions(model)
+        ordered = [v for v in versions if v.version == version] if version is not None else []
+        ordered += [v for v in versions if v.stage is Stage.PRODUCTION] + list(reversed(versions))
+        for found in ordered:
+            evidence = self.store.evidence(model, found.version) or {}
+            if evidence.get("task"):
+                return str(evidence["task"]), evidence.get("classes")
+        return declared or "binary", None
+
     def evidence(self, model: str, version: int) -> dict[str, Any] | None:
         self.store.get_version(model, version)
         return self.store.evidence(model, version)

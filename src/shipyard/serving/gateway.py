@@ -481,10 +481,11 @@ class Gateway:
         meters = self.metrics.meters(name, version)
         meters.batch_rows.observe(rows)
         meters.model_seconds.observe(done.model_seconds)
-        predictions, scores = done.predictions, done.scores
+        predictions, scores, probabilities = done.predictions, done.scores, None
         if done.loaded.task == "multiclass":
-            # One score per row for the histogram and the log: the predicted class's index and its probability.
-            predictions, scores = scores.argmax(axis=1), scores.max(axis=1)
+            # One score per row for the histogram and the log: the predicted class's index and its probability;
+            # each class's probability is logged beside them (drift and rollout divergence per class).
+            predictions, scores, probabilities = scores.argmax(axis=1), scores.max(axis=1), scores
         self.metrics.scores.observe_many(name, version, scores)
         if self.predlog is None:
             return
@@ -511,6 +512,7 @@ class Gateway:
             latency_ms=latency,
             status=[200] * rows,
             model_ms=[done.model_seconds * 1000.0] * rows,
+            probabilities=probabilities,
         )
         self.metrics.dropped_rows(self.predlog.dropped_rows)
 
