@@ -34,8 +34,28 @@ def test_random_split_is_seeded(project: Path) -> None:
     frame = pd.read_parquet(project / "data" / "churn.parquet")
     first, second = pipeline.split(spec, frame), pipeline.split(spec, frame)
     pd.testing.assert_frame_equal(first.holdout, second.holdout)
-    assert first.method == "random:seed=42"
-    assert not first.holdout["signup_date"].is_monotonic_increasing
+    assert first.method == "hash:seed=42"
+    assert first.holdout["signup_date"].min() < frame["signup_date"].quantile(0.05)  # old rows too, not the newest
+    assert abs(len(first.holdout) / len(frame) - 0.2) < 0.02  # about the holdout fraction
+    reseeded = spec.model_copy(update={"data": spec.data.model_copy(update={"seed": 7})})
+    assert set(pipeline.split(reseeded, frame).holdout["customer_id"]) != set(first.holdout["customer_id"])
+
+
+@pytest.mark.parametrize("id_column", ["customer_id", None])
+def test_rows_appended_for_a_retrain_never_cross_the_split(project: Path, id_column: str | None) -> None:
+    """A retrain on the data plus labelled traffic: its holdout holds none of the rows the champion trained on
+    (with a shuffle of the whole frame, a quarter of the new holdout had been the champion's training rows)."""
+    settings = load_settings(project, env={})
+    spec = settings.model("churn")
+    spec = spec.model_copy(update={"data": spec.data.model_copy(update={"time_column": None, "id_column": id_column})})
+    frame = pd.read_parquet(project / "data" / "churn.parquet")
+    old, new_rows = frame.iloc[:15_000], frame.iloc[15_000:]
+    champion = pipeline.split(spec, old)
+    retrain = pipeline.split(spec, pd.concat([old, new_rows], ignore_index=True))
+    assert not set(retrain.holdout["customer_id"]) & set(champion.train["customer_id"])
+    assert set(champion.holdout["customer_id"]) <= set(retrain.holdout["customer_id"])
+    shuffled = pipeline.split(spec, frame.sample(frac=1.0, random_state=5))  # the order rows come in does not matter
+    assert set(shuffled.holdout["customer_id"]) == set(retrain.holdout["customer_id"])
 
 
 def test_pipeline_logs_everything_and_registers_a_candidate(trained_project: Path) -> None:

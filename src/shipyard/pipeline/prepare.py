@@ -13,6 +13,8 @@ from shipyard.domain.errors import InvalidSpec
 if TYPE_CHECKING:
     import pandas as pd
 
+HASH_SPACE = 2**64  # a row hashes to a 64-bit number; it is held out below holdout_fraction of this range
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Split:
@@ -65,8 +67,15 @@ def feature_columns(spec: ModelSpec, frame: pd.DataFrame, source: str) -> list[s
 
 
 def split(spec: ModelSpec, frame: pd.DataFrame) -> Split:
-    """Deterministic: by time when configured (the holdout is the newest rows), else seeded."""
+    """Deterministic: by time when configured (the holdout is the newest rows), else by a seeded hash of each row.
+
+    A row's side follows from the row alone (its id when the spec names an id column, else all its values), so
+    rows appended later (a retrain on labelled traffic) never move an earlier row across: a retrained version's
+    holdout holds none of the rows its champion trained on, and the champion comparison is not tilted its way.
+    The hashed holdout is about ``holdout_fraction`` of the rows, not exactly.
+    """
     import numpy as np
+    import pandas as pd
 
     data = spec.data
     n_holdout = max(1, round(len(frame) * data.holdout_fraction))
@@ -77,10 +86,16 @@ def split(spec: ModelSpec, frame: pd.DataFrame) -> Split:
         ordered = frame.sort_values(keys, kind="mergesort").reset_index(drop=True)
         cut = len(ordered) - n_holdout
         return Split(train=ordered.iloc[:cut], holdout=ordered.iloc[cut:], method=f"time:{data.time_column}")
-    order = np.random.default_rng(data.seed).permutation(len(frame))
-    shuffled = frame.iloc[order].reset_index(drop=True)
-    cut = len(shuffled) - n_holdout
-    return Split(train=shuffled.iloc[:cut], holdout=shuffled.iloc[cut:], method=f"random:seed={data.seed}")
+    identity = frame[[data.id_column]] if data.id_column else frame
+    hashes = pd.util.hash_pandas_object(identity, index=False, hash_key=f"{data.seed & (2**64 - 1):016x}")
+    held = hashes.to_numpy() < np.uint64(int(HASH_SPACE * data.holdout_fraction))
+    holdout, train = frame[held].reset_index(drop=True), frame[~held].reset_index(drop=True)
+    if holdout.empty or train.empty:
+        raise InvalidSpec(
+            f"dataset has {len(frame)} rows; the seeded split put {len(holdout)} in the holdout and {len(train)} in training",
+            hint="Add rows, or change data.seed or data.holdout_fraction in shipyard.yaml.",
+        )
+    return Split(train=train, holdout=holdout, method=f"hash:seed={data.seed}")
 
 
 def check_binary_target(spec: ModelSpec, parts: Split) -> None:
