@@ -136,7 +136,21 @@ def trained_project(trained_template: Path, tmp_path: Path) -> Path:
 SHARED_FIXTURE_GROUPS = {"features_template": "feast-example"}
 
 
+# The longest tests (minutes each: the demo twice, load tests through real gateways, the feature-store example)
+# start first, so that neither worker is left running one alone at the end.
+SLOW_FIRST = (
+    "tests/test_demo.py",
+    "tests/features/",
+    "tests/serving/test_rollout.py",
+    "tests/serving/test_task_loops.py",
+    "tests/server/test_api.py::test_schemathesis",
+    "tests/test_packaging.py",
+    "tests/deploy/test_shared_log.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))  # stable: the same order on every worker
     for item in items:
         for fixture, group in SHARED_FIXTURE_GROUPS.items():
             if fixture in getattr(item, "fixturenames", ()):

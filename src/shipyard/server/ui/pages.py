@@ -21,7 +21,7 @@ from shipyard.server.ui.web import render
 
 if TYPE_CHECKING:
     from shipyard.domain.entities import AuditVerification, ModelVersion
-    from shipyard.domain.rollouts import Rollout
+    from shipyard.domain.rollouts import Analysis, Rollout
     from shipyard.service import Shipyard
 
 PAGE_SIZE = 50
@@ -257,13 +257,34 @@ async def rollout_page(
     name = request.path_params["model"]
 
     def gather() -> dict[str, Any]:
-        latest, analysis = acting.rollout_status(name, judge=True)
+        latest, analysis, share = rollout_snapshot(acting, name)
         allowed = acting.allowed_actions(name, latest.version) if latest is not None else {}
-        return {"name": name, "rollout": latest, "analysis": analysis, "allowed": allowed, "share": _share(acting, latest)}
+        return {"name": name, "rollout": latest, "analysis": analysis, "allowed": allowed, "share": share}
 
     context = await run_in_threadpool(gather)
     status = http_status(error) if error is not None else 200
     return render("rollout.html", {"viewer": seen, "done": done, "error": error, **context}, status=status)
+
+
+def rollout_snapshot(acting: Shipyard, name: str, *, tries: int = 5) -> tuple[Rollout | None, Analysis | None, float | None]:
+    """The model's latest rollout, its analysis and the traffic share the gateways follow, as one moment's.
+
+    The rollout and the deployment are two reads; a controller step between them would show a step beside the
+    next step's weight. So the rollout is read again after the deployment, until the two reads agree.
+    """
+    latest, analysis = acting.rollout_status(name, judge=True)
+    share = _share(acting, latest)
+    for _ in range(tries):
+        again, _ = acting.rollout_status(name, judge=False)
+        if _moment(again) == _moment(latest):
+            break
+        latest, analysis = acting.rollout_status(name, judge=True)
+        share = _share(acting, latest)
+    return latest, analysis, share
+
+
+def _moment(rollout: Rollout | None) -> tuple[Any, ...] | None:
+    return None if rollout is None else (rollout.id, rollout.state, rollout.step_index)
 
 
 def _share(acting: Shipyard, rollout: Rollout | None) -> float | None:
