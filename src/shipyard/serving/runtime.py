@@ -118,7 +118,7 @@ class LoadedModel:
     def timed_predict(self, columns: dict[str, Any], *, fast_only: bool = False) -> tuple[np.ndarray, np.ndarray, float] | None:
         """`predict` and the CPU seconds it took on this thread: unlike wall time, not inflated by other threads or
         processes, so versions answered on the event loop and in a predict thread compare alike (the rollout's
-        model-time check; a wall clock on the loop let a slow challenger pass beside its loaded champion)."""
+        model-time check)."""
         started = time.thread_time()
         answered = self.predict(columns, fast_only=fast_only)
         if answered is None:
