@@ -161,13 +161,14 @@ def test_the_mirrored_alerts_fire_where_the_monitor_does(tmp_path: Path) -> None
     assert checked.returncode != 0 and drift["alert"] in checked.stdout + checked.stderr
 
 
-def test_error_rate_alone_needs_no_monitor() -> None:
+def test_only_monitor_signals_need_the_monitor_and_repeated_signals_are_numbered() -> None:
     from shipyard.deploy.k8s import alert_rules
 
     only_errors = alert_rules(churn_target([{"signal": "error_rate", "threshold": 0.1, "action": "rollback"}]))
     assert [r["alert"] for r in only_errors] == ["ShipyardChurnErrorRate", "ShipyardChurnNotLoaded"]
-    twice = alert_rules(churn_target([{"signal": "prediction_drift", "threshold": t} for t in (0.1, 0.3)]))
+    twice = alert_rules(churn_target([{"signal": "prediction_drift", "threshold": t} for t in (0.1, 0.123456789)]))
     assert [r["alert"] for r in twice][:2] == ["ShipyardChurnPredictionDrift", "ShipyardChurnPredictionDrift2"]
+    assert twice[1]["expr"].endswith(">= 0.123456789")  # every digit the monitor compares with
 
 
 def test_an_invalid_object_is_caught_by_the_validators(tmp_path: Path) -> None:

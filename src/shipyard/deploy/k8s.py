@@ -205,7 +205,8 @@ def alert_rules(t: ServingTarget) -> list[dict[str, Any]]:
             )
             continue
         # Every replica shows the same reading (they read one store): max() makes them one alert.
-        expr = f'max(shipyard_monitor_signal{{model="{model}",signal="{rule.signal}"}}) >= {rule.threshold:g}'
+        # repr: every digit of the threshold (the monitor compares with all of them), where :g keeps six.
+        expr = f'max(shipyard_monitor_signal{{model="{model}",signal="{rule.signal}"}}) >= {rule.threshold!r}'
         if rule.signal == "metric_decay":  # the monitor fires only on a decay its bootstrap interval makes significant
             expr += f' and max(shipyard_monitor_metric_decay_significant{{model="{model}"}}) == 1'
         rules.append(
