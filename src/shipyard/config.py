@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -138,8 +138,12 @@ class RolloutSpec(_Spec):
         return {"canary": [5.0, 25.0, 50.0, 100.0], "shadow": [0.0], "bluegreen": [0.0, 100.0]}[strategy]
 
 
+Signal = Literal["feature_drift_share", "prediction_drift", "metric_decay", "error_rate"]
+SIGNALS: tuple[str, ...] = get_args(Signal)
+
+
 class AlertRule(_Spec):
-    signal: Literal["feature_drift_share", "prediction_drift", "metric_decay", "error_rate"] = Field(
+    signal: Signal = Field(
         description="feature_drift_share: share of features drifted; prediction_drift: PSI of the scores; "
         "metric_decay: holdout primary metric minus the live one (significant only); error_rate: failed share"
     )

@@ -45,3 +45,15 @@ def promtool_check(rules: dict[str, Any], tmp: Path) -> subprocess.CompletedProc
     path = tmp / "rules.yaml"
     path.write_text(yaml.safe_dump(rules, sort_keys=False))
     return subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+
+
+def promtool_test(rules: dict[str, Any], tests: list[dict[str, Any]], tmp: Path) -> subprocess.CompletedProcess[str]:
+    """`promtool test rules`: ``tests`` (input series, expected alerts at given times) against ``rules``."""
+    import yaml
+
+    promtool = shutil.which("promtool")
+    assert promtool is not None, "promtool is needed: Debian's prometheus package (.ci/run installs it)"
+    (tmp / "rules.yaml").write_text(yaml.safe_dump(rules, sort_keys=False))
+    path = tmp / "rules_test.yaml"
+    path.write_text(yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}, sort_keys=False))
+    return subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60, cwd=tmp)

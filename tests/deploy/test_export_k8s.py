@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from deploy.clusterchecks import kustomize, promtool_check, validate_operator_objects
+from deploy.clusterchecks import kustomize, promtool_check, promtool_test, validate_operator_objects
 from shipyard.cli import app
 from shipyard.service import Shipyard
 
@@ -60,10 +60,115 @@ def test_every_overlay_builds_and_validates(shipped: Path, tmp_path: Path) -> No
     metrics = {m["type"]: m for m in objects["HorizontalPodAutoscaler"]["spec"]["metrics"]}
     assert metrics["Resource"]["resource"]["name"] == "cpu"
     assert metrics["Pods"]["pods"]["metric"]["name"] == "shipyard_requests_per_second"
-    # The model's error_rate alert (threshold 0.05, action rollback in the churn example) is mirrored.
-    alerts = objects["PrometheusRule"]["spec"]["groups"][0]["rules"]
-    error = next(a for a in alerts if "ErrorRate" in a["alert"])
+    # Every alert rule of the churn example (one per signal) is mirrored, plus a stopped monitor and an unloaded model.
+    alerts = {a["alert"]: a for a in objects["PrometheusRule"]["spec"]["groups"][0]["rules"]}
+    mirrored = ["FeatureDriftShare", "MetricDecay", "PredictionDrift", "ErrorRate"]
+    assert list(alerts) == [f"ShipyardChurn{name}" for name in [*mirrored, "MonitorStale", "NotLoaded"]]
+    error = alerts["ShipyardChurnErrorRate"]
     assert error["expr"].endswith("> 0.05") and error["labels"]["severity"] == "critical"
+    drift = alerts["ShipyardChurnFeatureDriftShare"]
+    assert drift["expr"] == 'max(shipyard_monitor_signal{model="churn",signal="feature_drift_share"}) >= 0.25'
+    assert drift["annotations"]["shipyard_action"] == "retrain" and drift["labels"]["severity"] == "warning"
+    assert "shipyard_monitor_metric_decay_significant" in alerts["ShipyardChurnMetricDecay"]["expr"]
+    # The CronJob runs the monitor every 30 minutes (no monitoring.interval in the example): three missed runs alert.
+    assert alerts["ShipyardChurnMonitorStale"]["expr"].endswith("> 5400")
+
+
+def churn_target(alerts: list[dict[str, Any]], interval: float = 0.0) -> Any:
+    from shipyard.config import AlertRule, DeploySpec
+    from shipyard.deploy.target import ServingTarget, monitor_schedule
+
+    return ServingTarget(
+        project="p",
+        model="churn",
+        version=1,
+        image="p-churn:v1",
+        project_image="p:latest",
+        namespace="p",
+        deploy=DeploySpec(),
+        alerts=[AlertRule.model_validate(a) for a in alerts],
+        monitor_seconds=monitor_schedule(interval)[1],
+    )
+
+
+def firing(name: str, at: str, rule: dict[str, Any] | None) -> dict[str, Any]:
+    """What promtool should find for alert ``name`` at ``at``: ``rule``'s labels and annotations, or nothing."""
+    found = [] if rule is None else [{"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}]
+    return {"eval_time": at, "alertname": name, "exp_alerts": found}
+
+
+def test_the_mirrored_alerts_fire_where_the_monitor_does(tmp_path: Path) -> None:
+    """promtool runs the exported rules on series as two gateway replicas show them: each monitor signal alerts at
+    or above its threshold (as `shipyard monitor run` fires) and not below, a decay only when significant, and
+    a monitor that misses three scheduled runs (every 10 minutes here) alerts too."""
+    from shipyard.deploy.k8s import prometheus_rule
+
+    target = churn_target(
+        [
+            {"signal": "feature_drift_share", "threshold": 0.25, "action": "retrain"},
+            {"signal": "prediction_drift", "threshold": 0.2, "action": "rollback"},
+            {"signal": "metric_decay", "threshold": 0.03, "action": "none"},
+        ],
+        interval=600,
+    )
+    spec = prometheus_rule(target)["spec"]
+    rules = {r["alert"]: r for r in spec["groups"][0]["rules"]}
+    drift, psi, decay = (
+        rules["ShipyardChurnFeatureDriftShare"],
+        rules["ShipyardChurnPredictionDrift"],
+        rules["ShipyardChurnMetricDecay"],
+    )
+    assert psi["labels"]["severity"] == "critical"  # its action is a rollback
+
+    def series(name: str, values: str, **labels: str) -> list[dict[str, str]]:
+        return [
+            {
+                "series": name + "{" + ",".join(f'{k}="{v}"' for k, v in {**labels, "instance": replica}.items()) + "}",
+                "values": values,
+            }
+            for replica in ("gateway-a", "gateway-b")
+        ]
+
+    test = {
+        "interval": "1m",
+        # One sample a minute; each monitor run changes the readings (minutes 0-1, 2-3, 4-5).
+        "input_series": [
+            *series("shipyard_monitor_signal", "0.24 0.24 0.25 0.25 0.4 0.4", model="churn", signal="feature_drift_share"),
+            *series("shipyard_monitor_signal", "0.1 0.1 0.2 0.2 0.19 0.19", model="churn", signal="prediction_drift"),
+            *series("shipyard_monitor_signal", "0.05 0.05 0.05 0.05 0.02 0.02", model="churn", signal="metric_decay"),
+            *series("shipyard_monitor_metric_decay_significant", "0 0 1 1 1 1", model="churn"),
+            # The last run was recorded at Unix time 0 and none since.
+            *series("shipyard_monitor_run_timestamp_seconds", "0x40", model="churn"),
+        ],
+        "alert_rule_test": [
+            firing(drift["alert"], "1m", None),  # 0.24 < 0.25
+            firing(drift["alert"], "3m", drift),  # exactly the threshold: the monitor fires too
+            firing(drift["alert"], "5m", drift),
+            firing(psi["alert"], "1m", None),
+            firing(psi["alert"], "3m", psi),
+            firing(psi["alert"], "5m", None),  # back below
+            firing(decay["alert"], "1m", None),  # large but not significant
+            firing(decay["alert"], "3m", decay),
+            firing(decay["alert"], "5m", None),  # significant but small
+            firing("ShipyardChurnMonitorStale", "30m", None),  # three runs of 10 minutes may be missed
+            firing("ShipyardChurnMonitorStale", "31m", rules["ShipyardChurnMonitorStale"]),
+        ],
+    }
+    checked = promtool_test(spec, [test], tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # And the test can fail: the alert expected below the threshold is not there.
+    checked = promtool_test(spec, [{**test, "alert_rule_test": [firing(drift["alert"], "1m", drift)]}], tmp_path)
+    assert checked.returncode != 0 and drift["alert"] in checked.stdout + checked.stderr
+
+
+def test_only_monitor_signals_need_the_monitor_and_repeated_signals_are_numbered() -> None:
+    from shipyard.deploy.k8s import alert_rules
+
+    only_errors = alert_rules(churn_target([{"signal": "error_rate", "threshold": 0.1, "action": "rollback"}]))
+    assert [r["alert"] for r in only_errors] == ["ShipyardChurnErrorRate", "ShipyardChurnNotLoaded"]
+    twice = alert_rules(churn_target([{"signal": "prediction_drift", "threshold": t} for t in (0.1, 0.123456789)]))
+    assert [r["alert"] for r in twice][:2] == ["ShipyardChurnPredictionDrift", "ShipyardChurnPredictionDrift2"]
+    assert twice[1]["expr"].endswith(">= 0.123456789")  # every digit the monitor compares with
 
 
 def test_an_invalid_object_is_caught_by_the_validators(tmp_path: Path) -> None:

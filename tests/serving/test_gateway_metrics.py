@@ -89,3 +89,42 @@ def test_metrics_follow_prometheus_conventions(served: Path, caplog: pytest.LogC
     # the gateway's log says, in one line, what it now serves
     lines = [r.getMessage() for r in caplog.records if r.name == "shipyard.serving" and "applied" in r.getMessage()]
     assert lines and "\n" not in lines[0] and lines[0].endswith(": churn v1"), lines
+
+
+def test_metrics_show_the_latest_monitor_run_for_prometheus_to_alert_on(served: Path) -> None:
+    """The readings of `shipyard monitor run` reach /metrics, where the exported PrometheusRule judges them."""
+    from shipyard.config import SIGNALS
+    from shipyard.examples.churn.generator import generate
+    from shipyard.predlog import read_log
+    from shipyard.service import Shipyard
+
+    rows = generate(200, seed=11).drop(columns=["customer_id", "signup_date", "churned"])
+    with Server(served) as server, httpx.Client() as client:
+        body = '{"instances": ' + rows.to_json(orient="records") + "}"
+        answered = client.post(f"{server.url}/v1/models/churn:predict", content=body)
+        assert answered.status_code == 200, answered.text
+        logged = served / ".shipyard" / "predictions"
+        wait_for(lambda: read_log(logged, model="churn").num_rows >= 200)
+        with Shipyard.open(served, actor="rui", env={}) as service:
+            (first,) = service.monitor("churn", last=200, act=False)
+        wait_for(lambda: "shipyard_monitor_run_timestamp_seconds{" in client.get(f"{server.url}/metrics").text)
+        found = families(client.get(f"{server.url}/metrics").text)
+        with Shipyard.open(served, actor="rui", env={}) as service:
+            (second,) = service.monitor("churn", last=50, act=False)  # too few rows to judge anything
+        at = second.run.at.timestamp()
+        wait_for(
+            lambda: labelled(families(client.get(f"{server.url}/metrics").text)["shipyard_monitor_run_timestamp_seconds"]) == [at]
+        )
+        after = families(client.get(f"{server.url}/metrics").text)
+
+    # Without labels the decay is not judged; drift and errors are, and each reading is shown as recorded.
+    readings = {s["signal"]: s["observed"] for s in first.run.report["signals"]}
+    assert set(readings) == {"feature_drift_share", "prediction_drift", "error_rate"}
+    signal = found["shipyard_monitor_signal"]
+    assert signal.type == "gauge"
+    assert {s.labels["signal"]: s.value for s in signal.samples} == readings
+    assert {s.labels["model"] for s in signal.samples} == {"churn"} and set(readings) <= set(SIGNALS)
+    assert labelled(found["shipyard_monitor_run_timestamp_seconds"], model="churn") == [first.run.at.timestamp()]
+    assert labelled(found["shipyard_monitor_metric_decay_significant"]) == []
+    # A later run that judged nothing leaves no stale reading behind, only its time.
+    assert second.run.report["signals"] == [] and labelled(after["shipyard_monitor_signal"]) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from factories import register
@@ -55,6 +57,23 @@ def test_signals_are_independent_and_a_run_without_readings_changes_nothing(stor
     assert len(store.alerts(state="open")) == 2
     run(store)  # too little traffic to judge: open alerts stay open
     assert len(store.alerts(state="open")) == 2
+
+
+def test_the_latest_run_of_each_model_is_read_again_only_when_a_newer_one_comes(store: Store) -> None:
+    register(store, 1)
+    register(store, 1, model="fraud")
+    assert store.latest_monitor_runs(["churn", "fraud"]) == {}
+    run(store, reading(True))
+    second = run(store, reading(False, 0.1))
+    latest = store.latest_monitor_runs(["churn", "fraud", "unknown"])
+    assert list(latest) == ["churn"] and latest["churn"].id == second.run.id  # type: ignore[attr-defined]
+    assert latest["churn"].report == {"rows": 500}
+    # A run already known is handed back as it was given, not read again.
+    known = {"churn": replace(latest["churn"], report={"kept": True})}
+    assert store.latest_monitor_runs(["churn"], known=known)["churn"].report == {"kept": True}
+    third = run(store, reading(True, 0.7))
+    assert store.latest_monitor_runs(["churn"], known=known)["churn"].id == third.run.id  # type: ignore[attr-defined]
+    assert store.latest_monitor_runs(["fraud"], known=known) == {}  # a model not asked for is not answered
 
 
 def test_action_results_are_recorded_and_audited(store: Store) -> None:

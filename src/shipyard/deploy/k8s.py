@@ -165,28 +165,72 @@ def service_monitor(t: ServingTarget) -> dict[str, Any]:
     }
 
 
-def alert_rules(t: ServingTarget) -> list[dict[str, Any]]:
-    """Prometheus alerting rules mirroring the model's alert rules that the gateway's own metrics can judge.
+# What each monitor signal's alert says; the monitor fires at or above the threshold, and so do these.
+MONITOR_SUMMARIES = {
+    "feature_drift_share": "share of drifted features at or above {threshold}",
+    "prediction_drift": "PSI of the prediction scores at or above {threshold}",
+    "metric_decay": "live primary metric significantly worse than the holdout's, by {threshold} or more,",
+}
+STALE_RUNS = 3  # scheduled monitor runs that may go by before the missing readings are an alert
 
-    ``error_rate`` is the failed share of answered requests; the drift and decay signals are judged by
-    `shipyard monitor run` (the CronJob or CronWorkflow), which reads the prediction log, not Prometheus.
+
+def alert_rules(t: ServingTarget) -> list[dict[str, Any]]:
+    """Prometheus alerting rules mirroring every alert rule of the model, and one for a monitor that stopped.
+
+    ``error_rate`` is judged on the gateway's request counters; the drift and decay signals on the readings of
+    the latest `shipyard monitor run` (the CronJob or CronWorkflow), which the gateway shows as
+    ``shipyard_monitor_signal``, with the same comparison the monitor makes.
     """
     model = t.model.replace("\\", "\\\\").replace('"', '\\"')
     rules: list[dict[str, Any]] = []
-    for index, rule in enumerate(t.alerts):
-        if rule.signal != "error_rate":
+    seen: dict[str, int] = {}
+    for rule in t.alerts:
+        seen[rule.signal] = count = seen.get(rule.signal, 0) + 1
+        name = f"Shipyard{_camel(t.model)}{_camel(rule.signal)}{count if count > 1 else ''}"
+        labels = {"severity": "critical" if rule.action == "rollback" else "warning", "shipyard_model": t.model}
+        if rule.signal == "error_rate":
+            failed = f'sum(rate(shipyard_requests_total{{model="{model}",status!~"2.."}}[5m]))'
+            answered = f'sum(rate(shipyard_requests_total{{model="{model}"}}[5m]))'
+            rules.append(
+                {
+                    "alert": name,
+                    "expr": f"{failed} / {answered} > {rule.threshold:g}",
+                    "for": "5m",
+                    "labels": labels,
+                    "annotations": {
+                        "summary": f"{t.model}: failed share of requests above {rule.threshold:g}",
+                        "shipyard_action": rule.action,
+                    },
+                }
+            )
             continue
-        failed = f'sum(rate(shipyard_requests_total{{model="{model}",status!~"2.."}}[5m]))'
-        answered = f'sum(rate(shipyard_requests_total{{model="{model}"}}[5m]))'
+        # Every replica shows the same reading (they read one store): max() makes them one alert.
+        # repr: every digit of the threshold (the monitor compares with all of them), where :g keeps six.
+        expr = f'max(shipyard_monitor_signal{{model="{model}",signal="{rule.signal}"}}) >= {rule.threshold!r}'
+        if rule.signal == "metric_decay":  # the monitor fires only on a decay its bootstrap interval makes significant
+            expr += f' and max(shipyard_monitor_metric_decay_significant{{model="{model}"}}) == 1'
         rules.append(
             {
-                "alert": f"Shipyard{_camel(t.model)}ErrorRate{index or ''}",
-                "expr": f"{failed} / {answered} > {rule.threshold:g}",
-                "for": "5m",
-                "labels": {"severity": "critical" if rule.action == "rollback" else "warning", "shipyard_model": t.model},
+                "alert": name,
+                "expr": expr,
+                "labels": labels,
                 "annotations": {
-                    "summary": f"{t.model}: failed share of requests above {rule.threshold:g}",
+                    "summary": f"{t.model}: {MONITOR_SUMMARIES[rule.signal].format(threshold=f'{rule.threshold:g}')} "
+                    "in the latest monitor run",
                     "shipyard_action": rule.action,
+                },
+            }
+        )
+    if any(rule.signal != "error_rate" for rule in t.alerts):
+        stale = STALE_RUNS * t.monitor_seconds
+        rules.append(
+            {
+                "alert": f"Shipyard{_camel(t.model)}MonitorStale",
+                "expr": f'time() - max(shipyard_monitor_run_timestamp_seconds{{model="{model}"}}) > {stale:g}',
+                "labels": {"severity": "warning", "shipyard_model": t.model},
+                "annotations": {
+                    "summary": f"{t.model}: no monitor run recorded in {stale / 60:g} minutes ({STALE_RUNS} scheduled "
+                    "runs), so its drift and decay alerts are not judged"
                 },
             }
         )

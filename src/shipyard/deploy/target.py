@@ -32,6 +32,7 @@ class ServingTarget:
     namespace: str
     deploy: DeploySpec
     alerts: list[AlertRule] = field(default_factory=list)
+    monitor_seconds: float = 1800.0  # the longest gap between scheduled monitor runs (monitor_schedule)
     resources: dict[str, dict[str, str]] = field(default_factory=lambda: DEFAULT_RESOURCES)
     resources_from: str = "defaults"
 
@@ -50,6 +51,16 @@ class ServingTarget:
             "shipyard.dev/version": str(self.version),
             "shipyard.dev/resources-from": self.resources_from,
         }
+
+
+def monitor_schedule(interval: float) -> tuple[str, float]:
+    """The cron schedule of `shipyard monitor run` and the longest gap between two of its runs, in seconds: the
+    worker's monitoring interval when one is set (whole minutes, at least one), else every 30 minutes."""
+    minutes = max(1, round(interval / 60)) if interval > 0 else 30
+    if minutes < 60:
+        return f"*/{minutes} * * * *", minutes * 60.0
+    hours = minutes // 60
+    return f"0 */{hours} * * *", hours * 3600.0
 
 
 def image_for(deploy: DeploySpec, project: str, model: str, version: int) -> str:

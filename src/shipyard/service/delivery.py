@@ -55,7 +55,16 @@ class Delivery(Training):
             for name, spec in self.settings.spec.models.items()
             if spec.data.feast is not None
         }
-        return Gateway(self.store, self.registry, config, predlog=predlog, categories=categories, feature_repos=feature_repos)
+        monitored = [name for name in self.settings.spec.models if config.models is None or name in config.models]
+        return Gateway(
+            self.store,
+            self.registry,
+            config,
+            predlog=predlog,
+            categories=categories,
+            feature_repos=feature_repos,
+            monitored=monitored,
+        )
 
     def deployments(self) -> list[Deployment]:
         return self.store.deployments()

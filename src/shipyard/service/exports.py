@@ -20,7 +20,14 @@ if TYPE_CHECKING:
 class Exports(Versions):
     def serving_target(self, model: str, version: int | None = None, *, evidence: dict[str, Any] | None = None) -> ServingTarget:
         """What one version of ``model`` serves with, as exported (the champion when no version is given)."""
-        from shipyard.deploy.target import ServingTarget, dns_name, image_for, project_image_for, resources_from_footprint
+        from shipyard.deploy.target import (
+            ServingTarget,
+            dns_name,
+            image_for,
+            monitor_schedule,
+            project_image_for,
+            resources_from_footprint,
+        )
 
         spec = self.settings.model(model)
         if version is None:
@@ -47,6 +54,7 @@ class Exports(Versions):
             namespace=deploy.namespace or dns_name(project),
             deploy=deploy,
             alerts=list(spec.monitoring.alerts),
+            monitor_seconds=monitor_schedule(spec.monitoring.interval)[1],
             resources=resources,
             resources_from=source,
         )
@@ -61,20 +69,17 @@ class Exports(Versions):
         """The governed pipeline as an Argo WorkflowTemplate, and `shipyard monitor run` as a CronWorkflow and as
         a CronJob: file name → object."""
         from shipyard.deploy.argo import PipelineTarget, argo_files
-        from shipyard.deploy.target import dns_name, project_image_for
+        from shipyard.deploy.target import dns_name, monitor_schedule, project_image_for
 
         spec = self.settings.model(model)
         deploy = self.settings.spec.deploy
         project = self.settings.spec.project
-        interval = spec.monitoring.interval
-        # The worker's monitor interval when one is set (whole minutes, at least one), else every 30 minutes.
-        minutes = max(1, round(interval / 60)) if interval > 0 else 30
         target = PipelineTarget(
             project=project,
             model=model,
             image=project_image_for(deploy, project),
             namespace=deploy.namespace or dns_name(project),
-            monitor_schedule=f"*/{minutes} * * * *" if minutes < 60 else f"0 */{max(1, minutes // 60)} * * *",
+            monitor_schedule=monitor_schedule(spec.monitoring.interval)[0],
         )
         return argo_files(target)
 

@@ -14,6 +14,7 @@ import logging
 import random
 import time
 import zlib
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from shipyard.serving.metrics import GatewayMetrics
 from shipyard.serving.tokens import Tokens
 
 if TYPE_CHECKING:
+    from shipyard.domain.monitoring import MonitorRun
     from shipyard.predlog import PredictionLog
     from shipyard.registry import Registry
     from shipyard.serving.features import OnlineLookup
@@ -140,6 +142,7 @@ class Gateway:
         predlog: PredictionLog | None = None,
         categories: dict[str, dict[str, list[str]]] | None = None,
         feature_repos: dict[str, Path] | None = None,
+        monitored: Collection[str] = (),
     ) -> None:
         self.store = store
         self.feature_repos = feature_repos or {}  # model -> its Feast repository (models trained from a feature service)
@@ -164,6 +167,9 @@ class Gateway:
         self._reload_lock = asyncio.Lock()
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self.usage: dict[tuple[str, int], Usage] = {}  # per version, for the statistics route
+        self.monitored = sorted(monitored)  # declared models whose latest monitor run /metrics shows
+        self.monitor_runs: dict[str, MonitorRun] = {}
+        self._monitor_reader: asyncio.Task[None] | None = None
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -176,9 +182,11 @@ class Gateway:
             self._token_reader = loop.create_task(self._refresh_tokens_forever(), name="token refresh")
         await self.reload()
         self._reloader = loop.create_task(self._reload_forever(), name="deployment reload")
+        if self.monitored:
+            self._monitor_reader = loop.create_task(self._refresh_monitor_runs_forever(), name="monitor run refresh")
 
     async def stop(self) -> None:
-        for task in (self._reloader, self._token_reader):
+        for task in (self._reloader, self._token_reader, self._monitor_reader):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -224,6 +232,23 @@ class Gateway:
                 log.warning("token refresh failed, keeping the previous tokens: %s", exc.message)
             except Exception:
                 log.exception("token refresh failed, keeping the previous tokens")
+
+    async def refresh_monitor_runs(self) -> None:
+        """Re-read each monitored model's latest monitor run (its readings go to /metrics, for Prometheus' alerts)."""
+        runs = await asyncio.to_thread(self.store.latest_monitor_runs, self.monitored, known=self.monitor_runs)
+        self.metrics.monitor_runs(runs)
+        self.monitor_runs = runs
+
+    async def _refresh_monitor_runs_forever(self) -> None:
+        # Off the request path, at the deployment reload's pace; a failure only leaves the readings as they were.
+        while True:
+            try:
+                await self.refresh_monitor_runs()
+            except ShipyardError as exc:
+                log.warning("monitor run refresh failed, showing the previous readings: %s", exc.message)
+            except Exception:
+                log.exception("monitor run refresh failed, showing the previous readings")
+            await asyncio.sleep(self.config.reload_seconds)
 
     async def reload(self, *, force: bool = False) -> bool:
         """Apply the store's deployment state if its generation moved; True when something changed."""

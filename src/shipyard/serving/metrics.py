@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import platform
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import numpy as np
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
+
+    from shipyard.domain.monitoring import MonitorRun
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 MODEL_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -122,6 +124,22 @@ class GatewayMetrics:
             registry=r,
         )
         self.generation = Gauge("shipyard_deployment_generation", "Deployment generation applied", registry=r)
+        self.monitor_signal = Gauge(
+            "shipyard_monitor_signal",
+            "The latest monitor run's reading of each alert signal it could judge (the value its alert rules compare)",
+            ["model", "signal"],
+            registry=r,
+        )
+        self.monitor_decay_significant = Gauge(
+            "shipyard_monitor_metric_decay_significant",
+            "1 when the latest monitor run found the live primary metric significantly worse than the holdout's",
+            ["model"],
+            registry=r,
+        )
+        self.monitor_run_at = Gauge(
+            "shipyard_monitor_run_timestamp_seconds", "When the latest monitor run was recorded, Unix time", ["model"], registry=r
+        )
+        self._monitored: dict[str, tuple[int, set[str]]] = {}  # model -> its run id shown, and the signals it read
         self.log_dropped = Counter("shipyard_prediction_log_dropped_rows", "Prediction log rows dropped on overflow", registry=r)
         self._dropped_seen = 0
         self._dropped_lock = threading.Lock()
@@ -140,6 +158,37 @@ class GatewayMetrics:
                 model_seconds=self.model_time.labels(model, version),
             )
         return found
+
+    def monitor_runs(self, runs: Mapping[str, MonitorRun]) -> None:
+        """Show each model's latest monitor run: its time and readings, of the fixed signal names only (the labels
+        stay bounded). A signal the run could not judge (too few rows, no labels) has no sample."""
+        from shipyard.config import SIGNALS
+
+        for model in self._monitored.keys() - runs.keys():
+            for signal in self._monitored.pop(model)[1]:
+                self.monitor_signal.remove(model, signal)
+            self.monitor_decay_significant.remove(model)
+            self.monitor_run_at.remove(model)
+        for model, run in runs.items():
+            shown = self._monitored.get(model)
+            if shown is not None and shown[0] == run.id:
+                continue
+            readings = {
+                str(r["signal"]): float(r["observed"])
+                for r in run.report.get("signals") or ()
+                if r.get("signal") in SIGNALS and isinstance(r.get("observed"), (int, float))
+            }
+            for signal in (shown[1] if shown is not None else set()) - readings.keys():
+                self.monitor_signal.remove(model, signal)
+            for signal, observed in readings.items():
+                self.monitor_signal.labels(model, signal).set(observed)
+            significant = (run.report.get("performance") or {}).get("significant")
+            if isinstance(significant, bool):
+                self.monitor_decay_significant.labels(model).set(1 if significant else 0)
+            else:
+                self.monitor_decay_significant.remove(model)
+            self.monitor_run_at.labels(model).set(run.at.timestamp())
+            self._monitored[model] = (run.id, set(readings))
 
     def dropped_rows(self, total: int) -> None:
         """Count the prediction log's drops: ``total`` is its running count since the log opened."""

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from shipyard.domain.errors import NotFound
 from shipyard.domain.monitoring import Alert, MonitorRun
 from shipyard.store.base import StoreBase, Tx
-from shipyard.store.tables import AlertRow, MonitorRunRow
+from shipyard.store.tables import AlertRow, ModelRow, MonitorRunRow
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +180,27 @@ class MonitoringRecords(StoreBase):
         with self.read() as session:
             query = select(MonitorRunRow).where(MonitorRunRow.model_name == model).order_by(MonitorRunRow.id.desc()).limit(limit)
             return [row.to_entity() for row in session.scalars(query)]
+
+    def latest_monitor_runs(
+        self, models: Collection[str], *, known: Mapping[str, MonitorRun] | None = None
+    ) -> dict[str, MonitorRun]:
+        """Each of ``models``' latest monitor run (a model without one is left out).
+
+        A run already in ``known`` is kept rather than read again, so when no run is new this is one small
+        query (each model's latest run id): the gateway asks every reload interval.
+        """
+        known = known or {}
+        # Per model, so each is one look-up in the index, however many runs the model has.
+        latest_id = select(func.max(MonitorRunRow.id)).where(MonitorRunRow.model_name == ModelRow.name).scalar_subquery()
+        with self.read() as session:
+            found = session.execute(select(ModelRow.name, latest_id).where(ModelRow.name.in_(models)))
+            latest: dict[str, int] = {name: run_id for name, run_id in found if run_id is not None}
+            new = [run_id for name, run_id in latest.items() if name not in known or known[name].id != run_id]
+            read: dict[str, MonitorRun] = {}
+            if new:
+                rows = session.scalars(select(MonitorRunRow).where(MonitorRunRow.id.in_(new)))
+                read = {row.model_name: row.to_entity() for row in rows}
+        return {name: read[name] if name in read else known[name] for name in latest}
 
 
 __all__ = ["MonitoringRecords", "RecordedRun", "SignalReading", "resolve_left_production"]
