@@ -79,3 +79,7 @@ def test_one_rollout_is_judged_on_the_traffic_of_two_replicas(
     assert rollout is not None
     judged = [e for e in rollout.history if e["event"] == "next"]
     assert judged and judged[0]["analysis"]["challenger_requests"] >= MIN_REQUESTS
+    # A monitor run reads the shared location too: the new champion's rows from both replicas.
+    with Shipyard.open(first, actor="rui", env=env) as service:
+        (outcome,) = service.monitor("churn", act=False)
+    assert outcome.version == 2 and outcome.run.rows >= MIN_REQUESTS > len(little.statuses)
