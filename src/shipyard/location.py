@@ -267,8 +267,8 @@ class Location:
     def unavailable(self, verb: str, exc: BaseException) -> BackendUnavailable:
         if self.store is None:
             return BackendUnavailable(f"could not {verb} {self}: {exc}", hint="The folder must be readable and writable.")
-        where = f" ({SETTING}: {self.store.uri})"
-        return BackendUnavailable(f"could not {verb} {self}{where}: {exc}", hint=HINT)
+        endpoint = f", endpoint {self.store.endpoint}" if self.store.endpoint else ""
+        return BackendUnavailable(f"could not {verb} {self} ({SETTING}{endpoint}): {exc}", hint=HINT)
 
 
 def require_local(location: Location, what: str, setting: str) -> Path:
