@@ -107,10 +107,12 @@ def test_a_failed_flush_keeps_its_rows_then_counts_and_logs_what_it_drops(
     assert any("dropping 3 prediction-log rows" in r.getMessage() for r in caplog.records)
 
 
-def test_a_missing_bucket_is_one_clear_error(s3_shared: str) -> None:
+def test_a_missing_bucket_or_an_unknown_option_is_one_clear_error(s3_shared: str) -> None:
     with pytest.raises(BackendUnavailable, match=r"bucket 'no-such-bucket' .* does not exist") as caught:
         Location.shared("s3://no-such-bucket/shared").check()
     assert "Create the bucket" in (caught.value.hint or "")
+    with pytest.raises(InvalidSpec, match=r"not a URI pyarrow can open.*timeout"):
+        Location.shared(s3_shared + "?timeout=3").check()
     Location.shared(s3_shared).check()  # the real bucket passes
 
 

@@ -93,7 +93,12 @@ def _filesystem(store: ObjectStore) -> pafs.FileSystem:
     uri = parts._replace(query=urlencode(query)).geturl()
     try:
         filesystem, _ = pafs.FileSystem.from_uri(uri)
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:  # pyarrow's ArrowInvalid: an option it does not know, a malformed URI
+        raise InvalidSpec(
+            f"{SETTING} {store.uri!r} is not a URI pyarrow can open: {exc}",
+            hint="Write s3://bucket/prefix, optionally with pyarrow's S3 options (?region=…, ?scheme=http).",
+        ) from exc
+    except OSError as exc:
         raise BackendUnavailable(f"cannot open the object store {store.uri} ({SETTING}): {exc}", hint=HINT) from exc
     return filesystem
 
