@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
+import shipyard
 from shipyard.cli import app
 from shipyard.deploy.package import copied_sources
 from shipyard.serving.server import free_port
@@ -120,10 +121,20 @@ def test_bad_input_writes_nothing(shipped: Path, tmp_path: Path) -> None:
         assert not out.exists()
 
 
+def _build_dirs(checkout: Path) -> dict[str, float | None]:
+    """The modification times of the folders setuptools builds in, in Shipyard's own source tree (None: absent)."""
+    folders = [checkout / "build", *(checkout / "src").glob("*.egg-info")]
+    return {str(f): (f.stat().st_mtime if f.exists() else None) for f in folders}
+
+
 def test_the_project_package_holds_code_locked_requirements_and_shipyard(shipped: Path, tmp_path: Path) -> None:
     out = tmp_path / "project-ctx"
+    checkout = Path(shipyard.__file__).resolve().parents[2]
+    before = _build_dirs(checkout)
     result = run("--project", str(shipped), "package", "--project", "--out", str(out))
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    # Shipyard's wheel is built from a copy: two builds from one checkout at once collided in its build/ folder.
+    assert _build_dirs(checkout) == before
     dockerfile = (out / "Dockerfile").read_text()
     for source in copied_sources(dockerfile):
         assert (out / source).exists(), f"the Dockerfile copies {source}, which the context lacks"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,8 +79,16 @@ def shipyard_wheel(dest: Path) -> Path:
         )
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="shipyard-wheel-") as tmp:
+        # From a copy: setuptools builds in the source tree (build/, src/*.egg-info), so two builds from one
+        # checkout at once collide, and a stale build/ could slip files pyproject.toml does not declare into it.
+        source = Path(tmp) / "source"
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+        shutil.copytree(root / "src", source / "src", ignore=ignore)
+        for name in ("pyproject.toml", "README.md"):
+            if (root / name).is_file():
+                shutil.copyfile(root / name, source / name)
         built = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp, str(root)],
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp, str(source)],
             capture_output=True,
             text=True,
             check=False,
