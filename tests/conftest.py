@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -155,3 +156,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture, group in SHARED_FIXTURE_GROUPS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.xdist_group(group))
+
+
+# -- an S3-compatible object store: moto's server on a free local port (installs from PyPI with `.[dev]`) ----------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_shared(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new bucket on the S3-compatible server, with the standard AWS variables pointing at it (child processes
+    inherit them): returns the ``s3://bucket/shared`` prefix a project's deploy.shared_path names."""
+    import pyarrow.fs as pafs
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "shipyard-test",
+        "AWS_SECRET_ACCESS_KEY": "shipyard-test-secret",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",  # never ask an instance for credentials
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"shipyard-{uuid.uuid4().hex[:12]}"
+    host = s3_endpoint.removeprefix("http://")
+    pafs.S3FileSystem(endpoint_override=host, scheme="http", allow_bucket_creation=True).create_dir(bucket)
+    return f"s3://{bucket}/shared"

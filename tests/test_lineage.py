@@ -71,8 +71,8 @@ def test_steps_record_start_and_complete_or_fail_linked_to_their_parent(tmp_path
     pipeline, train, evaluate = run_pipeline(emitter)
 
     events = read_events(tmp_path / "lineage")
-    assert emitter.events_path() == tmp_path / "lineage" / "events.jsonl"
-    assert len(emitter.events_path().read_text().splitlines()) == 6
+    assert emitter.events_path().local == tmp_path / "lineage" / "events.jsonl"
+    assert len((tmp_path / "lineage" / "events.jsonl").read_text().splitlines()) == 6
     assert [(e["job"]["name"], e["eventType"]) for e in events] == [
         ("churn.pipeline", "START"),
         ("churn.train", "START"),
@@ -129,7 +129,7 @@ def test_read_events_of_an_empty_directory_is_empty_and_skips_a_torn_line(tmp_pa
     emitter = LineageEmitter(namespace="churn", directory=tmp_path)
     with emitter.step("churn.train"):
         pass
-    with emitter.events_path().open("a") as file:
+    with (tmp_path / "events.jsonl").open("a") as file:
         file.write('{"eventType": "STA')  # a process killed mid-write
     assert [e["eventType"] for e in read_events(tmp_path)] == ["START", "COMPLETE"]
 

@@ -10,12 +10,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shipyard.domain.errors import InvalidSpec, NotFound
 from shipyard.domain.tasks import ALL_METRICS, DEFAULT_METRIC, Task, metric_error
+
+if TYPE_CHECKING:
+    from shipyard.location import Location
 
 CONFIG_FILE = "shipyard.yaml"
 STATE_DIR = ".shipyard"
@@ -300,9 +303,33 @@ class DeploySpec(_Spec):
     gitops: GitOpsSpec | None = None
     shared_path: str | None = Field(
         default=None,
-        description="a folder every gateway replica and the worker share (a shared volume): the prediction log, "
-        "labels and lineage events live there, so rollouts and monitors judge every replica's traffic",
+        description="where every gateway replica and the worker record: a folder they share (a shared volume) or an "
+        "object store prefix (s3://bucket/prefix); the prediction log, labels and lineage events live there, so "
+        "rollouts and monitors judge every replica's traffic",
     )
+    shared_endpoint: str | None = Field(
+        default=None,
+        description="the S3-compatible endpoint of an s3:// shared_path, e.g. http://minio:9000 "
+        "(default: $AWS_ENDPOINT_URL, else AWS S3)",
+    )
+
+    @field_validator("shared_path")
+    @classmethod
+    def _shared_uri(cls, value: str | None) -> str | None:
+        from shipyard.location import check_uri
+
+        return None if value is None else check_uri(value)
+
+    @model_validator(mode="after")
+    def _endpoint_needs_store(self) -> DeploySpec:
+        from shipyard.location import is_object_store
+
+        if self.shared_endpoint and not (self.shared_path and is_object_store(self.shared_path)):
+            raise ValueError(
+                f"shared_endpoint is set ({self.shared_endpoint!r}) but shared_path is not an s3:// URI "
+                f"({self.shared_path!r}); expected both, e.g. shared_path: s3://bucket/prefix"
+            )
+        return self
 
 
 def _duration(value: Any) -> float:
@@ -414,6 +441,29 @@ class ProjectSpec(_Spec):
         default=None, description="actor → roles; without the key every actor holds every role but admin"
     )
 
+    @model_validator(mode="after")
+    def _log_rewrites_need_a_disk(self) -> ProjectSpec:
+        from shipyard.location import is_object_store
+
+        shared = self.deploy.shared_path
+        if not (shared and is_object_store(shared)):
+            return self
+        # compact_after's default (a day) is skipped quietly on an object store; a value written here is refused.
+        kept = self.retention.predictions
+        asked = [
+            name
+            for name in ("compact_after", "drop_inputs_after", "delete_after")
+            if getattr(kept, name) is not None and (name != "compact_after" or name in kept.model_fields_set)
+        ]
+        if asked:
+            settings = ", ".join(f"retention.predictions.{name}" for name in asked)
+            raise ValueError(
+                f"{settings} rewrites the prediction log in place with local renames, which an object store cannot do, "
+                f"and deploy.shared_path is {shared}; expected them unset (null) there. Expire old objects with the "
+                "bucket's lifecycle rules instead, or set deploy.shared_path to a folder on a shared volume"
+            )
+        return self
+
     @field_validator("principals", mode="before")
     @classmethod
     def _principals_declared(cls, value: Any) -> Any:
@@ -450,22 +500,26 @@ class Settings:
         return self.root / STATE_DIR
 
     @property
-    def shared_dir(self) -> Path:
-        """Where what the gateways and pipelines record lives: deploy.shared_path (a volume every replica mounts),
-        else the project's own state folder."""
+    def shared_dir(self) -> Location:
+        """Where what the gateways and pipelines record lives: deploy.shared_path (a volume every replica mounts,
+        or an object-store prefix), else the project's own state folder."""
+        from shipyard.location import Location, is_object_store
+
         shared = self.spec.deploy.shared_path
-        return self.resolve(shared) if shared else self.state_dir
+        if shared and is_object_store(shared):
+            return Location.shared(shared, endpoint=self.spec.deploy.shared_endpoint)
+        return Location.of(self.resolve(shared) if shared else self.state_dir)
 
     @property
-    def predictions_dir(self) -> Path:
+    def predictions_dir(self) -> Location:
         return self.shared_dir / "predictions"
 
     @property
-    def labels_dir(self) -> Path:
+    def labels_dir(self) -> Location:
         return self.shared_dir / "labels"
 
     @property
-    def lineage_dir(self) -> Path:
+    def lineage_dir(self) -> Location:
         return self.shared_dir / "lineage"
 
     def model(self, name: str) -> ModelSpec:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from shipyard.location import Location
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelCost:
@@ -54,7 +56,7 @@ class Costs:
         return {"since": self.since.isoformat(), "until": self.until.isoformat(), "models": [m.to_dict() for m in self.models]}
 
 
-def usage(log_root: Path, model: str, since: datetime, until: datetime) -> tuple[float, float, int, int]:
+def usage(log_root: Location | Path, model: str, since: datetime, until: datetime) -> tuple[float, float, int, int]:
     """CPU seconds, predictions served, rows logged and rows without a batch size, for one model."""
     import numpy as np
 
@@ -89,26 +91,22 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def lineage_bytes(lineage_dir: Path, models: Iterable[str]) -> dict[str, int]:
+def lineage_bytes(lineage_dir: Location | Path, models: Iterable[str]) -> dict[str, int]:
     """Bytes of the recorded OpenLineage events per model (a job is named ``<model>.<step>``)."""
-    from shipyard.lineage import EVENTS_FILE
+    from shipyard.lineage import event_lines
 
     wanted = set(models)
     sizes = dict.fromkeys(wanted, 0)
-    path = lineage_dir / EVENTS_FILE
-    if not path.is_file():
-        return sizes
-    with path.open("rb") as lines:
-        for line in lines:
-            try:
-                job = json.loads(line).get("job", {}).get("name", "")
-            except ValueError:
-                continue
-            owner = str(job).rpartition(".")[0]
-            if owner in wanted:
-                sizes[owner] += len(line)
+    for line in event_lines(lineage_dir):
+        try:
+            job = json.loads(line).get("job", {}).get("name", "")
+        except ValueError:
+            continue
+        owner = str(job).rpartition(".")[0]
+        if owner in wanted:
+            sizes[owner] += len(line) + 1  # with its newline, as the JSONL file holds it
     return sizes
 
 
-def log_bytes(log_root: Path, model: str) -> int:
-    return folder_bytes(log_root / f"model={quote(model, safe='')}")
+def log_bytes(log_root: Location | Path, model: str) -> int:
+    return (Location.of(log_root) / f"model={quote(model, safe='')}").size()

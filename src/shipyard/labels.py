@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.domain.errors import InvalidSpec
+from shipyard.location import Location
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,8 +38,8 @@ def ingest(
     path: Path,
     *,
     model: str,
-    log_root: Path,
-    labels_root: Path,
+    log_root: Location | Path,
+    labels_root: Location | Path,
     label_column: str,
     entity_key: str | None = None,
     positive_label: str | int | bool | None = None,
@@ -59,7 +60,6 @@ def ingest(
     """
     import pandas as pd
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from shipyard.data import read_frame, sha256_file
     from shipyard.predlog import FEATURE_PREFIX, read_log
@@ -104,8 +104,7 @@ def ingest(
     digest = sha256_file(path)
     written: str | None = None
     if len(joined):
-        folder = labels_root / f"model={model}"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = Location.of(labels_root) / f"model={model}"
         now = datetime.now(UTC)
         table = pa.table(
             {
@@ -116,9 +115,7 @@ def ingest(
             }
         )
         target = folder / f"part-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.parquet"
-        temporary = target.with_suffix(".tmp")
-        pq.write_table(table, temporary)
-        temporary.replace(target)  # readers never see a half-written file
+        target.write_parquet(table)  # readers never see a half-written file
         written = str(target)
     return Ingested(
         model=model,
@@ -218,7 +215,7 @@ def _as_stored(labels: pd.Series, task: str) -> pd.Series:
     return labels.astype("int64")
 
 
-def read_labels(labels_root: Path, model: str) -> pa.Table:
+def read_labels(labels_root: Location | Path, model: str) -> pa.Table:
     """request_id → label; the latest ingest wins for a request labelled twice.
 
     The label's type is the files': int8 (binary), float64 (regression) or text (multiclass); files of
@@ -229,11 +226,13 @@ def read_labels(labels_root: Path, model: str) -> pa.Table:
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    folder = labels_root / f"model={model}"
-    files = sorted(str(p) for p in folder.glob("part-*.parquet")) if folder.is_dir() else []
+    folder = Location.of(labels_root) / f"model={model}"
+    files = [(folder / name).path for name in folder.entries(kind="file", prefix="part-", suffix=".parquet")]
+    filesystem = folder.filesystem()
     label: pa.DataType = pa.int8()
     if files:
-        kinds = [fragment.physical_schema.field("label").type for fragment in ds.dataset(files, format="parquet").get_fragments()]
+        fragments = ds.dataset(files, format="parquet", filesystem=filesystem).get_fragments()
+        kinds = [fragment.physical_schema.field("label").type for fragment in fragments]
         if any(pa.types.is_string(t) or pa.types.is_large_string(t) for t in kinds):
             label = pa.string()
         elif any(pa.types.is_floating(t) for t in kinds):
@@ -241,7 +240,7 @@ def read_labels(labels_root: Path, model: str) -> pa.Table:
     schema = pa.schema([("request_id", pa.string()), ("label", label), ("ingested_at", pa.timestamp("us", tz="UTC"))])
     if not files:
         return schema.empty_table()
-    table = ds.dataset(files, format="parquet", schema=schema).to_table(columns=schema.names)
+    table = ds.dataset(files, format="parquet", schema=schema, filesystem=filesystem).to_table(columns=schema.names)
     order = pd.DataFrame(
         {
             "request_id": table.column("request_id").to_numpy(zero_copy_only=False),

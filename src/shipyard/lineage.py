@@ -3,7 +3,8 @@
 Each step is one OpenLineage run: START when it begins, COMPLETE or FAIL when it ends, with its input
 datasets (schema, fingerprint, row count) and its outputs (the registered model version). Events are
 built with openlineage-python's own classes and sent through its client. They are always appended to
-one JSONL file, the durable local record; with a URL (a Marquez-compatible endpoint) they are also
+one JSONL file, the durable local record (in an object store, which cannot append, each event is one
+object under ``events/``); with a URL (a Marquez-compatible endpoint) they are also
 posted to ``{url}/api/v1/lineage``, and a failing endpoint costs a warning, never the step or the event.
 
 openlineage-python is imported on first use: it costs half a second that ``import shipyard.lineage``
@@ -16,6 +17,7 @@ import json
 import logging
 import threading
 import traceback
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard import __version__
 from shipyard.domain.errors import BackendUnavailable
+from shipyard.location import Location
 
 if TYPE_CHECKING:
     from openlineage.client import OpenLineageClient
@@ -35,6 +38,7 @@ log = logging.getLogger("shipyard.lineage")
 
 PRODUCER = f"https://github.com/shipyard-ml/shipyard/tree/{__version__}"
 EVENTS_FILE = "events.jsonl"
+EVENTS_FOLDER = "events"  # in an object store: one object per event
 LINEAGE_ENDPOINT = "api/v1/lineage"
 # One retry on a refused connection or a 5xx: enough for a blip, and a dead endpoint costs a
 # pipeline two quick attempts per event rather than the client's default five with backoff.
@@ -127,18 +131,25 @@ class LineageEmitter:
     """Emits the OpenLineage events of pipeline steps to a JSONL file and, optionally, an HTTP endpoint."""
 
     def __init__(
-        self, *, namespace: str, directory: Path, url: str | None = None, api_key: str | None = None, timeout: float = 5.0
+        self,
+        *,
+        namespace: str,
+        directory: Location | Path,
+        url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 5.0,
     ) -> None:
         self.namespace = namespace
-        self.directory = Path(directory)
+        self.directory = Location.of(directory)
         self.url = url
         self._api_key = api_key
         self._timeout = timeout
         self._client: OpenLineageClient | None = None
         self._lock = threading.Lock()
 
-    def events_path(self) -> Path:
-        return self.directory / EVENTS_FILE
+    def events_path(self) -> Location:
+        """The JSONL file on a local disk; the folder of one object per event in an object store."""
+        return self.directory / (EVENTS_FILE if self.directory.local is not None else EVENTS_FOLDER)
 
     @contextmanager
     def step(
@@ -188,25 +199,34 @@ class LineageEmitter:
             self._client.emit(event)
 
 
-def read_events(directory: Path) -> list[dict[str, Any]]:
+def event_lines(directory: Location | Path) -> Iterator[bytes]:
+    """Each recorded event's JSON, oldest first: the JSONL file's lines, then (object store) one object each."""
+    location = Location.of(directory)
+    path = location / EVENTS_FILE
+    if path.is_file():
+        yield from path.read_bytes().splitlines()
+    folder = location / EVENTS_FOLDER
+    for name in folder.entries(kind="file", suffix=".json"):  # named by time first, so sorted is oldest first
+        yield (folder / name).read_bytes()
+
+
+def read_events(directory: Location | Path) -> list[dict[str, Any]]:
     """The events recorded under ``directory``, oldest first; none if nothing was recorded yet."""
-    path = Path(directory) / EVENTS_FILE
-    if not path.exists():
-        return []
     events = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(event_lines(directory), start=1):
         if not line.strip():
             continue
         try:
             events.append(json.loads(line))
         except json.JSONDecodeError as exc:
             # A process killed mid-write leaves a torn last line; the rest of the record still counts.
-            log.warning("lineage: skipping unreadable line %d of %s: %s", number, path, exc)
+            log.warning("lineage: skipping unreadable event %d under %s: %s", number, directory, exc)
     return events
 
 
-def _make_client(path: Path, url: str | None, api_key: str | None, timeout: float) -> OpenLineageClient:
+def _make_client(path: Location, url: str | None, api_key: str | None, timeout: float) -> OpenLineageClient:
     from openlineage.client import OpenLineageClient
+    from openlineage.client.serde import Serde
     from openlineage.client.transport import Transport
     from openlineage.client.transport.file import FileConfig, FileTransport
     from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport, TokenProvider
@@ -214,8 +234,19 @@ def _make_client(path: Path, url: str | None, api_key: str | None, timeout: floa
     if TYPE_CHECKING:
         from openlineage.client.client import Event
 
+    local = path.local
     # append=True: one JSONL file, one event per line, rather than the default file per event.
-    file = FileTransport(FileConfig(log_file_path=str(path), append=True))
+    file = FileTransport(FileConfig(log_file_path=str(local), append=True)) if local is not None else None
+
+    def record(event: Event) -> None:
+        if file is not None and local is not None:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            file.emit(event)
+            return
+        # An object store cannot append: each event is one object, named by time so a listing is in order.
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex}.json"
+        (path / name).write_bytes(Serde.to_json(event).encode())
+
     http: HttpTransport | None = None
     endpoint = ""
     if url:
@@ -236,9 +267,8 @@ def _make_client(path: Path, url: str | None, api_key: str | None, timeout: floa
 
         def emit(self, event: Event) -> None:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                file.emit(event)
-            except (OSError, RuntimeError) as exc:
+                record(event)
+            except (OSError, RuntimeError) as exc:  # an object store's failure is already BackendUnavailable
                 raise BackendUnavailable(
                     f"Could not record a lineage event in {path}: {exc}", hint="The lineage directory must be writable."
                 ) from exc

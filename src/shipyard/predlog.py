@@ -2,7 +2,8 @@
 
 `append` only keeps references; a writer thread converts pending batches
 column-wise and writes one file per model, version and UTC day under
-`root/model=<name>/date=<YYYY-MM-DD>/`.
+`root/model=<name>/date=<YYYY-MM-DD>/`. The root is a local folder or an
+object-store prefix (`shipyard.location`); each file appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
+
+from shipyard.location import Location
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -60,7 +63,7 @@ class PredictionLog:
 
     def __init__(
         self,
-        root: Path,
+        root: Location | Path,
         *,
         flush_rows: int = 5000,
         flush_seconds: float = 1.0,
@@ -74,7 +77,7 @@ class PredictionLog:
             raise ValueError(f"flush_seconds must be positive, got {flush_seconds}")
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError(f"sample_rate must be between 0 and 1, got {sample_rate}")
-        self.root = Path(root)
+        self.root = Location.of(root)
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.sample_rate = sample_rate
@@ -260,11 +263,20 @@ class PredictionLog:
             return written
 
     def _bound_unwritten(self) -> None:
+        dropped = 0
         while self._unwritten and self.pending_rows > self.max_pending_rows:
             _, _, table = self._unwritten.pop(0)
             self._unwritten_rows -= table.num_rows
+            dropped += table.num_rows
             with self._lock:
                 self._dropped_rows += table.num_rows
+        if dropped:
+            logger.error(
+                "dropping %d prediction-log rows: %s cannot be written and more than %d rows are pending",
+                dropped,
+                self.root,
+                self.max_pending_rows,
+            )
 
     def _convert(self, batches: deque[_Batch]) -> list[tuple[str, str, pa.Table]]:
         groups: dict[tuple[str, int], list[_Batch]] = {}
@@ -286,24 +298,10 @@ class PredictionLog:
         return tables
 
     def _write(self, model: str, day: str, table: pa.Table) -> None:
-        import pyarrow.parquet as pq
-
         folder = self.root / f"model={_segment(model)}" / f"date={day}"
-        folder.mkdir(parents=True, exist_ok=True)
+        # A unique name per file: replicas writing into one shared location never collide.
         name = f"part-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex}.parquet"
-        # A dot-name is invisible to pyarrow.dataset and to `part-*` globs until renamed.
-        temporary = folder / f".{name}.tmp"
-        try:
-            pq.write_table(table, temporary)
-            descriptor = os.open(temporary, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)  # else a crash after the rename can leave an empty file that breaks readers
-            finally:
-                os.close(descriptor)
-            os.replace(temporary, folder / name)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        (folder / name).write_parquet(table)
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -445,24 +443,28 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _log_files(root: Path, model: str | None, since: datetime | None, until: datetime | None) -> list[str]:
+def _log_files(root: Location, model: str | None, since: datetime | None, until: datetime | None) -> list[str]:
     """Prune by partition from folder names alone: listing every file of a long log costs more than reading a window."""
-    if not root.is_dir():
-        return []
     first = None if since is None else _utc(since).date().isoformat()
     last = None if until is None else _utc(until).date().isoformat()
-    models = [root / f"model={_segment(model)}"] if model is not None else sorted(root.glob("model=*"))
+    if model is not None:
+        models = [root / f"model={_segment(model)}"]
+    else:
+        models = [root / name for name in root.entries(kind="dir", prefix="model=")]
     files: list[str] = []
     for folder in models:
-        for day_folder in sorted(folder.glob("date=*")):
-            day = day_folder.name.removeprefix("date=")
+        for name in folder.entries(kind="dir", prefix="date="):
+            day = name.removeprefix("date=")
             if (first is None or day >= first) and (last is None or day <= last):
-                files.extend(sorted(str(path) for path in day_folder.glob("part-*.parquet")))
+                day_folder = folder / name
+                files.extend(
+                    (day_folder / part).path for part in day_folder.entries(kind="file", prefix="part-", suffix=".parquet")
+                )
     return files
 
 
 def read_log(
-    root: Path,
+    root: Location | Path,
     *,
     model: str | None = None,
     since: datetime | None = None,
@@ -477,16 +479,21 @@ def read_log(
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    files = _log_files(Path(root), model, since, until)
+    location = Location.of(root)
+    files = _log_files(location, model, since, until)
     if not files:
         return _select(base_schema().empty_table(), columns)
-    # Partitions were pruned from folder names, and every file carries its model, so the
-    # scan needs no partitioning; it needs one schema covering every file's features.
-    fragments = ds.dataset(files, format="parquet").get_fragments()
-    schema = pa.unify_schemas(
-        [base_schema(), *(fragment.physical_schema for fragment in fragments)], promote_options="permissive"
-    )
-    dataset = ds.dataset(files, format="parquet", schema=schema)
+    filesystem = location.filesystem()
+    try:
+        # Partitions were pruned from folder names, and every file carries its model, so the
+        # scan needs no partitioning; it needs one schema covering every file's features.
+        fragments = ds.dataset(files, format="parquet", filesystem=filesystem).get_fragments()
+        schema = pa.unify_schemas(
+            [base_schema(), *(fragment.physical_schema for fragment in fragments)], promote_options="permissive"
+        )
+    except OSError as exc:
+        raise location.unavailable("read", exc) from exc
+    dataset = ds.dataset(files, format="parquet", schema=schema, filesystem=filesystem)
     condition = None
     if since is not None:
         condition = ds.field("received_at") >= pa.scalar(_utc(since), pa.timestamp("us", tz="UTC"))
@@ -494,7 +501,11 @@ def read_log(
         before = ds.field("received_at") < pa.scalar(_utc(until), pa.timestamp("us", tz="UTC"))
         condition = before if condition is None else condition & before
     wanted = schema.names if columns is None else [name for name in columns if name in schema.names]
-    return _select(dataset.to_table(columns=wanted, filter=condition), columns)
+    try:
+        table = dataset.to_table(columns=wanted, filter=condition)
+    except OSError as exc:
+        raise location.unavailable("read", exc) from exc
+    return _select(table, columns)
 
 
 def _select(table: pa.Table, columns: list[str] | None) -> pa.Table:
@@ -509,20 +520,25 @@ def _select(table: pa.Table, columns: list[str] | None) -> pa.Table:
     )
 
 
-def find_request(root: Path, request_id: str) -> list[dict[str, Any]]:
+def find_request(root: Location | Path, request_id: str) -> list[dict[str, Any]]:
     """Every row recorded for one request id (a shadowed request has two), oldest first."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    files = _log_files(Path(root), None, None, None)
+    location = Location.of(root)
+    files = _log_files(location, None, None, None)
     if not files:
         return []
+    filesystem = location.filesystem()
     matches = ds.field("request_id") == request_id
-    # Scan only the id column everywhere, then read whole rows from the few files that match.
-    probe = ds.dataset(files, format="parquet", schema=pa.schema([("request_id", pa.string())]))
-    hits = probe.to_table(columns=["__filename"], filter=matches).column("__filename").to_pylist()
     rows: list[dict[str, Any]] = []
-    for path in sorted(set(hits)):
-        rows.extend(ds.dataset(path, format="parquet").to_table(filter=matches).to_pylist())
+    try:
+        # Scan only the id column everywhere, then read whole rows from the few files that match.
+        probe = ds.dataset(files, format="parquet", schema=pa.schema([("request_id", pa.string())]), filesystem=filesystem)
+        hits = probe.to_table(columns=["__filename"], filter=matches).column("__filename").to_pylist()
+        for path in sorted(set(hits)):
+            rows.extend(ds.dataset(path, format="parquet", filesystem=filesystem).to_table(filter=matches).to_pylist())
+    except OSError as exc:
+        raise location.unavailable("read", exc) from exc
     rows.sort(key=lambda row: row["received_at"])
     return rows

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from shipyard.location import Location
+
 CHALLENGER_ROUTES = ("challenger", "shadow")
 
 
@@ -60,7 +62,7 @@ def score_psi_excess(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -
     return max(0.0, score_psi(expected, actual, bins) - (bins - 1) * (1 / len(expected) + 1 / len(actual)))
 
 
-def analyze(log_dir: Path, rollout: Rollout, labels_dir: Path | None = None) -> Analysis:
+def analyze(log_dir: Location | Path, rollout: Rollout, labels_dir: Location | Path | None = None) -> Analysis:
     """The challenger over the current step's window against the champion since the rollout began.
 
     The champion's baseline spans the whole rollout because at the last step (or after a
@@ -269,7 +271,12 @@ def slower(name: str, challenger: np.ndarray, champion: np.ndarray, checks: Roll
 
 
 def online_metric_check(
-    labels_dir: Path, rollout: Rollout, request_ids: np.ndarray, score: np.ndarray, champion: np.ndarray, challenger: np.ndarray
+    labels_dir: Location | Path,
+    rollout: Rollout,
+    request_ids: np.ndarray,
+    score: np.ndarray,
+    champion: np.ndarray,
+    challenger: np.ndarray,
 ) -> Check | None:
     """Once labels have arrived for the window: the challenger's primary metric must not be significantly worse."""
     import numpy as np
@@ -348,7 +355,11 @@ class Decision:
 
 
 def decide(
-    rollouts: Iterable[Rollout], log_dir: Path, *, now: datetime | None = None, labels_dir: Path | None = None
+    rollouts: Iterable[Rollout],
+    log_dir: Location | Path,
+    *,
+    now: datetime | None = None,
+    labels_dir: Location | Path | None = None,
 ) -> list[Decision]:
     """Judge every running rollout whose step has had its interval of traffic; say what to do with each.
 

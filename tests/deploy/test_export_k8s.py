@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +221,7 @@ def test_nothing_in_production_is_a_clear_error(trained_project: Path, tmp_path:
     assert "--version" in result.stderr and not out.exists()
 
 
-def test_a_shared_path_is_mounted_from_one_claim_in_every_replica() -> None:
+def test_a_shared_path_is_mounted_from_one_claim_in_every_replica_or_reached_in_its_bucket() -> None:
     from shipyard.config import DeploySpec
     from shipyard.deploy.k8s import deployment
     from shipyard.deploy.target import ServingTarget
@@ -239,3 +240,10 @@ def test_a_shared_path_is_mounted_from_one_claim_in_every_replica() -> None:
     pod = obj["spec"]["template"]["spec"]
     assert pod["containers"][0]["volumeMounts"] == [{"name": "shared", "mountPath": "/app/shared"}]
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "shipyard-shared"
+
+    # In an object store there is no volume: the pods take the AWS variables from an optional Secret.
+    in_bucket = deployment(replace(target, deploy=DeploySpec(shared_path="s3://bucket/shipyard")))
+    kubernetes_validate.validate(in_bucket, K8S_VERSION, strict=True)
+    pod = in_bucket["spec"]["template"]["spec"]
+    assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0]
+    assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "shipyard-object-store", "optional": True}}]

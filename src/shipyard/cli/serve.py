@@ -121,6 +121,7 @@ def serve(
         auth=auth_by_default(host) if auth is None else auth,
         runtime=runtime or service.settings.spec.gateway.runtime,
     )
+    service.check_recording()
     hosted = None
     if worker is None:  # in team mode the server runs the worker: its changes are the server's to make
         worker = not service.settings.team
@@ -132,7 +133,7 @@ def serve(
     err_console().print(
         f"Serving {esc(', '.join(config.models or ['every deployed model']))} on http://{esc(host)}:{port} "
         f"({processes}; auth {'on' if config.auth else 'off'}; worker {'in this process' if hosted else 'elsewhere'}; "
-        f"prediction log in {esc(service.settings.predictions_dir)})"
+        f"prediction log in {esc(str(service.settings.predictions_dir))})"
     )
     if workers == 1:
         gateway = service.gateway(config)
@@ -175,6 +176,7 @@ def worker(
 
     log_decisions()
     service = svc(ctx)
+    service.check_recording()
     running = Worker(service)
     if metrics_port is not None:
         from prometheus_client import CollectorRegistry, start_http_server

@@ -10,9 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.deploy.target import PORT, ServingTarget, dns_name
+from shipyard.location import is_object_store
 
 SHARED_CLAIM = "shipyard-shared"  # deploy.shared_path: the volume every replica records into
 STORE_SECRET = "shipyard-store"  # holds `url`: the shared store (team mode); optional for a single replica
+# deploy.shared_path in an object store: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, … for the pods,
+# optional (a pod role, e.g. EKS's IRSA, needs none).
+OBJECT_STORE_SECRET = "shipyard-object-store"
 
 
 def deployment(t: ServingTarget) -> dict[str, Any]:
@@ -57,7 +61,10 @@ def deployment(t: ServingTarget) -> dict[str, Any]:
         "containers": [container],
     }
     shared = t.deploy.shared_path
-    if shared:
+    if shared and is_object_store(shared):
+        # Every replica records into one bucket prefix; its credentials and endpoint come from the AWS variables.
+        container["envFrom"] = [{"secretRef": {"name": OBJECT_STORE_SECRET, "optional": True}}]
+    elif shared:
         # Every replica records into one volume (a ReadWriteMany claim the cluster provides), so rollouts and
         # monitors judge the traffic of all of them.
         mount = shared if shared.startswith("/") else f"/app/{shared}"

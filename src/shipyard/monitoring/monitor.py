@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from shipyard.config import ModelSpec
+    from shipyard.location import Location
     from shipyard.monitoring.drift import DriftSpec
     from shipyard.monitoring.profile import Profile
 
@@ -74,7 +75,7 @@ def drift_spec(spec: ModelSpec, model: str) -> DriftSpec:
 
 
 def read_window(
-    log_root: Path, model: str, version: int, *, window: float, last: int | None, now: datetime | None = None
+    log_root: Location | Path, model: str, version: int, *, window: float, last: int | None, now: datetime | None = None
 ) -> Window:
     """The version's logged rows in the last ``window`` seconds, or its last ``last`` rows whenever they came."""
     from shipyard.predlog import read_log

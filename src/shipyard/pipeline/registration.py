@@ -74,7 +74,8 @@ def git_info(root: Path) -> GitInfo:
 
 
 def lineage_emitter(settings: Settings) -> LineageEmitter:
-    """OpenLineage events of pipeline steps: to .shipyard/lineage/events.jsonl, and to `lineage.url` when set."""
+    """OpenLineage events of pipeline steps: under the shared location's lineage/ (deploy.shared_path, else .shipyard/),
+    and to `lineage.url` when set."""
     config = settings.spec.lineage
     return LineageEmitter(
         namespace=f"shipyard/{settings.spec.project}", directory=settings.lineage_dir, url=config.url, api_key=config.api_key

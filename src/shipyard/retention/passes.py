@@ -3,6 +3,8 @@
 What is never touched: a model's champion, its previous champion (the rollback target), a version
 in a rollout, a version under legal hold, and the audit log (retention has no action on it; lineage
 events are kept as it is). A rule naming such a version is refused before anything is planned.
+A prediction log in an object store (deploy.shared_path: s3://…) is not rewritten: its files cannot
+be renamed there, so its lifecycle is the bucket's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.domain.errors import InvalidSpec
 from shipyard.domain.retention import RetentionAction, RetentionOutcome, RetentionPlan
 from shipyard.domain.stages import Stage
+from shipyard.location import require_local
 from shipyard.retention import logfiles
 from shipyard.retention.journal import Journal
 
@@ -80,8 +83,20 @@ def plan(settings: Settings, store: Store, registry: Registry, now: datetime) ->
     spec = settings.spec.retention
     keep = protected(store)
     check_rules(settings, keep)
-    actions = logfiles.plan(settings.predictions_dir, spec.predictions, now)
+    log_root = settings.predictions_dir.local
     kept: list[dict[str, Any]] = []
+    if log_root is not None:
+        actions = logfiles.plan(log_root, spec.predictions, now)
+    else:
+        # The configuration refuses these settings with an object store; only compact_after's default gets here.
+        actions = []
+        kept.append(
+            {
+                "subject": f"prediction log in {settings.predictions_dir}",
+                "rule": "retention.predictions",
+                "why": "an object store cannot rewrite files in place; its bucket's lifecycle rules expire old objects",
+            }
+        )
     claimed: set[tuple[str, int]] = set()
     for rule in spec.artifacts:
         stages = {Stage.parse(s) for s in rule.stages}
@@ -164,8 +179,8 @@ def apply(
     """
     from shipyard.registry import cold
 
-    root = settings.predictions_dir
-    for folder in logfiles.recover(root):
+    root = settings.predictions_dir.local
+    for folder in logfiles.recover(root) if root is not None else ():
         log.info("retention: finished an interrupted rewrite of %s", folder)
     journal = Journal(journal_path(settings))
     done: list[RetentionAction] = []
@@ -207,7 +222,8 @@ def _still_due(settings: Settings, store: Store, registry: Registry, action: Ret
     from shipyard.registry.tracking import local_path
 
     if action.kind in logfiles.KINDS:
-        return logfiles.still_due(settings.predictions_dir, action)
+        root = settings.predictions_dir.local
+        return root is not None and logfiles.still_due(root, action)
     if action.kind == "delete_run":
         from shipyard.registry.cleanup import run_exists
 
@@ -234,7 +250,8 @@ def _carry_out(settings: Settings, store: Store, registry: Registry, action: Ret
     from shipyard.registry.tracking import local_path
 
     if action.kind in logfiles.KINDS:
-        return logfiles.apply(settings.predictions_dir, action)
+        root = require_local(settings.predictions_dir, "rewriting the prediction log", "retention.predictions")
+        return logfiles.apply(root, action)
     if action.kind == "delete_run":
         from shipyard.registry.cleanup import delete_run
 

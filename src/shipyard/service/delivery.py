@@ -33,15 +33,19 @@ class Delivery(Training):
     # -- serving ----------------------------------------------------------------------------
 
     def gateway(self, config: GatewayConfig) -> Gateway:
-        """A gateway over this project's deployments, logging predictions under .shipyard/predictions.
+        """A gateway over this project's deployments, logging predictions under the shared location's predictions/
+        (deploy.shared_path, else .shipyard/predictions).
 
         It only serves: automated work (rollouts, monitor runs, figures) belongs to `shipyard.worker`.
         """
+        from shipyard.location import Location
         from shipyard.policy.spec import policy_for
         from shipyard.predlog import PredictionLog
         from shipyard.serving.gateway import Gateway
 
-        log_dir = config.log_dir or self.settings.predictions_dir
+        log_dir = Location.of(config.log_dir) if config.log_dir else self.settings.predictions_dir
+        # An object store that cannot be reached fails the start, with what to check, rather than every flush later.
+        log_dir.check()
         predlog = PredictionLog(log_dir, sample_rate=config.log_sample, flush_seconds=config.log_flush_seconds)
         categories: dict[str, dict[str, list[str]]] = {}
         for name in self.settings.spec.models:
@@ -65,6 +69,10 @@ class Delivery(Training):
             feature_repos=feature_repos,
             monitored=monitored,
         )
+
+    def check_recording(self) -> None:
+        """Refuse to start a gateway or worker whose shared location (deploy.shared_path) cannot be reached."""
+        self.settings.shared_dir.check()
 
     def deployments(self) -> list[Deployment]:
         return self.store.deployments()

@@ -151,7 +151,8 @@ class DriftViews(Loop):
         from shipyard.retention.logfiles import daily_profiles
 
         found: list[FeatureProfile] = []
-        paths = daily_profiles(self.settings.predictions_dir, model, chosen.version, chosen.window_start, chosen.window_end)
+        log_root = self.settings.predictions_dir.local  # retention writes daily profiles on a local disk only
+        paths = daily_profiles(log_root, model, chosen.version, chosen.window_start, chosen.window_end) if log_root else []
         for path in paths:
             day = load_profile(path)
             part = day.features.get(feature) if feature is not None else None
