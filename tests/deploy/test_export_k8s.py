@@ -66,7 +66,8 @@ def test_every_overlay_builds_and_validates(shipped: Path, tmp_path: Path) -> No
     mirrored = ["FeatureDriftShare", "MetricDecay", "PredictionDrift", "ErrorRate"]
     assert list(alerts) == [f"ShipyardChurn{name}" for name in [*mirrored, "MonitorStale", "NotLoaded"]]
     error = alerts["ShipyardChurnErrorRate"]
-    assert error["expr"].endswith("> 0.05") and error["labels"]["severity"] == "critical"
+    assert error["expr"].endswith(">= 0.05") and error["labels"]["severity"] == "critical"
+    assert 'status=~"5.."' in error["expr"]  # as the monitor counts: server errors only, not a client's 4xx
     drift = alerts["ShipyardChurnFeatureDriftShare"]
     assert drift["expr"] == 'max(shipyard_monitor_signal{model="churn",signal="feature_drift_share"}) >= 0.25'
     assert drift["annotations"]["shipyard_action"] == "retrain" and drift["labels"]["severity"] == "warning"

@@ -196,16 +196,17 @@ def alert_rules(t: ServingTarget) -> list[dict[str, Any]]:
         name = f"Shipyard{_camel(t.model)}{_camel(rule.signal)}{count if count > 1 else ''}"
         labels = {"severity": "critical" if rule.action == "rollback" else "warning", "shipyard_model": t.model}
         if rule.signal == "error_rate":
-            failed = f'sum(rate(shipyard_requests_total{{model="{model}",status!~"2.."}}[5m]))'
+            # As the monitor judges it: the share of answers that were server errors (5xx), at or above the threshold.
+            failed = f'sum(rate(shipyard_requests_total{{model="{model}",status=~"5.."}}[5m]))'
             answered = f'sum(rate(shipyard_requests_total{{model="{model}"}}[5m]))'
             rules.append(
                 {
                     "alert": name,
-                    "expr": f"{failed} / {answered} > {rule.threshold:g}",
+                    "expr": f"{failed} / {answered} >= {rule.threshold!r}",
                     "for": "5m",
                     "labels": labels,
                     "annotations": {
-                        "summary": f"{t.model}: failed share of requests above {rule.threshold:g}",
+                        "summary": f"{t.model}: share of server errors at or above {rule.threshold:g}",
                         "shipyard_action": rule.action,
                     },
                 }
