@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -115,3 +118,26 @@ def test_the_pipeline_records_the_feature_store(features_project: Path) -> None:
     assert ("feast://churn_features", "feature_views/customer_usage") in inputs
     # The online store was never materialized: every sampled entity differs, and says so.
     assert evidence["feature_skew"]["mismatch_rate"] == 1.0 and evidence["feature_skew"]["missing_online"] == 200
+
+
+def test_opening_a_feature_store_leaves_prometheus_in_single_process_mode(tmp_path: Path) -> None:
+    """Importing Feast sets PROMETHEUS_MULTIPROC_DIR (feast.metrics); opening a store takes it back, so a gateway's
+    metrics are not mistaken for multi-process ones. In a fresh process: this one may have imported Feast already."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "feature_store.yaml").write_text(
+        "project: p\nprovider: local\nregistry: data/registry.db\noffline_store:\n  type: file\n"
+        "online_store:\n  type: sqlite\n  path: data/online.db\nentity_key_serialization_version: 3\n"
+    )
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from shipyard.features.repo import FeatureSource, open_store\n"
+        "open_store(FeatureSource(repo=Path(sys.argv[1]), feature_service='none'))\n"
+        "assert 'feast' in sys.modules\n"
+        "print(os.environ.get('PROMETHEUS_MULTIPROC_DIR'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")}
+    done = subprocess.run([sys.executable, "-c", script, str(repo)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -78,8 +79,14 @@ def open_store(source: FeatureSource) -> FeatureStore:
             f"no Feast repository at {source.repo}: {STORE_FILE} is missing",
             hint="Point models.*.data.feast.repo in shipyard.yaml at the folder that holds feature_store.yaml.",
         )
+    # Importing Feast sets PROMETHEUS_MULTIPROC_DIR for this process (feast.metrics), which tells prometheus_client
+    # that a gateway's own in-memory metrics are multi-process ones: it then warns at every label removal. The
+    # variable is taken back unless it was set before.
+    preset = "PROMETHEUS_MULTIPROC_DIR" in os.environ
     from feast import FeatureStore
 
+    if not preset:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     try:
         return FeatureStore(repo_path=str(source.repo))
     except Exception as exc:  # Feast raises pydantic, YAML and its own errors for a bad feature_store.yaml

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -166,9 +167,9 @@ class GatewayMetrics:
 
         for model in self._monitored.keys() - runs.keys():
             for signal in self._monitored.pop(model)[1]:
-                self.monitor_signal.remove(model, signal)
-            self.monitor_decay_significant.remove(model)
-            self.monitor_run_at.remove(model)
+                _remove(self.monitor_signal, model, signal)
+            _remove(self.monitor_decay_significant, model)
+            _remove(self.monitor_run_at, model)
         for model, run in runs.items():
             shown = self._monitored.get(model)
             if shown is not None and shown[0] == run.id:
@@ -179,14 +180,14 @@ class GatewayMetrics:
                 if r.get("signal") in SIGNALS and isinstance(r.get("observed"), (int, float))
             }
             for signal in (shown[1] if shown is not None else set()) - readings.keys():
-                self.monitor_signal.remove(model, signal)
+                _remove(self.monitor_signal, model, signal)
             for signal, observed in readings.items():
                 self.monitor_signal.labels(model, signal).set(observed)
             significant = (run.report.get("performance") or {}).get("significant")
             if isinstance(significant, bool):
                 self.monitor_decay_significant.labels(model).set(1 if significant else 0)
             else:
-                self.monitor_decay_significant.remove(model)
+                _remove(self.monitor_decay_significant, model)
             self.monitor_run_at.labels(model).set(run.at.timestamp())
             self._monitored[model] = (run.id, set(readings))
 
@@ -201,3 +202,12 @@ class GatewayMetrics:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _remove(metric: Any, *labels: str) -> None:
+    """Drop one labelled child. prometheus_client warns that removal is not implemented in multi-process mode
+    whenever PROMETHEUS_MULTIPROC_DIR is set, and importing Feast sets it; these metrics live in this process's
+    memory (the gateway never runs prometheus_client's multi-process mode), so the removal is real."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Removal of labels has not been implemented", UserWarning)
+        metric.remove(*labels)
