@@ -135,6 +135,8 @@ def _root(
     # MLflow and Alembic narrate at INFO; the CLI speaks for itself. (MLflow
     # sets its own level when imported, from this variable.)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # Nor does MLflow's download progress bar belong between the CLI's own lines (a retrain loads the champion).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     state = State(project, actor)
     ctx.obj = state
