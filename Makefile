@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/shipyard demo
 
+# Two pytest-xdist workers per core: many tests spend their time waiting on servers, subprocesses and rollout
+# intervals. Each worker's OpenMP and BLAS pools get one thread, so they do not spin on each other's cores.
+WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+
 test: lint typecheck $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadgroup
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -132,7 +132,7 @@ def trained_project(trained_template: Path, tmp_path: Path) -> Path:
     return target
 
 
-# `make test` spreads the suite over every core (pytest-xdist, --dist loadgroup). Tests sharing an expensive
+# `make test` spreads the suite over two workers per core (pytest-xdist, --dist loadgroup). Tests sharing an expensive
 # session fixture run on one worker, so it is built once, not once per worker.
 SHARED_FIXTURE_GROUPS = {"features_template": "feast-example"}
 
