@@ -248,3 +248,24 @@ def test_a_shared_path_is_mounted_from_one_claim_in_every_replica_or_reached_in_
     pod = in_bucket["spec"]["template"]["spec"]
     assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0]
     assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "shipyard-object-store", "optional": True}}]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "schedule", "gap"),
+    [
+        (0, "*/30 * * * *", 1800),
+        (600, "*/10 * * * *", 600),
+        (6 * 3600, "0 */6 * * *", 6 * 3600),
+        (24 * 3600, "0 0 * * *", 86400),  # was "0 */24 * * *": the hour field stops at 23
+        (3 * 86400, "0 0 */3 * *", 3 * 86400),
+        (60 * 86400, "0 0 1 * *", 31 * 86400),
+    ],
+)
+def test_the_monitor_schedule_is_valid_cron_for_every_interval(seconds: float, schedule: str, gap: float) -> None:
+    from shipyard.deploy.target import monitor_schedule
+
+    assert monitor_schedule(seconds) == (schedule, gap)
+    minute, hour, day, _month, _weekday = schedule.split()
+    for field, top in ((minute, 59), (hour, 23), (day, 31)):
+        step = field.partition("/")[2]
+        assert not step or int(step) <= top, f"{schedule}: a step of {step} never repeats in a field that ends at {top}"

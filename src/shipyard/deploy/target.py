@@ -60,7 +60,16 @@ def monitor_schedule(interval: float) -> tuple[str, float]:
     if minutes < 60:
         return f"*/{minutes} * * * *", minutes * 60.0
     hours = minutes // 60
-    return f"0 */{hours} * * *", hours * 3600.0
+    if hours < 24:
+        return f"0 */{hours} * * *", hours * 3600.0
+    # A day or more: cron's hour field counts 0–23 only, so the step moves to the day of the month (a month's end
+    # makes one gap shorter, never longer); beyond 28 days, once a month.
+    days = hours // 24
+    if days == 1:
+        return "0 0 * * *", 86400.0
+    if days <= 28:
+        return f"0 0 */{days} * *", days * 86400.0
+    return "0 0 1 * *", 31 * 86400.0
 
 
 def image_for(deploy: DeploySpec, project: str, model: str, version: int) -> str:
