@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import zlib
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,11 +179,24 @@ class Gateway:
         loop = asyncio.get_running_loop()
         if self.config.auth:
             await self.refresh_tokens()
-            self._token_reader = loop.create_task(self._refresh_tokens_forever(), name="token refresh")
+            # Apart from deployment reloads: a model that takes seconds to load must not delay a revocation.
+            tokens = self._keep_refreshing(
+                self.refresh_tokens, self.config.token_seconds, "token refresh failed, keeping the previous tokens"
+            )
+            self._token_reader = loop.create_task(tokens, name="token refresh")
         await self.reload()
-        self._reloader = loop.create_task(self._reload_forever(), name="deployment reload")
-        if self.monitored:
-            self._monitor_reader = loop.create_task(self._refresh_monitor_runs_forever(), name="monitor run refresh")
+        reloads = self._keep_refreshing(
+            self.reload, self.config.reload_seconds, "deployment reload failed, serving the previous state"
+        )
+        self._reloader = loop.create_task(reloads, name="deployment reload")
+        if self.monitored:  # its first reading comes from the task: a store slow to answer does not delay the start
+            runs = self._keep_refreshing(
+                self.refresh_monitor_runs,
+                self.config.reload_seconds,
+                "monitor run refresh failed, showing the previous readings",
+                at_once=True,
+            )
+            self._monitor_reader = loop.create_task(runs, name="monitor run refresh")
 
     async def stop(self) -> None:
         for task in (self._reloader, self._token_reader, self._monitor_reader):
@@ -208,47 +221,33 @@ class Gateway:
         """Say "not ready" from now on, so load balancers stop sending; requests that still come are answered."""
         self.draining = True
 
-    async def _reload_forever(self) -> None:
+    @staticmethod
+    async def _keep_refreshing(
+        refresh: Callable[[], Awaitable[object]], seconds: float, failed: str, *, at_once: bool = False
+    ) -> None:
+        """Call ``refresh`` every ``seconds``, off the request path (first at once, or after one wait). A failure is
+        logged with ``failed`` (what the gateway keeps meanwhile), and the next turn tries again: a bug in one
+        refresh must not stop the gateway from following the store."""
+        if not at_once:
+            await asyncio.sleep(seconds)
         while True:
-            await asyncio.sleep(self.config.reload_seconds)
             try:
-                await self.reload()
+                await refresh()
             except ShipyardError as exc:
-                log.warning("deployment reload failed, serving the previous state: %s", exc.message)
-            except Exception:  # a bug in one reload must not stop the gateway from following the store
-                log.exception("deployment reload failed, serving the previous state")
+                log.warning("%s: %s", failed, exc.message)
+            except Exception:
+                log.exception(failed)
+            await asyncio.sleep(seconds)
 
     async def refresh_tokens(self) -> None:
         """Re-read the store's tokens; created or revoked, they count from now."""
         self.tokens.replace(await asyncio.to_thread(self.store.token_hashes))
-
-    async def _refresh_tokens_forever(self) -> None:
-        # Apart from deployment reloads: a model that takes seconds to load must not delay a revocation.
-        while True:
-            await asyncio.sleep(self.config.token_seconds)
-            try:
-                await self.refresh_tokens()
-            except ShipyardError as exc:
-                log.warning("token refresh failed, keeping the previous tokens: %s", exc.message)
-            except Exception:
-                log.exception("token refresh failed, keeping the previous tokens")
 
     async def refresh_monitor_runs(self) -> None:
         """Re-read each monitored model's latest monitor run (its readings go to /metrics, for Prometheus' alerts)."""
         runs = await asyncio.to_thread(self.store.latest_monitor_runs, self.monitored, known=self.monitor_runs)
         self.metrics.monitor_runs(runs)
         self.monitor_runs = runs
-
-    async def _refresh_monitor_runs_forever(self) -> None:
-        # Off the request path, at the deployment reload's pace; a failure only leaves the readings as they were.
-        while True:
-            try:
-                await self.refresh_monitor_runs()
-            except ShipyardError as exc:
-                log.warning("monitor run refresh failed, showing the previous readings: %s", exc.message)
-            except Exception:
-                log.exception("monitor run refresh failed, showing the previous readings")
-            await asyncio.sleep(self.config.reload_seconds)
 
     async def reload(self, *, force: bool = False) -> bool:
         """Apply the store's deployment state if its generation moved; True when something changed."""
