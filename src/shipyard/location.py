@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from shipyard import swap
 from shipyard.domain.errors import BackendUnavailable, InvalidSpec
 
 if TYPE_CHECKING:
@@ -208,20 +209,7 @@ class Location:
 
         local = self.local
         if local is not None:
-            local.parent.mkdir(parents=True, exist_ok=True)
-            # A dot-name is invisible to pyarrow.dataset and to `part-*` listings until renamed.
-            temporary = local.parent / f".{local.name}.tmp"
-            try:
-                pq.write_table(table, temporary)
-                descriptor = os.open(temporary, os.O_RDONLY)
-                try:
-                    os.fsync(descriptor)  # else a crash after the rename can leave an empty file that breaks readers
-                finally:
-                    os.close(descriptor)
-                os.replace(temporary, local)
-            except BaseException:
-                temporary.unlink(missing_ok=True)
-                raise
+            swap.replace_file(local, lambda temporary: pq.write_table(table, temporary))
             return
         # Encoded in memory first: a file that fails to encode never reaches the store.
         sink = pa.BufferOutputStream()
@@ -232,14 +220,7 @@ class Location:
         """Write ``data`` as this file, which readers see whole or not at all."""
         local = self.local
         if local is not None:
-            local.parent.mkdir(parents=True, exist_ok=True)
-            temporary = local.parent / f".{local.name}.tmp"
-            try:
-                temporary.write_bytes(data)
-                os.replace(temporary, local)
-            except BaseException:
-                temporary.unlink(missing_ok=True)
-                raise
+            swap.replace_file(local, lambda temporary: temporary.write_bytes(data))
             return
         self._upload(data)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 NEW, OLD, GONE = ".new", ".old", ".deleted"
@@ -29,6 +30,23 @@ def fsync(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def replace_file(target: Path, write: Callable[[Path], object]) -> None:
+    """Write one file through a dot-name beside it, synced, then renamed: readers see it whole or not at all.
+
+    The dot-name is invisible to pyarrow.dataset and to `part-*` listings until renamed; without the sync, a
+    crash after the rename can leave an empty file that breaks readers.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.parent / f".{target.name}.tmp"
+    try:
+        write(temporary)
+        fsync(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def begin(folder: Path) -> Path:
