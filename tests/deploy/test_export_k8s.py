@@ -76,7 +76,7 @@ def test_every_overlay_builds_and_validates(shipped: Path, tmp_path: Path) -> No
     assert alerts["ShipyardChurnMonitorStale"]["expr"].endswith("> 5400")
 
 
-def churn_target(alerts: list[dict[str, Any]], interval: float = 0.0) -> Any:
+def churn_target(alerts: list[dict[str, Any]], interval: float = 0.0, deploy: Any = None) -> Any:
     from shipyard.config import AlertRule, DeploySpec
     from shipyard.deploy.target import ServingTarget, monitor_schedule
 
@@ -87,7 +87,7 @@ def churn_target(alerts: list[dict[str, Any]], interval: float = 0.0) -> Any:
         image="p-churn:v1",
         project_image="p:latest",
         namespace="p",
-        deploy=DeploySpec(),
+        deploy=deploy or DeploySpec(),
         alerts=[AlertRule.model_validate(a) for a in alerts],
         monitor_seconds=monitor_schedule(interval)[1],
     )
@@ -225,17 +225,8 @@ def test_nothing_in_production_is_a_clear_error(trained_project: Path, tmp_path:
 def test_a_shared_path_is_mounted_from_one_claim_in_every_replica_or_reached_in_its_bucket() -> None:
     from shipyard.config import DeploySpec
     from shipyard.deploy.k8s import deployment
-    from shipyard.deploy.target import ServingTarget
 
-    target = ServingTarget(
-        project="p",
-        model="churn",
-        version=1,
-        image="p-churn:v1",
-        project_image="p:latest",
-        namespace="p",
-        deploy=DeploySpec(shared_path="shared"),
-    )
+    target = churn_target([], deploy=DeploySpec(shared_path="shared"))
     obj = deployment(target)
     kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
     pod = obj["spec"]["template"]["spec"]
